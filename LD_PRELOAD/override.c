@@ -1,0 +1,89 @@
+/*
+ * override.c — the C library's allocation names, as aliases of gomalloc's.
+ *
+ * Linked into lib/libgomalloc.so (for LD_PRELOAD and -lgomalloc) and
+ * lib/libgomalloc.a, never into the core archive the unit tests use, so the
+ * core can be tested beside glibc's malloc.  Every name a program or glibc
+ * itself may call must resolve here, or a block from one heap reaches the
+ * other: the standard names, the memalign family, and glibc's internal
+ * __libc_* entry points.  mallinfo, mallinfo2, malloc_stats and malloc_trim
+ * report and act on gomalloc's heap; mallopt accepts glibc's parameters and
+ * ignores them (gomalloc has no such tunables).
+ *
+ * An alias must name a function of its own translation unit, so this file
+ * compiles the API layer (alloc/malloc.c) in: malloc is then gm_malloc itself,
+ * with no extra call or jump.  The libraries link this object in place of
+ * malloc.o.
+ */
+#include "../alloc/malloc.c"
+
+#include <malloc.h>
+#include <stdlib.h>
+
+#define ALIAS(target) __attribute__((alias(#target), used, visibility("default")))
+
+void *malloc(size_t size) ALIAS(gm_malloc);
+void free(void *ptr) ALIAS(gm_free);
+void cfree(void *ptr) ALIAS(gm_free);
+void *calloc(size_t n, size_t size) ALIAS(gm_calloc);
+void *realloc(void *ptr, size_t size) ALIAS(gm_realloc);
+void *reallocarray(void *ptr, size_t n, size_t size) ALIAS(gm_reallocarray);
+void *aligned_alloc(size_t align, size_t size) ALIAS(gm_aligned_alloc);
+int posix_memalign(void **out, size_t align, size_t size) ALIAS(gm_posix_memalign);
+void *memalign(size_t align, size_t size) ALIAS(gm_memalign);
+void *valloc(size_t size) ALIAS(gm_valloc);
+void *pvalloc(size_t size) ALIAS(gm_pvalloc);
+size_t malloc_usable_size(void *ptr) ALIAS(gm_usable_size);
+
+/* glibc declares no attributes on its internal names; the aliases inherit
+ * gm_*'s, which is what they are. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
+void *__libc_malloc(size_t size) ALIAS(gm_malloc);
+void __libc_free(void *ptr) ALIAS(gm_free);
+void *__libc_calloc(size_t n, size_t size) ALIAS(gm_calloc);
+void *__libc_realloc(void *ptr, size_t size) ALIAS(gm_realloc);
+void *__libc_memalign(size_t align, size_t size) ALIAS(gm_memalign);
+void *__libc_valloc(size_t size) ALIAS(gm_valloc);
+void *__libc_pvalloc(size_t size) ALIAS(gm_pvalloc);
+
+GM_EXPORT int malloc_trim(size_t pad) {
+    (void)pad;
+    return gm_release();
+}
+
+GM_EXPORT void malloc_stats(void) { gm_print_stats(2); }
+
+GM_EXPORT int mallopt(int param, int value) {
+    (void)param;
+    (void)value;
+    return 1;
+}
+
+static size_t clamp_int(uint64_t v) { return v > (uint64_t)__INT_MAX__ ? (size_t)__INT_MAX__ : v; }
+
+GM_EXPORT struct mallinfo2 mallinfo2(void) {
+    struct gm_stats s;
+    struct mallinfo2 mi = {0};
+    gm_get_stats(&s);
+    mi.arena = s.committed - s.huge_mapped;
+    mi.hblks = 0;
+    mi.hblkhd = s.huge_mapped;
+    mi.uordblks = s.small_in_use + s.large_in_use - s.huge_mapped;
+    mi.fordblks = s.heap_free + s.cached;
+    mi.fsmblks = s.cached;
+    mi.keepcost = 0;
+    return mi;
+}
+
+GM_EXPORT struct mallinfo mallinfo(void) {
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi = {0};
+    mi.arena = (int)clamp_int(m2.arena);
+    mi.hblkhd = (int)clamp_int(m2.hblkhd);
+    mi.uordblks = (int)clamp_int(m2.uordblks);
+    mi.fordblks = (int)clamp_int(m2.fordblks);
+    mi.fsmblks = (int)clamp_int(m2.fsmblks);
+    return mi;
+}

@@ -1,0 +1,116 @@
+# gomalloc — build, test and benchmark.
+#
+#   make              lib/libgomalloc.so, lib/libgomalloc.a (and the core archive)
+#   make test         installs missing Debian packages, then every test below
+#   make test-unit    cmocka unit tests, one per layer, and the API tests
+#   make test-stress  threaded, thread-churn and fork stress tests (gm_ API and LD_PRELOAD)
+#   make test-programs real programs under LD_PRELOAD compared with glibc runs
+#   make test-valgrind unit and stress tests under memcheck
+#   make test-asan    unit and stress tests with ASan+UBSan (gm_ API)
+#   make test-tsan    threaded stress tests with TSan (gm_ API)
+#   make bench        allocator comparison (bench/bench.mk); QUICK=1 for a short run
+#   make CC=clang     builds with clang
+
+CC      ?= cc
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Werror
+NOBUILTIN := -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc \
+             -fno-builtin-realloc -fno-builtin-memalign -fno-builtin-posix_memalign
+BASE_CFLAGS := -std=c11 $(WARN) -g -fPIC -pthread -fvisibility=hidden \
+               -fno-semantic-interposition -ftls-model=initial-exec $(NOBUILTIN) \
+               -Iinclude -Ialloc
+CFLAGS  ?=
+ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
+
+CORE_SRC := $(wildcard alloc/*.c)
+CORE_HDR := $(wildcard alloc/*.h) include/gomalloc.h
+
+LIB_SO     := lib/libgomalloc.so
+LIB_A      := lib/libgomalloc.a
+CORE_LIB   := build/libgomalloc-core.a
+CORE_OBJ   := $(patsubst alloc/%.c,build/obj/%.o,$(CORE_SRC))
+OVERRIDE_OBJ := build/obj/override.o
+
+# Tests and their flags (used by tests/stress.mk too).
+TEST_CFLAGS := -std=gnu11 $(WARN) -g -O1 -pthread -Iinclude -Ialloc
+TEST_LIBS   := -lcmocka -pthread
+APT_PKGS    := libcmocka-dev valgrind gcc make git sqlite3 perl python3 time
+
+.PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan \
+        test-tsan deps check-sizeclasses
+.DEFAULT_GOAL := all
+
+all: $(LIB_SO) $(LIB_A) $(CORE_LIB)
+
+build/obj/%.o: alloc/%.c $(CORE_HDR) | build/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(OVERRIDE_OBJ): LD_PRELOAD/override.c alloc/malloc.c $(CORE_HDR) | build/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+# The libraries take override.o, which compiles malloc.c in, instead of malloc.o.
+LIB_OBJ := $(filter-out build/obj/malloc.o,$(CORE_OBJ)) $(OVERRIDE_OBJ)
+
+$(LIB_A): $(LIB_OBJ) | lib
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJ) | lib
+	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libgomalloc.so -o $@ $^
+
+build/obj build/tests lib:
+	mkdir -p $@
+
+# ---- dependencies -----------------------------------------------------------
+# Installs what is missing, as root, so a fresh Debian machine needs nothing else.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root or install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# ---- size classes -----------------------------------------------------------
+build/mksizeclasses: tools/mksizeclasses.c | build/obj
+	$(CC) -std=c11 -O2 $(WARN) -o $@ $<
+
+# ---- unit tests (cmocka, one file per layer) --------------------------------
+UNIT_NAMES := test_sizeclass test_fixalloc test_pagemap test_mheap test_mcentral \
+              test_mcache test_api
+UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
+
+build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LIBS)
+
+build/tests/test_%: tests/test_%.c $(CORE_LIB) | build/tests
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(CORE_LIB) $(TEST_LIBS)
+
+test-unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+-include tests/stress.mk
+-include bench/bench.mk
+
+# ---- sanitizer and valgrind variants ----------------------------------------
+SAN_DIR := build/san
+test-asan: | build/tests
+	$(MAKE) --no-print-directory -f Makefile.san SAN=asan
+test-tsan: | build/tests
+	$(MAKE) --no-print-directory -f Makefile.san SAN=tsan
+test-valgrind: $(UNIT_BINS) $(STRESS_BINS)
+	@set -e; for t in $(UNIT_BINS) $(STRESS_BINS); do echo "== valgrind $$t"; \
+	  GM_STRESS_SCALE=0.05 valgrind -q --error-exitcode=99 --leak-check=no $$t; done
+
+test: deps all
+	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory test-stress
+	$(MAKE) --no-print-directory test-programs
+	$(MAKE) --no-print-directory test-valgrind
+	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-tsan
+
+clean:
+	rm -rf build lib

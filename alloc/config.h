@@ -1,0 +1,51 @@
+/*
+ * config.h — compile-time knobs and the constants every layer shares.
+ *
+ * Variants (set with -D on the compiler line; the Makefile maps them):
+ *   GM_DEBUG=1     check internal invariants on slow paths (gm_assert); off, the
+ *                  checks expand to nothing.
+ *   GM_VALGRIND=1  (reserved) tell memcheck about blocks with client requests.
+ *
+ * Geometry: 8 KiB pages, grouped into 64 MiB arenas.  An arena is the unit of
+ * address-space reservation and of the pagemap (one arena-map entry per 64 MiB
+ * of address space, one page-info entry per page inside the arena).
+ */
+#ifndef GM_CONFIG_H
+#define GM_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef GM_DEBUG
+#define GM_DEBUG 0
+#endif
+
+#define GM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define GM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define GM_NOINLINE __attribute__((noinline))
+#define GM_COLD __attribute__((cold, noinline))
+#define GM_INLINE static inline __attribute__((always_inline))
+#define GM_EXPORT __attribute__((visibility("default")))
+#define GM_CACHELINE 64
+
+/* Address space: x86-64 and arm64 user space is below 2^47. */
+#define GM_ADDRESS_BITS 47
+
+/* Arena: 64 MiB of address space, 8192 pages. */
+#define GM_ARENA_SHIFT 26
+#define GM_ARENA_SIZE ((uintptr_t)1 << GM_ARENA_SHIFT)
+#define GM_ARENA_PAGES (GM_ARENA_SIZE >> 13)
+#define GM_ARENA_MAP_ENTRIES ((uintptr_t)1 << (GM_ADDRESS_BITS - GM_ARENA_SHIFT))
+#define GM_ARENA_BITMAP_WORDS (GM_ARENA_PAGES / 64)
+
+/* Committing grows an arena's readable range in steps of this size, so a run
+ * of small span allocations costs one mprotect per 2 MiB, not one per span. */
+#define GM_COMMIT_STEP ((uintptr_t)2 << 20)
+
+/* Blocks at or above this size get a mapping of their own (see mheap.c). */
+#define GM_HUGE_THRESHOLD ((size_t)16 << 20)
+
+/* Default bound on the bytes one thread's cache may hold. */
+#define GM_THREAD_CACHE_DEFAULT ((size_t)4 << 20)
+
+#endif /* GM_CONFIG_H */

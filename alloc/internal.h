@@ -1,0 +1,218 @@
+/*
+ * internal.h — the types shared between gomalloc's layers and the prototypes
+ * that cross files, grouped by the file that defines them.
+ *
+ * Layers, top to bottom (a file calls only layers below it):
+ *   malloc.c    the gm_* entry points, init, fork, statistics
+ *   mcache      per-thread caches (lock-free fast paths in mcache.h)
+ *   mcentral    per-class span lists and batches, one lock per class
+ *   span        carving a span into objects, returning objects to it
+ *   mheap       page runs in arenas, large and huge blocks, one lock
+ *   pagemap     address -> arena -> page info / span, lock-free reads
+ *   fixalloc    fixed-size metadata from raw mappings, one lock
+ *   os_linux    the only file that calls mmap/mprotect/madvise/munmap
+ *
+ * Lock order (a thread holding a lock may only take locks further right):
+ *   cache registry -> mcentral[1] -> ... -> mcentral[N-1] -> mheap -> fixalloc
+ * At most one mcentral lock is held at a time, except in the fork handlers,
+ * which take them all in ascending class order.
+ */
+#ifndef GM_INTERNAL_H
+#define GM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "sizeclasses.h"
+
+typedef struct gm_span gm_span_t;
+typedef struct gm_arena gm_arena_t;
+typedef struct gm_mcentral gm_mcentral_t;
+typedef struct gm_mcache gm_mcache_t;
+
+/* ---- os_linux.c ------------------------------------------------------ */
+void *gm_os_reserve(size_t size, size_t align);   /* PROT_NONE; NULL on failure */
+void *gm_os_map(size_t size);                     /* readable+writable, zeroed */
+bool gm_os_commit(void *addr, size_t size);       /* PROT_NONE -> read/write */
+/* Drops the contents of a committed range (RSS falls); returns true if the
+ * range now reads as zero (MADV_DONTNEED), false if undefined (MADV_FREE). */
+bool gm_os_release(void *addr, size_t size);
+void gm_os_unmap(void *addr, size_t size);
+size_t gm_os_page_size(void);
+void gm_os_write(int fd, const char *buf, size_t len);
+/* Fault injection for tests: the Nth mapping call from now fails (0 = off). */
+void gm_os_fail_after(unsigned long calls);
+__attribute__((noreturn)) void gm_fatal(const char *what, const void *addr);
+__attribute__((noreturn)) void gm_fatal_msg(const char *msg);
+/* Formats v into buf (hex with 0x prefix, or decimal); returns the length. */
+size_t gm_fmt_hex(char *buf, uintptr_t v);
+size_t gm_fmt_dec(char *buf, uint64_t v);
+/* Reads an environment variable from environ without allocating. */
+const char *gm_os_getenv(const char *name);
+
+#if GM_DEBUG
+#define gm_assert(cond) \
+    do { if (GM_UNLIKELY(!(cond))) gm_fatal_msg("assertion failed: " #cond); } while (0)
+#else
+#define gm_assert(cond) ((void)0)
+#endif
+
+/* ---- fixalloc.c ------------------------------------------------------ */
+/* Allocates fixed-size metadata objects; memory never comes from malloc. */
+typedef struct gm_fixalloc {
+    size_t size;              /* immutable after init */
+    void *free_list;          /* fixalloc lock */
+    char *chunk;              /* fixalloc lock: unused tail of the last chunk */
+    size_t chunk_left;        /* fixalloc lock */
+    size_t in_use;            /* fixalloc lock: objects handed out */
+} gm_fixalloc_t;
+
+void *gm_fixalloc_alloc(gm_fixalloc_t *fa);        /* zeroed; NULL on OOM */
+void gm_fixalloc_free(gm_fixalloc_t *fa, void *obj);
+uint64_t gm_fixalloc_mapped(void);
+void gm_fixalloc_lock(void);
+void gm_fixalloc_unlock(void);
+void gm_fixalloc_reinit_child(void);
+
+/* ---- span.c ---------------------------------------------------------- */
+enum gm_span_state { GM_SPAN_FREE = 0, GM_SPAN_SMALL, GM_SPAN_LARGE };
+
+struct gm_span {
+    uintptr_t base;           /* immutable while in use */
+    uint32_t npages;          /* immutable while in use */
+    uint8_t cls;              /* immutable while in use; 0 = large block */
+    uint8_t state;            /* mheap lock */
+    uint8_t in_partial;       /* mcentral lock: on the class's partial list */
+    uint8_t fresh_zero;       /* pages were all zero when the span was made */
+    /* Small spans, all under the class's mcentral lock: */
+    uint32_t nalloc;          /* objects out of the span (caches or program) */
+    uint32_t freeindex;       /* objects at or above it were never handed out */
+    void *free_list;          /* objects returned to the span */
+    gm_span_t *next, *prev;   /* mcentral partial list */
+    /* Large blocks: */
+    size_t large_size;        /* mheap lock: bytes usable (npages * page) */
+    gm_arena_t *arena;        /* immutable while in use */
+};
+
+/* Takes up to n objects out of span s into a list; returns how many. */
+uint32_t gm_span_take_locked(gm_span_t *s, uint32_t n, void **head, void **tail);
+/* Returns one object to its span. */
+void gm_span_put_locked(gm_span_t *s, void *obj);
+bool gm_span_has_free(const gm_span_t *s);
+
+/* ---- pagemap.c ------------------------------------------------------- */
+/* Per-page information, read without locks by free(): class in the low byte,
+ * page index within its span in the next byte.  Zero: not the first page of a
+ * large block nor a page of a small span. */
+typedef uint16_t gm_page_info_t;
+
+enum gm_arena_kind { GM_ARENA_HEAP = 1, GM_ARENA_HUGE = 2 };
+
+struct gm_arena {
+    gm_page_info_t page_info[GM_ARENA_PAGES];  /* written under mheap lock */
+    gm_span_t *spans[GM_ARENA_PAGES];          /* written under mheap lock */
+    /* Page allocator state, mheap lock: a bit per page. */
+    uint64_t free_bits[GM_ARENA_BITMAP_WORDS];     /* 1 = page free */
+    uint64_t dirty_bits[GM_ARENA_BITMAP_WORDS];    /* 1 = may be non-zero */
+    uint64_t released_bits[GM_ARENA_BITMAP_WORDS]; /* 1 = free, given back */
+    uintptr_t base;           /* immutable: arena slot start (64 MiB aligned) */
+    uintptr_t lo, hi;         /* immutable: reserved range inside the slot */
+    uintptr_t commit_end;     /* mheap lock: [lo, commit_end) is read/write */
+    uint32_t kind;            /* immutable */
+    uint32_t free_pages;      /* mheap lock */
+    uint32_t max_run_hint;    /* mheap lock: no free run longer than this */
+    gm_arena_t *next;         /* mheap lock: address-ordered list */
+    /* Huge blocks (kind == GM_ARENA_HUGE): */
+    uintptr_t huge_base;      /* immutable while mapped */
+    size_t huge_size;         /* immutable while mapped */
+};
+
+extern gm_arena_t *gm_arena_map[GM_ARENA_MAP_ENTRIES];
+
+/* Arena of an address, NULL if gomalloc owns none there. */
+static inline gm_arena_t *gm_pagemap_arena(uintptr_t addr) {
+    uintptr_t slot = addr >> GM_ARENA_SHIFT;
+    if (GM_UNLIKELY(slot >= GM_ARENA_MAP_ENTRIES))
+        return NULL;
+    return __atomic_load_n(&gm_arena_map[slot], __ATOMIC_ACQUIRE);
+}
+static inline uintptr_t gm_page_index(uintptr_t addr) {
+    return (addr >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1);
+}
+bool gm_pagemap_claim(uintptr_t start, size_t size, gm_arena_t *arena);
+void gm_pagemap_unclaim(uintptr_t start, size_t size);
+void gm_pagemap_set_span(gm_arena_t *a, gm_span_t *s);
+void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s);
+/* The span owning the object at addr, or NULL if addr is not the start of a
+ * block that is currently handed out by a small span or a large block. */
+gm_span_t *gm_pagemap_span_of(uintptr_t addr);
+
+/* ---- mheap.c --------------------------------------------------------- */
+gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
+gm_span_t *gm_mheap_alloc_large(size_t size, size_t align);
+void gm_mheap_free_span(gm_span_t *s);
+void *gm_mheap_alloc_huge(size_t size, size_t align);
+void gm_mheap_free_huge(gm_arena_t *a);
+/* Gives every free, still-backed page back to the OS; returns bytes given. */
+size_t gm_mheap_release_all(void);
+bool gm_mheap_range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n);
+void gm_mheap_lock(void);
+void gm_mheap_unlock(void);
+void gm_mheap_reinit_child(void);
+
+struct gm_heap_stats {
+    uint64_t mapped, committed, released, in_use, free, huge;
+    uint64_t large_blocks, large_bytes;
+};
+void gm_mheap_stats(struct gm_heap_stats *out);
+
+/* ---- mcentral.c ------------------------------------------------------ */
+/* Moves up to n objects of class cls into a list; returns how many (0 on
+ * out-of-memory). */
+uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail);
+/* Gives back a list of n objects of class cls (linked through word 0). */
+void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n);
+/* Returns every batch the class holds to its spans and empty spans to the heap. */
+void gm_mcentral_drain(uint8_t cls);
+void gm_mcentral_lock_all(void);
+void gm_mcentral_unlock_all(void);
+void gm_mcentral_reinit_child(void);
+struct gm_central_stats { uint64_t out_bytes, batch_bytes; };
+void gm_mcentral_stats(struct gm_central_stats *out);
+
+/* ---- mcache.c -------------------------------------------------------- */
+typedef struct gm_bin {
+    void *head;               /* owner thread only */
+    uint32_t count;           /* owner thread only */
+    uint32_t max;             /* owner thread only: flush above it */
+} gm_bin_t;
+
+struct gm_mcache {
+    gm_bin_t bins[GM_NUM_CLASSES];  /* owner thread only */
+    size_t max_bytes;               /* owner: sum over bins of max * size */
+    size_t limit;                   /* immutable: bound on max_bytes */
+    gm_mcache_t *next, *prev;       /* registry lock */
+};
+
+void *gm_mcache_alloc_slow(size_t size);
+/* Pushes ptr when the thread has no cache yet (or none any more). */
+void gm_mcache_free_nocache(void *ptr, uint8_t cls);
+/* Called by the free fast path when bin cls grew past its bound. */
+void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls);
+void gm_mcache_flush_all(gm_mcache_t *c);
+uint64_t gm_mcache_cached_bytes(void);
+uint64_t gm_mcache_count(void);
+void gm_mcache_registry_lock(void);
+void gm_mcache_registry_unlock(void);
+void gm_mcache_reinit_child(void);
+void gm_mcache_init(void);
+void gm_mcache_flush_current(void);
+
+/* ---- malloc.c -------------------------------------------------------- */
+void gm_init(void);
+__attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *p);
+
+#endif /* GM_INTERNAL_H */

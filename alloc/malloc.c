@@ -1,0 +1,324 @@
+/*
+ * malloc.c — gomalloc's entry points: size checks, errno, calloc overflow,
+ * realloc policy, aligned allocation, initialisation and fork.
+ *
+ * Structures, top down (see internal.h for the lock order):
+ *   mcache    per thread: a free list per size class (lock-free)
+ *   mcentral  per class: spans with free objects, parked batches (a lock each)
+ *   mheap     arenas of 8 KiB pages, first-fit bitmaps, large and huge blocks
+ *   pagemap   address -> arena -> (class, page in span) / span
+ *
+ * Allocating n bytes:
+ *   1. n <= 32 KiB: class = table[(n + 15) / 16]; pop the thread's list.
+ *   2. List empty: take a batch from the class's mcentral (a parked batch, or
+ *      objects carved from a span with free slots).
+ *   3. No span with free slots: the mcentral takes a span from the mheap.
+ *   4. No free run in any arena: the mheap reserves another arena.
+ *   5. n > 32 KiB: a page run from the mheap; n >= 16 MiB: its own mapping.
+ * Freeing p:
+ *   1. pagemap: arena of p, page info (class, page index in span).
+ *   2. Small and the start of an object: push on this thread's list; past
+ *      the list's bound, give a batch back to the mcentral.
+ *   3. Large/huge: back to the mheap (or unmapped).  Anything else, an
+ *      address gomalloc did not hand out, is reported and aborts.
+ *
+ * Only this layer sets errno.  Failures return NULL with ENOMEM.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gomalloc.h"
+#include "mcache.h"
+
+#define PAGE GM_PAGE_SIZE
+#define OS_PAGE 4096
+#define MIN_ALIGN 16
+
+static int init_state;   /* atomic: 0 never, 1 running, 2 done */
+
+/* ---- fork ---------------------------------------------------------------- */
+
+static void fork_prepare(void) {
+    gm_mcache_registry_lock();
+    gm_mcentral_lock_all();
+    gm_mheap_lock();
+    gm_fixalloc_lock();
+}
+
+static void fork_parent(void) {
+    gm_fixalloc_unlock();
+    gm_mheap_unlock();
+    gm_mcentral_unlock_all();
+    gm_mcache_registry_unlock();
+}
+
+static void fork_child(void) {
+    gm_fixalloc_reinit_child();
+    gm_mheap_reinit_child();
+    gm_mcentral_reinit_child();
+    gm_mcache_reinit_child();
+}
+
+/* Idempotent; safe to re-enter from malloc calls that pthread_atfork makes. */
+void gm_init(void) {
+    int expected = 0;
+    if (GM_LIKELY(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 0))
+        return;
+    if (!__atomic_compare_exchange_n(&init_state, &expected, 1, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return;
+    gm_mcache_init();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+}
+
+/* Runs before main and before the program's threads and forks. */
+__attribute__((constructor)) static void gm_constructor(void) { gm_init(); }
+
+void gm_invalid_pointer(const char *call, const void *p) {
+    char what[64];
+    size_t n = strlen(call);
+    if (n > sizeof what - 20)
+        n = sizeof what - 20;
+    memcpy(what, call, n);
+    memcpy(what + n, ": invalid pointer", 18);
+    gm_fatal(what, p);
+}
+
+/* ---- allocation ---------------------------------------------------------- */
+
+static void *fail_nomem(void) {
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* A block of at least size bytes (size > 32 KiB, or an alignment small
+ * classes cannot give), aligned to align, zeroed if asked. */
+static void *alloc_large(size_t size, size_t align, bool zero) {
+    if (size > PTRDIFF_MAX || align > PTRDIFF_MAX - size)
+        return fail_nomem();
+    if (size == 0)
+        size = 1;
+    size_t span_need = size + (align > PAGE ? align : 0);
+    if (span_need >= GM_HUGE_THRESHOLD) {
+        void *p = gm_mheap_alloc_huge(size, align);
+        return p ? p : fail_nomem();   /* fresh mappings are zero */
+    }
+    gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);
+    if (!s)
+        return fail_nomem();
+    void *p = (void *)s->base;
+    if (zero && !s->fresh_zero)
+        memset(p, 0, size);
+    return p;
+}
+
+static GM_NOINLINE void *malloc_slow(size_t size) {
+    if (size > GM_MAX_SMALL_SIZE)
+        return alloc_large(size, PAGE, false);
+    void *p = gm_mcache_alloc_slow(size);
+    return p ? p : fail_nomem();
+}
+
+GM_EXPORT void *gm_malloc(size_t size) {
+    void *p = gm_mcache_alloc_fast(size);
+    if (GM_LIKELY(p))
+        return p;
+    return malloc_slow(size);
+}
+
+GM_EXPORT void *gm_calloc(size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total))
+        return fail_nomem();
+    if (total > GM_MAX_SMALL_SIZE)
+        return alloc_large(total, PAGE, true);
+    void *p = gm_malloc(total);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+/* ---- free ------------------------------------------------------------------ */
+
+static GM_NOINLINE void free_slow(void *ptr, const char *call) {
+    if (!ptr)
+        return;
+    uintptr_t addr = (uintptr_t)ptr;
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    if (!a)
+        gm_invalid_pointer(call, ptr);
+    if (a->kind == GM_ARENA_HUGE) {
+        if (addr != a->huge_base)
+            gm_invalid_pointer(call, ptr);
+        gm_mheap_free_huge(a);
+        return;
+    }
+    gm_span_t *s = gm_pagemap_span_of(addr);
+    if (!s)
+        gm_invalid_pointer(call, ptr);
+    if (s->cls)
+        gm_mcache_free_nocache(ptr, s->cls);
+    else
+        gm_mheap_free_span(s);
+}
+
+GM_EXPORT void gm_free(void *ptr) {
+    if (GM_LIKELY(gm_mcache_free_fast(ptr)))
+        return;
+    free_slow(ptr, "free()");
+}
+
+/* Usable bytes of a block gomalloc handed out; reports anything else. */
+static size_t usable_size_checked(const void *ptr, const char *call) {
+    uintptr_t addr = (uintptr_t)ptr;
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    if (a && a->kind == GM_ARENA_HUGE && addr == a->huge_base)
+        return a->huge_size;
+    gm_span_t *s = gm_pagemap_span_of(addr);
+    if (!s)
+        gm_invalid_pointer(call, ptr);
+    return s->cls ? gm_class_size[s->cls] : s->large_size;
+}
+
+GM_EXPORT size_t gm_usable_size(const void *ptr) {
+    return ptr ? usable_size_checked(ptr, "malloc_usable_size()") : 0;
+}
+
+/* ---- realloc --------------------------------------------------------------- */
+
+/* Whether a block of usable size old can serve a request of size in place:
+ * same size class, or a shrink to no less than half. */
+static bool fits_in_place(size_t old, size_t size) {
+    if (size > old)
+        return false;
+    if (old <= GM_MAX_SMALL_SIZE &&
+        gm_class_size[gm_size_to_class[(size + 15) >> 4]] == old)
+        return true;
+    return size >= old / 2;
+}
+
+GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
+    if (!ptr)
+        return gm_malloc(size);
+    if (size == 0) {
+        if (!gm_mcache_free_fast(ptr))
+            free_slow(ptr, "realloc()");
+        return NULL;
+    }
+    size_t old = usable_size_checked(ptr, "realloc()");
+    if (fits_in_place(old, size))
+        return ptr;
+    void *p = gm_malloc(size);
+    if (!p)
+        return NULL;
+    memcpy(p, ptr, old < size ? old : size);
+    gm_free(ptr);
+    return p;
+}
+
+GM_EXPORT void *gm_reallocarray(void *ptr, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total))
+        return fail_nomem();
+    return gm_realloc(ptr, total);
+}
+
+/* ---- aligned allocation ---------------------------------------------------- */
+
+/* Smallest class at least size bytes whose objects all start at a multiple
+ * of align (span bases are page-aligned); 0 if none. */
+static uint8_t aligned_class(size_t size, size_t align) {
+    if (size > GM_MAX_SMALL_SIZE || align > PAGE)
+        return 0;
+    for (uint8_t cls = gm_size_to_class[(size + 15) >> 4]; cls < GM_NUM_CLASSES; cls++)
+        if (gm_class_size[cls] % align == 0)
+            return cls;
+    return 0;
+}
+
+/* align is a power of two. */
+static void *alloc_aligned(size_t align, size_t size) {
+    if (align <= MIN_ALIGN)
+        return gm_malloc(size);
+    if (size > PTRDIFF_MAX)
+        return fail_nomem();
+    uint8_t cls = aligned_class(size, align);
+    if (cls)
+        return gm_malloc(gm_class_size[cls]);
+    return alloc_large(size, align, false);
+}
+
+static bool is_pow2(size_t x) { return x && (x & (x - 1)) == 0; }
+
+GM_EXPORT void *gm_aligned_alloc(size_t alignment, size_t size) {
+    if (!is_pow2(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return alloc_aligned(alignment, size);
+}
+
+GM_EXPORT int gm_posix_memalign(void **out, size_t alignment, size_t size) {
+    if (!is_pow2(alignment) || alignment % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = alloc_aligned(alignment, size);
+    errno = saved;
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+/* glibc's memalign rounds an alignment that is not a power of two up. */
+GM_EXPORT void *gm_memalign(size_t alignment, size_t size) {
+    if (alignment > ((size_t)1 << (sizeof(size_t) * 8 - 2))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t align = MIN_ALIGN;
+    while (align < alignment)
+        align <<= 1;
+    return alloc_aligned(align, size);
+}
+
+GM_EXPORT void *gm_valloc(size_t size) { return alloc_aligned(OS_PAGE, size); }
+
+GM_EXPORT void *gm_pvalloc(size_t size) {
+    if (size > PTRDIFF_MAX)
+        return fail_nomem();
+    size_t rounded = (size + OS_PAGE - 1) & ~(size_t)(OS_PAGE - 1);
+    return alloc_aligned(OS_PAGE, rounded ? rounded : OS_PAGE);
+}
+
+/* ---- returning memory and statistics --------------------------------------- */
+
+GM_EXPORT int gm_release(void) {
+    gm_mcache_flush_current();
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        gm_mcentral_drain(cls);
+    return gm_mheap_release_all() > 0;
+}
+
+GM_EXPORT void gm_get_stats(struct gm_stats *out) {
+    struct gm_heap_stats h;
+    struct gm_central_stats c;
+    gm_mheap_stats(&h);
+    gm_mcentral_stats(&c);
+    uint64_t cached = gm_mcache_cached_bytes();
+    memset(out, 0, sizeof *out);
+    out->mapped = h.mapped;
+    out->committed = h.committed;
+    out->released = h.released;
+    out->heap_in_use = h.in_use;
+    out->heap_free = h.free;
+    out->cached = cached + c.batch_bytes;
+    out->small_in_use = c.out_bytes > out->cached ? c.out_bytes - out->cached : 0;
+    out->large_in_use = h.large_bytes;
+    out->metadata = gm_fixalloc_mapped();
+    out->huge_mapped = h.huge;
+    out->threads = gm_mcache_count();
+}

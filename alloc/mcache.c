@@ -1,0 +1,238 @@
+/*
+ * mcache.c — per-thread caches (Go's mcache, one per thread instead of per P).
+ *
+ * Each thread has a list of free objects per size class, reached through one
+ * initial-exec __thread pointer (a dynamic TLS model could allocate on first
+ * use and recurse into malloc).  The fast paths in mcache.h pop and push;
+ * this file refills an empty list and flushes a long one, in batches of
+ * gm_class_batch[cls] objects moved with one mcentral lock round-trip.
+ *
+ * Remote frees: a block freed by a thread other than the one that allocated
+ * it goes on the *freeing* thread's list, as in tcmalloc and jemalloc, not
+ * back to its owner as in mimalloc.  The free fast path then needs no atomic
+ * and no owner lookup, and a producer/consumer pair trades memory through the
+ * mcentral's parked batches: the consumer's frees fill whole batches that the
+ * producer's refills take whole.  The cost is that a block may be reused by a
+ * thread on another core than the one that last touched it; measured on the
+ * cross-thread benchmarks (bench/).
+ *
+ * Bounds: a list's length is capped by bin.max, which starts at 1 and grows
+ * (slow start) by one while below the batch size, then by a batch, each time
+ * the list runs empty or overflows, but only while the sum over classes of
+ * max * size stays within the thread's limit (GM_THREAD_CACHE_DEFAULT).  So a
+ * thread never caches more than its limit plus one batch, and a thread that
+ * uses a class a little keeps a little of it.
+ *
+ * Thread exit: a pthread key destructor flushes every list to the mcentrals
+ * and frees the cache.  Destructors that run later and call malloc or free
+ * find no cache and the exiting flag set: they go to the mcentrals directly,
+ * one object at a time.
+ *
+ * Locking: a cache is touched only by its thread, except that the registry
+ * (all caches, for statistics, trim and fork) is guarded by registry_lock,
+ * which comes first in gomalloc's lock order.  The fork child flushes the
+ * caches of threads that no longer exist.
+ */
+#include "mcache.h"
+
+__thread gm_mcache_t *gm_tls_cache __attribute__((tls_model("initial-exec")));
+static __thread bool tls_exiting __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_mcache_t *registry;          /* registry lock */
+static uint64_t registry_count;        /* registry lock */
+static gm_fixalloc_t cache_fa = {.size = sizeof(gm_mcache_t)};
+static pthread_key_t exit_key;
+static int exit_key_state;             /* atomic: 0 none, 1 creating, 2 ready */
+
+/* Most objects one class's list may hold. */
+static uint32_t bin_cap(uint8_t cls) {
+    uint32_t by_bytes = (uint32_t)((256u << 10) / gm_class_size[cls]);
+    uint32_t batch = gm_class_batch[cls];
+    if (by_bytes < 2 * batch)
+        by_bytes = 2 * batch;
+    return by_bytes > 8192 ? 8192 : by_bytes;
+}
+
+/* Slow start: lets a list hold more after it ran dry or overflowed. */
+static void grow_max(gm_mcache_t *c, uint8_t cls) {
+    gm_bin_t *b = &c->bins[cls];
+    uint32_t batch = gm_class_batch[cls];
+    uint32_t step = b->max < batch ? 1 : batch;
+    size_t bytes = (size_t)step * gm_class_size[cls];
+    if (b->max + step > bin_cap(cls) || c->max_bytes + bytes > c->limit)
+        return;
+    b->max += step;
+    c->max_bytes += bytes;
+}
+
+static void thread_exit(void *arg) {
+    gm_mcache_t *c = arg;
+    tls_exiting = true;
+    gm_tls_cache = NULL;
+    gm_mcache_flush_all(c);
+    gm_mcache_registry_lock();
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        registry = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    registry_count--;
+    gm_mcache_registry_unlock();
+    gm_fixalloc_free(&cache_fa, c);
+}
+
+void gm_mcache_init(void) {
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&exit_key_state, &expected, 1, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return;
+    if (pthread_key_create(&exit_key, thread_exit) == 0)
+        __atomic_store_n(&exit_key_state, 2, __ATOMIC_RELEASE);
+}
+
+static gm_mcache_t *create_cache(void) {
+    gm_mcache_t *c = gm_fixalloc_alloc(&cache_fa);
+    if (!c)
+        return NULL;
+    c->limit = GM_THREAD_CACHE_DEFAULT;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        c->bins[cls].max = 1;
+        c->max_bytes += gm_class_size[cls];
+    }
+    gm_mcache_registry_lock();
+    c->next = registry;
+    if (registry)
+        registry->prev = c;
+    registry = c;
+    registry_count++;
+    gm_mcache_registry_unlock();
+    /* Set before anything below can call malloc again. */
+    gm_tls_cache = c;
+    gm_init();
+    if (__atomic_load_n(&exit_key_state, __ATOMIC_ACQUIRE) == 2)
+        pthread_setspecific(exit_key, c);
+    return c;
+}
+
+/* The calling thread's cache, created on first use; NULL while the thread
+ * exits or when no memory is left for a cache. */
+static gm_mcache_t *current_cache(void) {
+    gm_mcache_t *c = gm_tls_cache;
+    if (c || tls_exiting)
+        return c;
+    return create_cache();
+}
+
+void *gm_mcache_alloc_slow(size_t size) {
+    uint8_t cls = gm_size_to_class[(size + 15) >> 4];
+    gm_mcache_t *c = current_cache();
+    void *head, *tail;
+    if (!c)
+        return gm_mcentral_take(cls, 1, &head, &tail) ? head : NULL;
+    gm_bin_t *b = &c->bins[cls];
+    if (!b->head) {
+        uint32_t want = gm_class_batch[cls];
+        uint32_t got = gm_mcentral_take(cls, want, &head, &tail);
+        if (!got)
+            return NULL;
+        b->head = head;
+        b->count = got;
+        grow_max(c, cls);
+    }
+    void *p = b->head;
+    b->head = *(void **)p;
+    b->count--;
+    return p;
+}
+
+/* Gives the first n objects of bin cls back to the mcentral. */
+static void release_objects(gm_bin_t *b, uint8_t cls, uint32_t n) {
+    void *head = b->head, *tail = head;
+    for (uint32_t i = 1; i < n; i++)
+        tail = *(void **)tail;
+    b->head = *(void **)tail;
+    *(void **)tail = NULL;
+    b->count -= n;
+    gm_mcentral_give(cls, head, tail, n);
+}
+
+void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
+    gm_bin_t *b = &c->bins[cls];
+    uint32_t batch = gm_class_batch[cls];
+    release_objects(b, cls, b->count < batch ? b->count : batch);
+    grow_max(c, cls);
+}
+
+void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
+    gm_mcache_t *c = current_cache();
+    if (!c) {
+        *(void **)ptr = NULL;
+        gm_mcentral_give(cls, ptr, ptr, 1);
+        return;
+    }
+    gm_bin_t *b = &c->bins[cls];
+    *(void **)ptr = b->head;
+    b->head = ptr;
+    if (++b->count > b->max)
+        gm_mcache_flush_slow(c, cls);
+}
+
+void gm_mcache_flush_all(gm_mcache_t *c) {
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        gm_bin_t *b = &c->bins[cls];
+        uint32_t batch = gm_class_batch[cls];
+        while (b->count > 0)
+            release_objects(b, cls, b->count < batch ? b->count : batch);
+        c->max_bytes -= (size_t)(b->max - 1) * gm_class_size[cls];
+        b->max = 1;
+    }
+}
+
+void gm_mcache_flush_current(void) {
+    if (gm_tls_cache)
+        gm_mcache_flush_all(gm_tls_cache);
+}
+
+uint64_t gm_mcache_cached_bytes(void) {
+    uint64_t bytes = 0;
+    gm_mcache_registry_lock();
+    for (gm_mcache_t *c = registry; c; c = c->next)
+        for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+            bytes += (uint64_t)__atomic_load_n(&c->bins[cls].count, __ATOMIC_RELAXED) *
+                     gm_class_size[cls];
+    gm_mcache_registry_unlock();
+    return bytes;
+}
+
+uint64_t gm_mcache_count(void) {
+    gm_mcache_registry_lock();
+    uint64_t n = registry_count;
+    gm_mcache_registry_unlock();
+    return n;
+}
+
+void gm_mcache_registry_lock(void) { pthread_mutex_lock(&registry_lock); }
+void gm_mcache_registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
+
+/* In a fork child only the forking thread exists: its cache stays, the
+ * others' objects go back to the mcentrals and their caches are freed. */
+void gm_mcache_reinit_child(void) {
+    pthread_mutex_init(&registry_lock, NULL);
+    gm_mcache_t *c = registry, *mine = gm_tls_cache;
+    registry = NULL;
+    registry_count = 0;
+    while (c) {
+        gm_mcache_t *next = c->next;
+        if (c == mine) {
+            c->next = c->prev = NULL;
+            registry = c;
+            registry_count = 1;
+        } else {
+            gm_mcache_flush_all(c);
+            gm_fixalloc_free(&cache_fa, c);
+        }
+        c = next;
+    }
+}

@@ -1,0 +1,58 @@
+/*
+ * mcache.h — the inline fast paths of the per-thread cache.
+ *
+ * malloc: size -> class by one table load; pop the head of the thread's list
+ * for that class.  Falls back (returns NULL) when the size is not small, the
+ * thread has no cache yet, or the list is empty.  About a dozen instructions,
+ * no lock, no atomic read-modify-write.
+ *
+ * free: address -> arena -> page info (class and page index within the span),
+ * check the address is the start of an object, push it on the thread's list.
+ * Falls back when the block is not small (large, huge, foreign), is not an
+ * object start (the slow path reports it), the thread has no cache, or the
+ * list grew past its bound (then the slow path flushes a batch).
+ */
+#ifndef GM_MCACHE_H
+#define GM_MCACHE_H
+
+#include "internal.h"
+
+extern __thread gm_mcache_t *gm_tls_cache __attribute__((tls_model("initial-exec")));
+
+GM_INLINE void *gm_mcache_alloc_fast(size_t size) {
+    if (GM_UNLIKELY(size > GM_MAX_SMALL_SIZE))
+        return NULL;
+    gm_mcache_t *c = gm_tls_cache;
+    if (GM_UNLIKELY(!c))
+        return NULL;
+    gm_bin_t *b = &c->bins[gm_size_to_class[(size + 15) >> 4]];
+    void *p = b->head;
+    if (GM_LIKELY(p)) {
+        b->head = *(void **)p;
+        b->count--;
+    }
+    return p;
+}
+
+/* Returns false when the slow path must handle ptr. */
+GM_INLINE bool gm_mcache_free_fast(void *ptr) {
+    uintptr_t addr = (uintptr_t)ptr;
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    if (GM_UNLIKELY(!a))
+        return false;
+    gm_page_info_t info = a->page_info[gm_page_index(addr)];
+    uint8_t cls = (uint8_t)info;
+    uint64_t offset = (addr & (GM_PAGE_SIZE - 1)) | ((uint64_t)(info >> 8) << GM_PAGE_SHIFT);
+    uint64_t magic = gm_class_divmagic[cls];
+    gm_mcache_t *c = gm_tls_cache;
+    if (GM_UNLIKELY(!cls || offset * magic > magic - 1 || !c))
+        return false;
+    gm_bin_t *b = &c->bins[cls];
+    *(void **)ptr = b->head;
+    b->head = ptr;
+    if (GM_UNLIKELY(++b->count > b->max))
+        gm_mcache_flush_slow(c, cls);
+    return true;
+}
+
+#endif /* GM_MCACHE_H */

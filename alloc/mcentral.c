@@ -1,0 +1,189 @@
+/*
+ * mcentral.c — per size class: the spans with free objects, and a small stock
+ * of ready-made batches (tcmalloc's transfer cache) between thread caches.
+ *
+ * Thread caches move objects in batches of gm_class_batch[cls].  A batch that
+ * a cache gives back is parked whole in batches[] when there is room, and the
+ * next cache that needs objects takes it whole: a producer thread and a
+ * consumer thread trade memory with one lock round-trip per batch and no
+ * pagemap walk.  Only when the stock is full (or empty) do objects go back to
+ * (or come out of) their spans.
+ *
+ * Invariants:
+ *   1. A span is on partial iff it has a free object (in_partial mirrors it).
+ *   2. A span whose objects are all back (nalloc == 0) is returned to the
+ *      heap at once; an mcentral holds no empty spans.
+ *   3. Every parked batch holds exactly gm_class_batch[cls] objects, linked
+ *      through word 0; nbatches <= max_batches(cls), a bound of about 1 MiB
+ *      of parked memory per class.
+ *
+ * Locking: one lock per class guards everything in its gm_mcentral_t and the
+ * mutable fields of that class's spans.  A thread holds at most one mcentral
+ * lock (the fork handlers take all, in ascending order) and may take the
+ * mheap lock inside it.
+ */
+#include "internal.h"
+
+#define MAX_BATCHES 64
+#define PARKED_BYTES_PER_CLASS ((size_t)1 << 20)
+
+struct gm_mcentral {
+    pthread_mutex_t lock;
+    gm_span_t *partial;             /* spans with free objects */
+    void *batches[MAX_BATCHES];     /* parked batches: heads */
+    void *batch_tails[MAX_BATCHES]; /* and their last objects */
+    uint32_t nbatches;
+    uint64_t out_objects;           /* objects out of this class's spans */
+} __attribute__((aligned(GM_CACHELINE)));
+
+static gm_mcentral_t centrals[GM_NUM_CLASSES] = {
+    [0 ... GM_NUM_CLASSES - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
+};
+
+static uint32_t max_batches(uint8_t cls) {
+    size_t per_batch = (size_t)gm_class_batch[cls] * gm_class_size[cls];
+    size_t n = PARKED_BYTES_PER_CLASS / per_batch;
+    return n > MAX_BATCHES ? MAX_BATCHES : (uint32_t)n;
+}
+
+static void partial_push(gm_mcentral_t *c, gm_span_t *s) {
+    s->prev = NULL;
+    s->next = c->partial;
+    if (c->partial)
+        c->partial->prev = s;
+    c->partial = s;
+    s->in_partial = 1;
+}
+
+static void partial_remove(gm_mcentral_t *c, gm_span_t *s) {
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->in_partial = 0;
+}
+
+/* The small span owning obj; obj was validated when it was freed. */
+static gm_span_t *span_of_object(void *obj) {
+    uintptr_t addr = (uintptr_t)obj;
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    uintptr_t page = gm_page_index(addr);
+    return a->spans[page - (a->page_info[page] >> 8)];
+}
+
+static uint32_t take_from_spans_locked(gm_mcentral_t *c, uint8_t cls, uint32_t n,
+                                       void **head, void **tail) {
+    uint32_t got = 0;
+    void *first = NULL, *last = NULL;
+    while (got < n) {
+        gm_span_t *s = c->partial;
+        if (!s) {
+            s = gm_mheap_alloc_span(gm_class_pages[cls], cls);
+            if (!s)
+                break;
+            partial_push(c, s);
+        }
+        void *h, *t;
+        uint32_t k = gm_span_take_locked(s, n - got, &h, &t);
+        if (k) {
+            if (last)
+                *(void **)last = h;
+            else
+                first = h;
+            last = t;
+            got += k;
+        }
+        if (!gm_span_has_free(s))
+            partial_remove(c, s);
+    }
+    c->out_objects += got;
+    *head = first;
+    *tail = last;
+    return got;
+}
+
+uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail) {
+    gm_mcentral_t *c = &centrals[cls];
+    uint32_t got;
+    pthread_mutex_lock(&c->lock);
+    if (n == gm_class_batch[cls] && c->nbatches > 0) {
+        c->nbatches--;
+        *head = c->batches[c->nbatches];
+        *tail = c->batch_tails[c->nbatches];
+        got = n;
+    } else {
+        got = take_from_spans_locked(c, cls, n, head, tail);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return got;
+}
+
+/* Returns n objects (a list from head) to their spans; spans that become
+ * empty go back to the heap. */
+static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n) {
+    void *obj = head;
+    for (uint32_t i = 0; i < n; i++) {
+        void *next = *(void **)obj;
+        gm_span_t *s = span_of_object(obj);
+        gm_span_put_locked(s, obj);
+        if (s->nalloc == 0) {
+            if (s->in_partial)
+                partial_remove(c, s);
+            gm_mheap_free_span(s);
+        } else if (!s->in_partial) {
+            partial_push(c, s);
+        }
+        obj = next;
+    }
+    c->out_objects -= n;
+}
+
+void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n) {
+    gm_mcentral_t *c = &centrals[cls];
+    pthread_mutex_lock(&c->lock);
+    if (n == gm_class_batch[cls] && c->nbatches < max_batches(cls)) {
+        c->batches[c->nbatches] = head;
+        c->batch_tails[c->nbatches] = tail;
+        c->nbatches++;
+    } else {
+        give_to_spans_locked(c, head, n);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void gm_mcentral_drain(uint8_t cls) {
+    gm_mcentral_t *c = &centrals[cls];
+    pthread_mutex_lock(&c->lock);
+    while (c->nbatches > 0)
+        give_to_spans_locked(c, c->batches[--c->nbatches], gm_class_batch[cls]);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void gm_mcentral_stats(struct gm_central_stats *out) {
+    out->out_bytes = out->batch_bytes = 0;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        gm_mcentral_t *c = &centrals[cls];
+        pthread_mutex_lock(&c->lock);
+        out->out_bytes += c->out_objects * gm_class_size[cls];
+        out->batch_bytes += (uint64_t)c->nbatches * gm_class_batch[cls] * gm_class_size[cls];
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+void gm_mcentral_lock_all(void) {
+    for (int cls = 1; cls < GM_NUM_CLASSES; cls++)
+        pthread_mutex_lock(&centrals[cls].lock);
+}
+
+void gm_mcentral_unlock_all(void) {
+    for (int cls = GM_NUM_CLASSES - 1; cls >= 1; cls--)
+        pthread_mutex_unlock(&centrals[cls].lock);
+}
+
+void gm_mcentral_reinit_child(void) {
+    for (int cls = 1; cls < GM_NUM_CLASSES; cls++)
+        pthread_mutex_init(&centrals[cls].lock, NULL);
+}

@@ -1,0 +1,397 @@
+/*
+ * mheap.c — the page heap: runs of 8 KiB pages for spans and large blocks.
+ *
+ * Memory comes in arenas: 64 MiB of address space reserved PROT_NONE, aligned
+ * to 64 MiB so an arena is one pagemap slot.  If the kernel refuses 64 MiB
+ * (RLIMIT_AS, a fragmented address space) the heap falls back to smaller
+ * reservations, down to what the request needs, each inside one slot.  Pages
+ * are committed (made read/write) from the bottom of an arena up, in 2 MiB
+ * steps, as allocation reaches them.
+ *
+ * Page allocation is Go's: a bitmap per arena, one bit per page, searched for
+ * the lowest run that fits (address-ordered first fit), arenas visited in
+ * address order.  Freeing sets the bits back, so neighbouring free runs
+ * coalesce by construction and no free-run structure needs splitting or
+ * merging.  max_run_hint lets a search skip arenas that cannot serve it.
+ *
+ * Huge blocks (>= GM_HUGE_THRESHOLD, 16 MiB) get a mapping of their own and
+ * an arena descriptor entered in the pagemap for every slot they cover: a
+ * block that size would pin a quarter of an arena against fragmentation, its
+ * mapping cost is small next to touching its pages, and unmapping it on free
+ * returns it to the OS at once.
+ *
+ * Per-page state, all under the mheap lock:
+ *   free_bits      1 = page not in any span or block;
+ *   dirty_bits     1 = page may hold non-zero bytes (written since it was
+ *                  fresh from the OS or released with MADV_DONTNEED);
+ *   released_bits  1 = free page whose memory was given back (RSS dropped).
+ * Invariants: released implies free; pages at or above commit_end are free,
+ * clean and not counted as released; pages outside [lo, hi) are never free.
+ *
+ * Locking: heap_lock guards every arena's bitmaps, commit_end, free_pages,
+ * max_run_hint, the arena list, the pagemap writes, span state and the
+ * statistics below.  It is taken after any mcentral lock and before fixalloc's.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define PAGE GM_PAGE_SIZE
+
+static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_arena_t *arenas;                  /* heap lock, address order */
+static gm_fixalloc_t span_fa = {.size = sizeof(gm_span_t)};
+static gm_fixalloc_t arena_fa = {.size = sizeof(gm_arena_t)};
+static uint64_t reserved_bytes;             /* heap lock: heap arenas */
+static uint64_t huge_bytes, huge_count;     /* heap lock */
+static uint64_t large_bytes, large_count;   /* heap lock */
+
+/* ---- bitmap helpers --------------------------------------------------- */
+
+static void bits_set(uint64_t *bits, uintptr_t start, uintptr_t n) {
+    for (uintptr_t i = start; i < start + n; i++)
+        bits[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+static void bits_clear(uint64_t *bits, uintptr_t start, uintptr_t n) {
+    for (uintptr_t i = start; i < start + n; i++)
+        bits[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
+static bool bit_test(const uint64_t *bits, uintptr_t i) {
+    return (bits[i / 64] >> (i % 64)) & 1;
+}
+
+static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
+static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
+
+/* Lowest index of a run of n set bits in an arena's free bitmap, or -1.  On
+ * failure *longest is an upper bound of the longest run present. */
+static long find_run(const uint64_t *bits, uint32_t n, uint32_t *longest) {
+    uint32_t run = 0, start = 0, best = 0;
+    bool partial = false;
+    for (uint32_t w = 0; w < GM_ARENA_BITMAP_WORDS; w++) {
+        uint64_t x = bits[w];
+        if (x == ~(uint64_t)0) {
+            if (run == 0)
+                start = w * 64;
+            run += 64;
+            if (run >= n)
+                return start;
+            continue;
+        }
+        if (x == 0) {
+            best = max_u32(best, run);
+            run = 0;
+            continue;
+        }
+        partial = true;
+        uint32_t low = (uint32_t)__builtin_ctzll(~x);   /* ones at the bottom */
+        if (run + low >= n)
+            return run ? start : w * 64;
+        best = max_u32(best, run + low);
+        if (n < 64) {
+            uint64_t m = x;   /* bit j set: bits j .. j+have-1 all set */
+            for (uint32_t have = 1; have < n && m;) {
+                uint32_t shift = min_u32(have, n - have);
+                m &= m >> shift;
+                have += shift;
+            }
+            if (m)
+                return w * 64 + (uint32_t)__builtin_ctzll(m);
+        }
+        run = (uint32_t)__builtin_clzll(~x);               /* ones at the top */
+        start = w * 64 + 64 - run;
+    }
+    best = max_u32(best, run);
+    *longest = partial ? max_u32(best, 63) : best;
+    return -1;
+}
+
+/* ---- arenas ------------------------------------------------------------ */
+
+static void insert_arena_locked(gm_arena_t *a) {
+    gm_arena_t **at = &arenas;
+    while (*at && (*at)->base < a->base)
+        at = &(*at)->next;
+    a->next = *at;
+    *at = a;
+}
+
+/* Reserves a new arena able to hold at least npages; NULL when the OS refuses
+ * every size down to the request. */
+static gm_arena_t *grow_locked(uint32_t npages) {
+    size_t need = (size_t)npages * PAGE;
+    for (size_t size = GM_ARENA_SIZE; size >= need; size /= 2) {
+        void *p = gm_os_reserve(size, size);
+        if (!p) {
+            if (size <= ((size_t)1 << 20))
+                break;
+            continue;
+        }
+        gm_arena_t *a = gm_fixalloc_alloc(&arena_fa);
+        if (!a) {
+            gm_os_unmap(p, size);
+            return NULL;
+        }
+        a->kind = GM_ARENA_HEAP;
+        a->lo = (uintptr_t)p;
+        a->hi = a->lo + size;
+        a->base = a->lo & ~(GM_ARENA_SIZE - 1);
+        a->commit_end = a->lo;
+        a->free_pages = (uint32_t)(size / PAGE);
+        a->max_run_hint = a->free_pages;
+        bits_set(a->free_bits, gm_page_index(a->lo), a->free_pages);
+        if (!gm_pagemap_claim(a->lo, size, a)) {
+            gm_os_unmap(p, size);
+            gm_fixalloc_free(&arena_fa, a);
+            continue;
+        }
+        reserved_bytes += size;
+        insert_arena_locked(a);
+        return a;
+    }
+    return NULL;
+}
+
+/* Makes [lo, end) of the arena read/write. */
+static bool commit_to_locked(gm_arena_t *a, uintptr_t end) {
+    if (end <= a->commit_end)
+        return true;
+    uintptr_t target = (end + GM_COMMIT_STEP - 1) & ~(GM_COMMIT_STEP - 1);
+    if (target > a->hi)
+        target = a->hi;
+    if (!gm_os_commit((void *)a->commit_end, target - a->commit_end))
+        return false;
+    a->commit_end = target;
+    return true;
+}
+
+/* ---- page runs --------------------------------------------------------- */
+
+/* Takes n pages from the lowest place that has them; returns their address
+ * and arena, or 0 when the OS refuses more memory. */
+static uintptr_t alloc_pages_locked(uint32_t n, gm_arena_t **out) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        for (gm_arena_t *a = arenas; a; a = a->next) {
+            if (a->free_pages < n || a->max_run_hint < n)
+                continue;
+            uint32_t longest = 0;
+            long first = find_run(a->free_bits, n, &longest);
+            if (first < 0) {
+                a->max_run_hint = longest;
+                continue;
+            }
+            uintptr_t addr = a->base + (uintptr_t)first * PAGE;
+            if (!commit_to_locked(a, addr + (uintptr_t)n * PAGE))
+                return 0;
+            bits_clear(a->free_bits, (uintptr_t)first, n);
+            bits_clear(a->released_bits, (uintptr_t)first, n);
+            a->free_pages -= n;
+            *out = a;
+            return addr;
+        }
+        if (!grow_locked(n))
+            return 0;
+    }
+    return 0;
+}
+
+static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
+    uintptr_t first = gm_page_index(addr);
+    bits_set(a->free_bits, first, n);
+    bits_set(a->dirty_bits, first, n);
+    a->free_pages += n;
+    a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
+}
+
+bool gm_mheap_range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++)
+        if (bit_test(a->dirty_bits, page + i))
+            return false;
+    return true;
+}
+
+static gm_span_t *new_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t n, uint8_t cls) {
+    gm_span_t *s = gm_fixalloc_alloc(&span_fa);
+    if (!s)
+        return NULL;
+    s->base = addr;
+    s->npages = n;
+    s->cls = cls;
+    s->arena = a;
+    s->state = cls ? GM_SPAN_SMALL : GM_SPAN_LARGE;
+    s->fresh_zero = gm_mheap_range_is_zero_locked(a, gm_page_index(addr), n);
+    gm_pagemap_set_span(a, s);
+    return s;
+}
+
+gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
+    gm_arena_t *a;
+    gm_span_t *s = NULL;
+    pthread_mutex_lock(&heap_lock);
+    uintptr_t addr = alloc_pages_locked(npages, &a);
+    if (addr) {
+        s = new_span_locked(a, addr, npages, cls);
+        if (!s)
+            free_pages_locked(a, addr, npages);
+        else
+            bits_set(a->dirty_bits, gm_page_index(addr), npages);
+    }
+    pthread_mutex_unlock(&heap_lock);
+    return s;
+}
+
+/* A page run of at least size bytes whose start is aligned to align (a power
+ * of two).  Alignment above a page over-allocates and gives the ends back.
+ * s->fresh_zero tells the caller whether the pages are known to be zero. */
+gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
+    uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
+    uint32_t extra = align > PAGE ? (uint32_t)(align / PAGE) - 1 : 0;
+    gm_arena_t *a;
+    pthread_mutex_lock(&heap_lock);
+    uintptr_t addr = alloc_pages_locked(npages + extra, &a);
+    gm_span_t *s = NULL;
+    if (addr) {
+        uintptr_t start = (addr + align - 1) & ~(uintptr_t)(align - 1);
+        uint32_t head = (uint32_t)((start - addr) / PAGE);
+        if (head)
+            free_pages_locked(a, addr, head);
+        if (extra - head)
+            free_pages_locked(a, start + (uintptr_t)npages * PAGE, extra - head);
+        s = new_span_locked(a, start, npages, 0);
+        if (!s) {
+            free_pages_locked(a, start, npages);
+        } else {
+            s->large_size = (size_t)npages * PAGE;
+            large_bytes += s->large_size;
+            large_count++;
+            bits_set(a->dirty_bits, gm_page_index(start), npages);
+        }
+    }
+    pthread_mutex_unlock(&heap_lock);
+    return s;
+}
+
+void gm_mheap_free_span(gm_span_t *s) {
+    gm_arena_t *a = s->arena;
+    pthread_mutex_lock(&heap_lock);
+    if (s->state == GM_SPAN_LARGE) {
+        large_bytes -= s->large_size;
+        large_count--;
+    }
+    s->state = GM_SPAN_FREE;
+    gm_pagemap_clear_span(a, s);
+    free_pages_locked(a, s->base, s->npages);
+    pthread_mutex_unlock(&heap_lock);
+    gm_fixalloc_free(&span_fa, s);
+}
+
+/* ---- huge blocks ------------------------------------------------------- */
+
+void *gm_mheap_alloc_huge(size_t size, size_t align) {
+    size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
+    if (align < PAGE)
+        align = PAGE;
+    gm_arena_t *d = gm_fixalloc_alloc(&arena_fa);
+    if (!d)
+        return NULL;
+    pthread_mutex_lock(&heap_lock);
+    for (size_t try_align = align;; try_align = GM_ARENA_SIZE) {
+        void *p = gm_os_reserve(size, try_align);
+        if (p && gm_os_commit(p, size) && gm_pagemap_claim((uintptr_t)p, size, d)) {
+            d->kind = GM_ARENA_HUGE;
+            d->huge_base = (uintptr_t)p;
+            d->huge_size = size;
+            huge_bytes += size;
+            huge_count++;
+            pthread_mutex_unlock(&heap_lock);
+            return p;
+        }
+        if (p)
+            gm_os_unmap(p, size);
+        if (!p || try_align >= GM_ARENA_SIZE)
+            break;
+    }
+    pthread_mutex_unlock(&heap_lock);
+    gm_fixalloc_free(&arena_fa, d);
+    return NULL;
+}
+
+void gm_mheap_free_huge(gm_arena_t *d) {
+    pthread_mutex_lock(&heap_lock);
+    gm_pagemap_unclaim(d->huge_base, d->huge_size);
+    huge_bytes -= d->huge_size;
+    huge_count--;
+    pthread_mutex_unlock(&heap_lock);
+    gm_os_unmap((void *)d->huge_base, d->huge_size);
+    gm_fixalloc_free(&arena_fa, d);
+}
+
+/* ---- returning memory -------------------------------------------------- */
+
+/* Releases the free, backed pages of one arena; returns the bytes released. */
+static size_t release_arena_locked(gm_arena_t *a) {
+    uintptr_t first = gm_page_index(a->lo);
+    uintptr_t end = gm_page_index(a->commit_end - 1) + 1;
+    size_t released = 0;
+    if (a->commit_end == a->lo)
+        return 0;
+    for (uintptr_t i = first; i < end;) {
+        if (!bit_test(a->free_bits, i) || bit_test(a->released_bits, i)) {
+            i++;
+            continue;
+        }
+        uintptr_t j = i + 1;
+        while (j < end && bit_test(a->free_bits, j) && !bit_test(a->released_bits, j))
+            j++;
+        uintptr_t addr = a->base + i * PAGE;
+        if (gm_os_release((void *)addr, (j - i) * PAGE))
+            bits_clear(a->dirty_bits, i, (uint32_t)(j - i));
+        bits_set(a->released_bits, i, (uint32_t)(j - i));
+        released += (j - i) * PAGE;
+        i = j;
+    }
+    return released;
+}
+
+size_t gm_mheap_release_all(void) {
+    size_t released = 0;
+    pthread_mutex_lock(&heap_lock);
+    for (gm_arena_t *a = arenas; a; a = a->next)
+        released += release_arena_locked(a);
+    pthread_mutex_unlock(&heap_lock);
+    return released;
+}
+
+static uint64_t popcount_bits(const uint64_t *bits) {
+    uint64_t n = 0;
+    for (uint32_t w = 0; w < GM_ARENA_BITMAP_WORDS; w++)
+        n += (uint64_t)__builtin_popcountll(bits[w]);
+    return n;
+}
+
+void gm_mheap_stats(struct gm_heap_stats *out) {
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&heap_lock);
+    for (gm_arena_t *a = arenas; a; a = a->next) {
+        uint64_t committed = a->commit_end - a->lo;
+        uint64_t uncommitted_pages = (a->hi - a->commit_end) / PAGE;
+        uint64_t released = popcount_bits(a->released_bits) * PAGE;
+        out->committed += committed;
+        out->released += released;
+        out->free += (a->free_pages - uncommitted_pages) * PAGE - released;
+        out->in_use += (uint64_t)((a->hi - a->lo) / PAGE - a->free_pages) * PAGE;
+    }
+    out->mapped = reserved_bytes + huge_bytes;
+    out->committed += huge_bytes;
+    out->in_use += huge_bytes;
+    out->huge = huge_bytes;
+    out->large_blocks = large_count + huge_count;
+    out->large_bytes = large_bytes + huge_bytes;
+    pthread_mutex_unlock(&heap_lock);
+}
+
+void gm_mheap_lock(void) { pthread_mutex_lock(&heap_lock); }
+void gm_mheap_unlock(void) { pthread_mutex_unlock(&heap_lock); }
+void gm_mheap_reinit_child(void) { pthread_mutex_init(&heap_lock, NULL); }

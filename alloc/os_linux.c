@@ -1,0 +1,200 @@
+/*
+ * os_linux.c — the only file that talks to the kernel about memory.
+ *
+ * Address space moves through three states (Go's Reserved -> Ready -> Released):
+ *   reserve   mmap PROT_NONE: address space only, no commit charge, so
+ *             vm.overcommit_memory=2 and RLIMIT_AS see only what is used;
+ *   commit    mprotect read/write: usable, charged, zero until written;
+ *   release   madvise: contents dropped, RSS falls; the range stays usable
+ *             (MADV_DONTNEED: reads back zero; MADV_FREE: contents undefined).
+ * Nothing here allocates; diagnostics go out with write(2).
+ *
+ * Fault injection: gm_os_fail_after(n) makes the nth mapping call from now
+ * (reserve, map or commit) fail as if the kernel refused, so tests can prove
+ * every caller turns refusal into NULL/ENOMEM.  The counter is atomic; it is
+ * read on slow paths only.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+extern char **environ;
+
+static unsigned long fail_countdown;   /* atomic */
+
+void gm_os_fail_after(unsigned long calls) {
+    __atomic_store_n(&fail_countdown, calls, __ATOMIC_RELAXED);
+}
+
+/* True when fault injection says this call must fail. */
+static bool injected_failure(void) {
+    unsigned long n = __atomic_load_n(&fail_countdown, __ATOMIC_RELAXED);
+    while (n != 0) {
+        if (__atomic_compare_exchange_n(&fail_countdown, &n, n - 1, false,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return n == 1;
+    }
+    return false;
+}
+
+size_t gm_os_page_size(void) {
+    static size_t cached;
+    if (!cached)
+        cached = (size_t)sysconf(_SC_PAGESIZE);
+    return cached;
+}
+
+static void *map_raw(size_t size, int prot) {
+    int saved = errno;
+    void *p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    errno = saved;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Reserves size bytes aligned to align (a power of two).  Tries an exact
+ * mapping first, which is often aligned already, then over-reserves and trims
+ * the ends. */
+void *gm_os_reserve(size_t size, size_t align) {
+    if (injected_failure())
+        return NULL;
+    char *p = map_raw(size, PROT_NONE);
+    if (!p)
+        return NULL;
+    if (((uintptr_t)p & (align - 1)) == 0)
+        return p;
+    gm_os_unmap(p, size);
+    if (size + align < size)
+        return NULL;
+    p = map_raw(size + align, PROT_NONE);
+    if (!p)
+        return NULL;
+    uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)p;
+    if (head)
+        gm_os_unmap(p, head);
+    size_t tail = align - head;
+    if (tail)
+        gm_os_unmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+void *gm_os_map(size_t size) {
+    if (injected_failure())
+        return NULL;
+    return map_raw(size, PROT_READ | PROT_WRITE);
+}
+
+bool gm_os_commit(void *addr, size_t size) {
+    if (injected_failure())
+        return false;
+    int saved = errno;
+    bool ok = mprotect(addr, size, PROT_READ | PROT_WRITE) == 0;
+    errno = saved;
+    return ok;
+}
+
+bool gm_os_release(void *addr, size_t size) {
+    static int advice = -1;   /* benign race: every thread computes the same */
+    int mode = __atomic_load_n(&advice, __ATOMIC_RELAXED);
+    if (mode < 0) {
+        const char *env = gm_os_getenv("GOMALLOC_MADVISE");
+        mode = (env && strcmp(env, "free") == 0) ? MADV_FREE : MADV_DONTNEED;
+        __atomic_store_n(&advice, mode, __ATOMIC_RELAXED);
+    }
+    int saved = errno;
+    bool zeroed = true;
+    if (mode == MADV_FREE && madvise(addr, size, MADV_FREE) == 0)
+        zeroed = false;
+    else
+        madvise(addr, size, MADV_DONTNEED);
+    errno = saved;
+    return zeroed;
+}
+
+void gm_os_unmap(void *addr, size_t size) {
+    int saved = errno;
+    munmap(addr, size);
+    errno = saved;
+}
+
+void gm_os_write(int fd, const char *buf, size_t len) {
+    int saved = errno;
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        buf += n;
+        len -= (size_t)n;
+    }
+    errno = saved;
+}
+
+size_t gm_fmt_hex(char *buf, uintptr_t v) {
+    char tmp[2 * sizeof v];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    buf[0] = '0';
+    buf[1] = 'x';
+    for (size_t i = 0; i < n; i++)
+        buf[2 + i] = tmp[n - 1 - i];
+    return n + 2;
+}
+
+size_t gm_fmt_dec(char *buf, uint64_t v) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static size_t append(char *buf, size_t at, size_t cap, const char *s) {
+    while (*s && at < cap)
+        buf[at++] = *s++;
+    return at;
+}
+
+void gm_fatal(const char *what, const void *addr) {
+    char line[256];
+    size_t n = append(line, 0, sizeof line - 24, "gomalloc: ");
+    n = append(line, n, sizeof line - 24, what);
+    n = append(line, n, sizeof line - 24, " ");
+    n += gm_fmt_hex(line + n, (uintptr_t)addr);
+    line[n++] = '\n';
+    gm_os_write(2, line, n);
+    abort();
+}
+
+void gm_fatal_msg(const char *msg) {
+    char line[256];
+    size_t n = append(line, 0, sizeof line - 1, "gomalloc: ");
+    n = append(line, n, sizeof line - 1, msg);
+    line[n++] = '\n';
+    gm_os_write(2, line, n);
+    abort();
+}
+
+const char *gm_os_getenv(const char *name) {
+    size_t len = strlen(name);
+    if (!environ)
+        return NULL;
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            return *e + len + 1;
+    return NULL;
+}

@@ -1,0 +1,91 @@
+/*
+ * pagemap.c — from an address to the arena, span and size class that own it.
+ *
+ * Two levels, as Go's arena index: gm_arena_map has one entry per 64 MiB slot
+ * of the 47-bit address space (2^21 pointers, 16 MiB of zero-initialised,
+ * lazily faulted .bss); each heap arena holds a page_info byte pair and a span
+ * pointer per 8 KiB page.  A lookup is a shift, a load, a mask and a load, with
+ * no lock and no hashing, which is what lets free() find a block's class on
+ * its fast path.  Huge blocks have an arena descriptor of their own, entered
+ * in every slot the mapping covers; its page_info is all zero so the fast path
+ * sends them to the slow one.
+ *
+ * Invariants:
+ *   1. gm_arena_map[slot] changes only from NULL to an arena (claim) and back
+ *      (unclaim of a huge block), under the mheap lock; readers use acquire
+ *      loads and need no lock.
+ *   2. For every page of an in-use small span, page_info = cls | index << 8 and
+ *      spans[] points at the span.  For a large block only the first page has
+ *      spans[] set (page_info 0).  Every other page has both zero.  Entries
+ *      are written before the span's memory is handed out and cleared after
+ *      all of it came back, so a valid pointer never sees them change.
+ */
+#include "internal.h"
+
+gm_arena_t *gm_arena_map[GM_ARENA_MAP_ENTRIES];
+
+static uintptr_t first_slot(uintptr_t start) { return start >> GM_ARENA_SHIFT; }
+static uintptr_t last_slot(uintptr_t start, size_t size) {
+    return (start + size - 1) >> GM_ARENA_SHIFT;
+}
+
+/* Enters arena in every slot [start, start+size) touches; fails, changing
+ * nothing, if any slot is taken or out of range.  Caller holds the mheap lock. */
+bool gm_pagemap_claim(uintptr_t start, size_t size, gm_arena_t *arena) {
+    uintptr_t first = first_slot(start), last = last_slot(start, size);
+    if (last >= GM_ARENA_MAP_ENTRIES || last < first)
+        return false;
+    for (uintptr_t i = first; i <= last; i++)
+        if (gm_arena_map[i])
+            return false;
+    for (uintptr_t i = first; i <= last; i++)
+        __atomic_store_n(&gm_arena_map[i], arena, __ATOMIC_RELEASE);
+    return true;
+}
+
+void gm_pagemap_unclaim(uintptr_t start, size_t size) {
+    uintptr_t first = first_slot(start), last = last_slot(start, size);
+    for (uintptr_t i = first; i <= last; i++)
+        __atomic_store_n(&gm_arena_map[i], NULL, __ATOMIC_RELEASE);
+}
+
+void gm_pagemap_set_span(gm_arena_t *a, gm_span_t *s) {
+    uintptr_t first = gm_page_index(s->base);
+    if (s->cls == 0) {
+        a->spans[first] = s;
+        a->page_info[first] = 0;
+        return;
+    }
+    for (uint32_t i = 0; i < s->npages; i++) {
+        a->spans[first + i] = s;
+        a->page_info[first + i] = (gm_page_info_t)(s->cls | (i << 8));
+    }
+}
+
+void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s) {
+    uintptr_t first = gm_page_index(s->base);
+    uint32_t n = s->cls == 0 ? 1 : s->npages;
+    for (uint32_t i = 0; i < n; i++) {
+        a->spans[first + i] = NULL;
+        a->page_info[first + i] = 0;
+    }
+}
+
+gm_span_t *gm_pagemap_span_of(uintptr_t addr) {
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    if (!a || a->kind != GM_ARENA_HEAP)
+        return NULL;
+    uintptr_t page = gm_page_index(addr);
+    gm_page_info_t info = a->page_info[page];
+    uint8_t cls = (uint8_t)info;
+    if (cls) {
+        gm_span_t *s = a->spans[page - (info >> 8)];
+        uint64_t off = addr - s->base;
+        uint64_t magic = gm_class_divmagic[cls];
+        return off * magic <= magic - 1 ? s : NULL;
+    }
+    gm_span_t *s = a->spans[page];
+    if (s && s->state == GM_SPAN_LARGE && s->base == addr)
+        return s;
+    return NULL;
+}

@@ -1,0 +1,44 @@
+/*
+ * stats.c — the human-readable heap report, written without allocating.
+ *
+ * gm_print_stats (and malloc_stats through the override) formats every line
+ * into a stack buffer and writes it with write(2): a report may be asked for
+ * while the heap is in trouble, and printf may itself allocate.
+ */
+#include <string.h>
+
+#include "gomalloc.h"
+#include "internal.h"
+
+static void put_line(int fd, const char *label, uint64_t value, const char *unit) {
+    char line[96];
+    size_t n = strlen(label);
+    memcpy(line, label, n);
+    while (n < 24)
+        line[n++] = ' ';
+    n += gm_fmt_dec(line + n, value);
+    line[n++] = ' ';
+    size_t u = strlen(unit);
+    memcpy(line + n, unit, u);
+    n += u;
+    line[n++] = '\n';
+    gm_os_write(fd, line, n);
+}
+
+GM_EXPORT void gm_print_stats(int fd) {
+    struct gm_stats s;
+    gm_get_stats(&s);
+    static const char title[] = "gomalloc heap statistics\n";
+    gm_os_write(fd, title, sizeof title - 1);
+    put_line(fd, "mapped", s.mapped, "bytes");
+    put_line(fd, "committed", s.committed, "bytes");
+    put_line(fd, "released to the OS", s.released, "bytes");
+    put_line(fd, "heap pages in use", s.heap_in_use, "bytes");
+    put_line(fd, "heap pages free", s.heap_free, "bytes");
+    put_line(fd, "small blocks in use", s.small_in_use, "bytes");
+    put_line(fd, "large blocks in use", s.large_in_use, "bytes");
+    put_line(fd, "cached (threads, batches)", s.cached, "bytes");
+    put_line(fd, "huge mappings", s.huge_mapped, "bytes");
+    put_line(fd, "metadata", s.metadata, "bytes");
+    put_line(fd, "thread caches", s.threads, "");
+}

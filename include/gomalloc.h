@@ -1,0 +1,79 @@
+/*
+ * gomalloc.h — the public, prefixed API of gomalloc.
+ *
+ * Every function behaves like its glibc counterpart without the "gm_" prefix:
+ * failures return NULL with errno = ENOMEM (gm_posix_memalign returns the error
+ * instead and leaves errno alone), gm_malloc(0) returns a unique pointer that
+ * gm_free accepts, gm_realloc(p, 0) frees p and returns NULL, and every block is
+ * aligned to at least 16 bytes.  gm_free of a pointer that gomalloc never handed
+ * out prints one line on stderr and aborts.
+ *
+ * Programs that want gomalloc behind the standard names (malloc, free, ...) link
+ * with -lgomalloc or run under LD_PRELOAD=libgomalloc.so; the prefixed names are
+ * exported by the same library and always reach gomalloc.
+ *
+ * None of these functions is async-signal-safe.
+ */
+#ifndef GOMALLOC_H
+#define GOMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define GM_API_MALLOC __attribute__((malloc, warn_unused_result))
+#define GM_API_SIZE(...) __attribute__((alloc_size(__VA_ARGS__)))
+#else
+#define GM_API_MALLOC
+#define GM_API_SIZE(...)
+#endif
+
+GM_API_MALLOC GM_API_SIZE(1) void *gm_malloc(size_t size);
+void gm_free(void *ptr);
+GM_API_MALLOC GM_API_SIZE(1, 2) void *gm_calloc(size_t count, size_t size);
+GM_API_SIZE(2) void *gm_realloc(void *ptr, size_t size);
+GM_API_SIZE(2, 3) void *gm_reallocarray(void *ptr, size_t count, size_t size);
+GM_API_MALLOC GM_API_SIZE(2) void *gm_aligned_alloc(size_t alignment, size_t size);
+int gm_posix_memalign(void **out, size_t alignment, size_t size);
+GM_API_MALLOC GM_API_SIZE(2) void *gm_memalign(size_t alignment, size_t size);
+GM_API_MALLOC GM_API_SIZE(1) void *gm_valloc(size_t size);
+GM_API_MALLOC void *gm_pvalloc(size_t size);
+
+/* Bytes usable at ptr (>= the size requested; stable for the block's life).
+ * gm_usable_size(NULL) is 0. */
+size_t gm_usable_size(const void *ptr);
+
+/* Returns every free page to the operating system now, including what the
+ * calling thread's cache and the central lists hold.  Returns 1 if any memory
+ * was released, 0 otherwise (as glibc's malloc_trim). */
+int gm_release(void);
+
+/* A snapshot of the heap.  Byte counts; consistent within a few cache batches
+ * while other threads allocate. */
+struct gm_stats {
+    uint64_t mapped;          /* address space reserved from the OS */
+    uint64_t committed;       /* readable and writable (not PROT_NONE) */
+    uint64_t released;        /* committed but handed back with madvise */
+    uint64_t heap_in_use;     /* pages in spans and large blocks */
+    uint64_t heap_free;       /* free pages still backed (not released) */
+    uint64_t small_in_use;    /* bytes in small blocks handed to the program */
+    uint64_t large_in_use;    /* bytes in large blocks handed to the program */
+    uint64_t cached;          /* bytes in thread caches and central batches */
+    uint64_t metadata;        /* bytes of internal metadata */
+    uint64_t huge_mapped;     /* bytes in direct mappings for huge blocks */
+    uint64_t threads;         /* live thread caches */
+};
+void gm_get_stats(struct gm_stats *out);
+
+/* Writes a human-readable report (malloc_stats format) to file descriptor fd
+ * without allocating. */
+void gm_print_stats(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GOMALLOC_H */
