@@ -14,7 +14,7 @@
  *   2. A span whose objects are all back (nalloc == 0) is returned to the
  *      heap at once; an mcentral holds no empty spans.
  *   3. Every parked batch holds exactly gm_class_batch[cls] objects, linked
- *      through word 0; nbatches <= max_batches(cls), a bound of about 1 MiB
+ *      through word 0; nbatches <= max_batches(cls), a bound of about 256 KiB
  *      of parked memory per class.
  *
  * Locking: one lock per class guards everything in its gm_mcentral_t and the
@@ -25,7 +25,7 @@
 #include "internal.h"
 
 #define MAX_BATCHES 64
-#define PARKED_BYTES_PER_CLASS ((size_t)1 << 20)
+#define PARKED_BYTES_PER_CLASS ((size_t)256 << 10)
 
 struct gm_mcentral {
     pthread_mutex_t lock;

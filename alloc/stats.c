@@ -14,7 +14,7 @@ static void put_line(int fd, const char *label, uint64_t value, const char *unit
     char line[96];
     size_t n = strlen(label);
     memcpy(line, label, n);
-    while (n < 24)
+    while (n < 28)
         line[n++] = ' ';
     n += gm_fmt_dec(line + n, value);
     line[n++] = ' ';
