@@ -95,13 +95,37 @@ test-unit: $(UNIT_BINS)
 -include bench/bench.mk
 
 # ---- sanitizer and valgrind variants ----------------------------------------
-SAN_DIR := build/san
-test-asan: | build/tests
-	$(MAKE) --no-print-directory -f Makefile.san SAN=asan
-test-tsan: | build/tests
-	$(MAKE) --no-print-directory -f Makefile.san SAN=tsan
+# The core and the tests are rebuilt with the sanitizer under build/<variant>/;
+# they use the gm_ API only (a sanitizer brings its own malloc).
+SAN_FLAGS_asan := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_FLAGS_tsan := -fsanitize=thread
+ASAN_TESTS := $(filter-out test_sizeclass,$(UNIT_NAMES)) $(STRESS_NAMES)
+# TSan cannot follow a child that starts threads after a multithreaded fork.
+TSAN_TESTS := stress_threads stress_thread_churn
+
+define SAN_VARIANT
+build/$(1)/obj/%.o: alloc/%.c $$(CORE_HDR)
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) -O1 $$(SAN_FLAGS_$(1)) -c $$< -o $$@
+build/$(1)/libgomalloc-core.a: $$(patsubst alloc/%.c,build/$(1)/obj/%.o,$$(CORE_SRC))
+	rm -f $$@ && ar rcs $$@ $$^
+build/$(1)/tests/%: tests/%.c build/$(1)/libgomalloc-core.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(TEST_CFLAGS) $$(SAN_FLAGS_$(1)) $$< -o $$@ build/$(1)/libgomalloc-core.a $$(TEST_LIBS)
+endef
+$(eval $(call SAN_VARIANT,asan))
+$(eval $(call SAN_VARIANT,tsan))
+
+test-asan: $(addprefix build/asan/tests/,$(ASAN_TESTS))
+	@set -e; for t in $^; do echo "== asan $$t"; \
+	  GM_STRESS_SCALE=0.2 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+test-tsan: $(addprefix build/tsan/tests/,$(TSAN_TESTS))
+	@set -e; for t in $^; do echo "== tsan $$t"; \
+	  GM_STRESS_SCALE=0.1 TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" $$t; done
+
 test-valgrind: $(UNIT_BINS) $(STRESS_BINS)
-	@set -e; for t in $(UNIT_BINS) $(STRESS_BINS); do echo "== valgrind $$t"; \
+	@set -e; for t in $^; do echo "== valgrind $$t"; \
 	  GM_STRESS_SCALE=0.05 valgrind -q --error-exitcode=99 --leak-check=no $$t; done
 
 test: deps all

@@ -30,7 +30,7 @@
  *
  * Locking: a cache is touched only by its thread, except that the registry
  * (all caches, for statistics, trim and fork) is guarded by registry_lock,
- * which comes first in gomalloc's lock order.  The fork child flushes the
+ * which comes first in gomalloc's lock order.  The fork child drops the
  * caches of threads that no longer exist.
  */
 #include "mcache.h"
@@ -216,8 +216,10 @@ uint64_t gm_mcache_count(void) {
 void gm_mcache_registry_lock(void) { pthread_mutex_lock(&registry_lock); }
 void gm_mcache_registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
 
-/* In a fork child only the forking thread exists: its cache stays, the
- * others' objects go back to the mcentrals and their caches are freed. */
+/* In a fork child only the forking thread exists.  The other threads' caches
+ * are dropped, not flushed: a thread may have been stopped halfway through a
+ * push or pop, so their lists cannot be trusted.  Their objects are lost to
+ * the child, at most one cache limit per thread, as in tcmalloc. */
 void gm_mcache_reinit_child(void) {
     pthread_mutex_init(&registry_lock, NULL);
     gm_mcache_t *c = registry, *mine = gm_tls_cache;
@@ -230,7 +232,6 @@ void gm_mcache_reinit_child(void) {
             registry = c;
             registry_count = 1;
         } else {
-            gm_mcache_flush_all(c);
             gm_fixalloc_free(&cache_fa, c);
         }
         c = next;
