@@ -1,0 +1,395 @@
+/*
+ * test_mheap.c — the page heap (alloc/mheap.c) through its own functions.
+ *
+ * Page runs come from gm_mheap_alloc_span / gm_mheap_alloc_large and go back
+ * with gm_mheap_free_span; nothing else in this program uses the heap, so
+ * statistics move only with what a test does.  Placement is checked against
+ * the documented policy, address-ordered first fit: after a run of n pages
+ * is taken from the lowest place that has one, no free n-page run lies below
+ * it, which makes "free it and ask again" land on the same address whatever
+ * earlier tests left behind.
+ *
+ * Tests that need a run the heap cannot serve without growing ask for a whole
+ * arena (64 MiB) until the heap maps a new one; every such run is given back.
+ * Fault injection (gm_os_fail_after) is reset after every test.
+ */
+#include "internal.h"
+#include "testutil.h"
+
+#define PAGE ((uintptr_t)GM_PAGE_SIZE)
+#define SPAN_CLS 1   /* class recorded in spans made here; only the pagemap reads it */
+
+static bool release_zeroes(void)
+{
+    const char *env = getenv("GOMALLOC_MADVISE");
+    return !(env && strcmp(env, "free") == 0);
+}
+
+static struct gm_heap_stats stats(void)
+{
+    struct gm_heap_stats st;
+    gm_mheap_stats(&st);
+    assert_true(st.committed == st.in_use + st.free + st.released);
+    return st;
+}
+
+static gm_span_t *span(uint32_t npages)
+{
+    gm_span_t *s = gm_mheap_alloc_span(npages, SPAN_CLS);
+    assert_non_null(s);
+    assert_int_equal(s->npages, npages);
+    assert_int_equal(s->state, GM_SPAN_SMALL);
+    assert_true(gm_test_aligned(s->base, PAGE));
+    return s;
+}
+
+static int reset_faults(void **state)
+{
+    (void)state;
+    gm_os_fail_after(0);
+    return 0;
+}
+
+/* Takes whole-arena blocks until one comes from a newly mapped arena (none of
+ * the existing arenas is left with a whole arena free).  The earlier blocks go
+ * to keep[] (at most max); returns the new one. */
+static gm_span_t *take_new_arena(gm_span_t **keep, size_t max, size_t *nkeep)
+{
+    *nkeep = 0;
+    for (;;) {
+        uint64_t mapped = stats().mapped;
+        gm_span_t *s = gm_mheap_alloc_large(GM_ARENA_SIZE, PAGE);
+        assert_non_null(s);
+        if (stats().mapped > mapped)
+            return s;
+        assert_true(*nkeep < max);
+        keep[(*nkeep)++] = s;
+    }
+}
+
+static void free_all(gm_span_t **spans, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gm_mheap_free_span(spans[i]);
+}
+
+static void test_mheap_spans_aligned_distinct_disjoint(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    gm_span_t *spans[N];
+    uintptr_t ends[N];
+    for (int i = 0; i < N; i++) {
+        spans[i] = span((uint32_t)(i % 10) + 1);
+        unsigned char *p = (unsigned char *)spans[i]->base;
+        p[0] = (unsigned char)i;   /* committed: writable from first ... */
+        p[spans[i]->npages * PAGE - 1] = (unsigned char)~i;   /* ... to last byte */
+    }
+    for (int i = 0; i < N; i++) {
+        unsigned char *p = (unsigned char *)spans[i]->base;
+        assert_int_equal(p[0], (unsigned char)i);
+        assert_int_equal(p[spans[i]->npages * PAGE - 1], (unsigned char)~i);
+        assert_ptr_equal(gm_pagemap_span_of(spans[i]->base), spans[i]);
+        ends[i] = spans[i]->base;
+    }
+    qsort(ends, N, sizeof ends[0], gm_test_cmp_uptr);
+    for (int i = 1; i < N; i++) {
+        gm_span_t *prev = gm_pagemap_span_of(ends[i - 1]);
+        assert_non_null(prev);
+        assert_true(prev->base + prev->npages * PAGE <= ends[i]);
+    }
+    free_all(spans, N);
+}
+
+static void test_mheap_first_fit_reuses_freed_middle_run(void **state)
+{
+    (void)state;
+    for (uint32_t n = 1; n <= 9; n += 4) {
+        gm_span_t *a = span(n), *b = span(n), *c = span(n);
+        uintptr_t at = b->base;
+        gm_mheap_free_span(b);
+        b = span(n);
+        assert_true(b->base == at);
+        gm_mheap_free_span(a);
+        gm_mheap_free_span(b);
+        gm_mheap_free_span(c);
+    }
+}
+
+/* Single pages are taken lowest first; once three in a row are adjacent no
+ * free page lies below the first of them. */
+static void test_mheap_free_neighbours_coalesce(void **state)
+{
+    (void)state;
+    enum { MAX = 4096 };
+    gm_span_t **held = malloc(MAX * sizeof *held);
+    assert_non_null(held);
+    size_t n = 0;
+    gm_span_t *a, *b, *c;
+    for (;;) {
+        assert_true(n + 3 <= MAX);
+        a = span(1);
+        b = span(1);
+        c = span(1);
+        if (b->base == a->base + PAGE && c->base == b->base + PAGE)
+            break;
+        held[n++] = a;
+        held[n++] = b;
+        held[n++] = c;
+    }
+    uintptr_t at = a->base;
+    gm_mheap_free_span(a);
+    gm_mheap_free_span(b);
+    gm_span_t *two = span(2);
+    assert_true(two->base == at);
+    gm_mheap_free_span(two);
+    gm_mheap_free_span(c);
+    gm_span_t *three = span(3);
+    assert_true(three->base == at);
+    gm_mheap_free_span(three);
+    free_all(held, n);
+    free(held);
+}
+
+static void test_mheap_large_aligned(void **state)
+{
+    (void)state;
+    struct gm_heap_stats before = stats();
+    for (size_t align = 8 * KiB; align <= 4 * MiB; align *= 2) {
+        static const size_t sizes[] = {40 * KiB, 300 * KiB + 5, 2 * MiB};
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            gm_span_t *s = gm_mheap_alloc_large(sizes[k], align);
+            assert_non_null(s);
+            assert_true(gm_test_aligned(s->base, align));
+            assert_int_equal(s->cls, 0);
+            assert_int_equal(s->state, GM_SPAN_LARGE);
+            assert_int_equal(s->npages, (sizes[k] + PAGE - 1) / PAGE);
+            assert_true(s->large_size == s->npages * PAGE);
+            assert_ptr_equal(gm_pagemap_span_of(s->base), s);
+            struct gm_heap_stats mid = stats();
+            assert_true(mid.large_blocks == before.large_blocks + 1);
+            assert_true(mid.large_bytes == before.large_bytes + s->large_size);
+            assert_true(mid.in_use == before.in_use + s->large_size);
+            ((volatile char *)s->base)[0] = 1;
+            ((volatile char *)s->base)[s->large_size - 1] = 1;
+            gm_mheap_free_span(s);
+            struct gm_heap_stats after = stats();
+            assert_true(after.large_blocks == before.large_blocks);
+            assert_true(after.large_bytes == before.large_bytes);
+            assert_true(after.in_use == before.in_use);
+        }
+    }
+}
+
+/* Pages never handed out since the arena was mapped are zero, and say so. */
+static void test_mheap_fresh_run_is_zero(void **state)
+{
+    (void)state;
+    gm_span_t *keep[16];
+    size_t nkeep;
+    gm_span_t *s = take_new_arena(keep, 16, &nkeep);
+    assert_int_equal(s->fresh_zero, 1);
+    for (uintptr_t off = 0; off < s->large_size; off += 4096)
+        assert_int_equal(((volatile uint64_t *)(s->base + off))[0], 0);
+    gm_mheap_free_span(s);
+    free_all(keep, nkeep);
+}
+
+static void test_mheap_reused_run_not_zero(void **state)
+{
+    (void)state;
+    gm_span_t *s = span(2);
+    uintptr_t at = s->base;
+    memset((void *)at, 0xAB, 2 * PAGE);
+    gm_mheap_free_span(s);
+    s = span(2);
+    assert_true(s->base == at);
+    assert_int_equal(s->fresh_zero, 0);
+    gm_mheap_free_span(s);
+    /* Handed out but not written counts too: the heap cannot know. */
+    s = span(2);
+    assert_true(s->base == at);
+    assert_int_equal(s->fresh_zero, 0);
+    gm_mheap_free_span(s);
+}
+
+static void test_mheap_release_all_makes_runs_zero(void **state)
+{
+    (void)state;
+    if (!release_zeroes())
+        skip();   /* MADV_FREE: released pages are not known to be zero */
+    gm_span_t *s = span(3);
+    uintptr_t at = s->base;
+    memset((void *)at, 0xCD, 3 * PAGE);
+    gm_mheap_free_span(s);
+    assert_true(gm_mheap_release_all() >= 3 * PAGE);
+    s = span(3);
+    assert_true(s->base == at);
+    assert_int_equal(s->fresh_zero, 1);
+    assert_true(gm_test_all_zero((void *)at, 3 * PAGE));
+    gm_mheap_free_span(s);
+}
+
+static void test_mheap_huge_aligned_and_registered(void **state)
+{
+    (void)state;
+    static const size_t aligns[] = {8 * KiB, 64 * KiB, 2 * MiB, 64 * MiB};
+    for (size_t k = 0; k < sizeof aligns / sizeof aligns[0]; k++) {
+        size_t size = 17 * MiB + 123;
+        struct gm_heap_stats before = stats();
+        void *p = gm_mheap_alloc_huge(size, aligns[k]);
+        assert_non_null(p);
+        uintptr_t addr = (uintptr_t)p;
+        assert_true(gm_test_aligned(addr, aligns[k]));
+        gm_arena_t *a = gm_pagemap_arena(addr);
+        assert_non_null(a);
+        assert_int_equal(a->kind, GM_ARENA_HUGE);
+        assert_true(a->huge_base == addr);
+        assert_true(a->huge_size >= size && a->huge_size % PAGE == 0);
+        assert_ptr_equal(gm_pagemap_arena(addr + size - 1), a);
+        assert_true(gm_test_all_zero(p, 4096));
+        ((volatile char *)p)[0] = 1;
+        ((volatile char *)p)[size - 1] = 1;
+        struct gm_heap_stats mid = stats();
+        assert_true(mid.huge == before.huge + a->huge_size);
+        assert_true(mid.in_use == before.in_use + a->huge_size);
+        assert_true(mid.mapped == before.mapped + a->huge_size);
+        assert_true(mid.large_blocks == before.large_blocks + 1);
+        gm_mheap_free_huge(a);
+        assert_null(gm_pagemap_arena(addr));
+        assert_null(gm_pagemap_arena(addr + size - 1));
+        struct gm_heap_stats after = stats();
+        assert_true(after.huge == before.huge);
+        assert_true(after.in_use == before.in_use);
+        assert_true(after.mapped == before.mapped);
+        assert_true(after.large_blocks == before.large_blocks);
+    }
+}
+
+/* Several huge blocks alive at once: each is mapped and registered on its
+ * own (their mappings may share 64 MiB pagemap slots with each other), and
+ * freeing one unregisters only that one. */
+static void test_mheap_huge_free_unregisters_only_itself(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    size_t size = 16 * MiB;
+    void *p[N];
+    gm_arena_t *a[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = gm_mheap_alloc_huge(size, PAGE);
+        if (!p[i])
+            fail_msg("gm_mheap_alloc_huge(16 MiB) #%d returned NULL with %d huge blocks alive",
+                     i, i);
+        a[i] = gm_pagemap_arena((uintptr_t)p[i]);
+        assert_non_null(a[i]);
+        assert_int_equal(a[i]->kind, GM_ARENA_HUGE);
+        assert_true(a[i]->huge_base == (uintptr_t)p[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        gm_mheap_free_huge(a[i]);
+        assert_null(gm_pagemap_arena((uintptr_t)p[i]));
+        for (int j = i + 1; j < N; j++) {
+            assert_ptr_equal(gm_pagemap_arena((uintptr_t)p[j]), a[j]);
+            assert_ptr_equal(gm_pagemap_arena((uintptr_t)p[j] + size - 1), a[j]);
+        }
+    }
+}
+
+static void test_mheap_stats_track_alloc_free_release(void **state)
+{
+    (void)state;
+    struct gm_heap_stats st0 = stats();
+    gm_span_t *s = span(4);
+    struct gm_heap_stats st1 = stats();
+    assert_true(st1.in_use == st0.in_use + 4 * PAGE);
+    memset((void *)s->base, 1, 4 * PAGE);
+    gm_mheap_free_span(s);
+    struct gm_heap_stats st2 = stats();
+    assert_true(st2.in_use == st0.in_use);
+    assert_true(st2.committed == st1.committed);
+    assert_true(st2.free == st1.free + 4 * PAGE);
+    assert_true(st2.released == st1.released);
+    size_t given = gm_mheap_release_all();
+    struct gm_heap_stats st3 = stats();
+    assert_true(given == st2.free);
+    assert_true(st3.free == 0);
+    assert_true(st3.released == st2.released + st2.free);
+    assert_true(st3.committed == st2.committed);
+    assert_true(st3.in_use == st2.in_use);
+    assert_int_equal(gm_mheap_release_all(), 0);   /* nothing left to give */
+    /* Taking released pages back moves them out of "released". */
+    s = span(4);
+    struct gm_heap_stats st4 = stats();
+    assert_true(st4.in_use == st3.in_use + 4 * PAGE);
+    assert_true(st4.released + st4.free ==
+                st3.released + st3.free + (st4.committed - st3.committed) - 4 * PAGE);
+    gm_mheap_free_span(s);
+    assert_true(stats().in_use == st0.in_use);
+}
+
+/* A block no arena can hold while the OS refuses the next mapping: NULL, the
+ * heap unchanged, and the same request succeeds once the OS agrees again. */
+static void test_mheap_oom_large_then_recovers(void **state)
+{
+    (void)state;
+    gm_span_t *keep[17];
+    size_t nkeep;
+    keep[16] = take_new_arena(keep, 16, &nkeep);
+    struct gm_heap_stats before = stats();
+    gm_os_fail_after(1);
+    assert_null(gm_mheap_alloc_large(GM_ARENA_SIZE, PAGE));
+    struct gm_heap_stats after = stats();
+    assert_true(after.mapped == before.mapped);
+    assert_true(after.in_use == before.in_use);
+    assert_true(after.large_blocks == before.large_blocks);
+    gm_span_t *s = gm_mheap_alloc_large(GM_ARENA_SIZE, PAGE);
+    assert_non_null(s);
+    assert_true(stats().mapped > before.mapped);
+    ((volatile char *)s->base)[s->large_size - 1] = 1;
+    gm_mheap_free_span(s);
+    /* Smaller requests work too, and so does a 20 MiB block. */
+    gm_span_t *t = gm_mheap_alloc_large(20 * MiB, PAGE), *u = span(1);
+    assert_non_null(t);
+    gm_mheap_free_span(t);
+    gm_mheap_free_span(u);
+    gm_mheap_free_span(keep[16]);
+    free_all(keep, nkeep);
+}
+
+static void test_mheap_oom_huge_then_recovers(void **state)
+{
+    (void)state;
+    struct gm_heap_stats before = stats();
+    gm_os_fail_after(1);
+    assert_null(gm_mheap_alloc_huge(20 * MiB, PAGE));
+    struct gm_heap_stats after = stats();
+    assert_true(after.huge == before.huge);
+    assert_true(after.mapped == before.mapped);
+    void *p = gm_mheap_alloc_huge(20 * MiB, PAGE);
+    assert_non_null(p);
+    gm_arena_t *a = gm_pagemap_arena((uintptr_t)p);
+    assert_non_null(a);
+    assert_int_equal(a->kind, GM_ARENA_HUGE);
+    gm_mheap_free_huge(a);
+    assert_true(stats().huge == before.huge);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_mheap_spans_aligned_distinct_disjoint, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_first_fit_reuses_freed_middle_run, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_free_neighbours_coalesce, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_large_aligned, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_fresh_run_is_zero, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_reused_run_not_zero, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_release_all_makes_runs_zero, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_huge_aligned_and_registered, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_huge_free_unregisters_only_itself, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_stats_track_alloc_free_release, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_oom_large_then_recovers, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_oom_huge_then_recovers, reset_faults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
