@@ -1,0 +1,250 @@
+/*
+ * test_mcentral.c — per-class span lists and parked batches (alloc/mcentral.c).
+ *
+ * Objects are taken with gm_mcentral_take and given back with
+ * gm_mcentral_give; no thread cache is involved (nothing here calls
+ * gm_malloc), so the class's spans and batches move only with what a test
+ * does.  Every test loops over every class and gives back all it took, then
+ * drains the class, so each test starts with no object of any class out.
+ */
+#include "internal.h"
+#include "testutil.h"
+
+#define PAGE ((uint64_t)GM_PAGE_SIZE)
+#define PARKED_LIMIT ((uint64_t)256 << 10)   /* mcentral.c: parked bytes per class */
+
+static uint64_t heap_in_use(void)
+{
+    struct gm_heap_stats st;
+    gm_mheap_stats(&st);
+    return st.in_use;
+}
+
+static uint64_t parked_bytes(void)
+{
+    struct gm_central_stats st;
+    gm_mcentral_stats(&st);
+    return st.batch_bytes;
+}
+
+static int drain_all(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        gm_mcentral_drain(cls);
+    return 0;
+}
+
+/* Checks a list of n objects of class cls: linked through word 0, ends at
+ * tail whose next is NULL, every object the start of a slot in a live span
+ * of the class, all distinct.  Objects are filled after the walk. */
+static void check_list(uint8_t cls, void *head, void *tail, uint32_t n)
+{
+    uint32_t size = gm_class_size[cls];
+    uintptr_t *addrs = malloc(n * sizeof *addrs);
+    assert_non_null(addrs);
+    void *obj = head, *last = NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        assert_non_null(obj);
+        uintptr_t addr = (uintptr_t)obj;
+        gm_span_t *s = gm_pagemap_span_of(addr);
+        if (!s || s->cls != cls)
+            fail_msg("class %u: object %u of %u at %p: span %p", cls, i, n, obj, (void *)s);
+        assert_int_equal(s->state, GM_SPAN_SMALL);
+        assert_true((addr - s->base) % size == 0);
+        assert_true((addr - s->base) / size < gm_class_objects[cls]);
+        assert_true(gm_test_aligned(addr, 16));
+        addrs[i] = addr;
+        last = obj;
+        obj = *(void **)obj;
+    }
+    assert_ptr_equal(last, tail);
+    assert_null(*(void **)tail);
+    gm_test_assert_disjoint(addrs, n, size);
+    free(addrs);
+}
+
+/* Writes a pattern after word 0 of every object (word 0 is the link). */
+static void fill_list(void *head, uint32_t size, unsigned seed)
+{
+    for (void *obj = head; obj; obj = *(void **)obj)
+        gm_test_fill((char *)obj + sizeof(void *), size - sizeof(void *), seed);
+}
+
+static bool list_intact(void *head, uint32_t size, unsigned seed)
+{
+    for (void *obj = head; obj; obj = *(void **)obj)
+        if (!gm_test_check((char *)obj + sizeof(void *), size - sizeof(void *), seed))
+            return false;
+    return true;
+}
+
+static void test_mcentral_take_gives_valid_list(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint32_t counts[] = {1, gm_class_batch[cls], gm_class_objects[cls] + 1u};
+        for (size_t k = 0; k < 3; k++) {
+            void *h = NULL, *t = NULL;
+            uint32_t n = counts[k];
+            assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+            check_list(cls, h, t, n);
+            fill_list(h, gm_class_size[cls], cls);
+            assert_true(list_intact(h, gm_class_size[cls], cls));
+            gm_mcentral_give(cls, h, t, n);
+        }
+        gm_mcentral_drain(cls);
+    }
+}
+
+/* Objects taken in several rounds, all held at once, never repeat. */
+static void test_mcentral_take_distinct_across_calls(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        enum { ROUNDS = 5 };
+        uint32_t n = gm_class_batch[cls] + 1u, size = gm_class_size[cls];
+        void *h[ROUNDS], *t[ROUNDS];
+        uintptr_t *addrs = malloc(ROUNDS * n * sizeof *addrs);
+        assert_non_null(addrs);
+        size_t k = 0;
+        for (int r = 0; r < ROUNDS; r++) {
+            assert_int_equal(gm_mcentral_take(cls, n, &h[r], &t[r]), n);
+            check_list(cls, h[r], t[r], n);
+            for (void *obj = h[r]; obj; obj = *(void **)obj)
+                addrs[k++] = (uintptr_t)obj;
+        }
+        gm_test_assert_disjoint(addrs, k, size);
+        for (int r = 0; r < ROUNDS; r++)
+            gm_mcentral_give(cls, h[r], t[r], n);
+        gm_mcentral_drain(cls);
+        free(addrs);
+    }
+}
+
+/* A whole batch given back is parked and the next whole-batch take returns
+ * it as it was: same head, same tail, same objects, contents untouched. */
+static void test_mcentral_batch_parked_and_returned_whole(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint32_t n = gm_class_batch[cls], size = gm_class_size[cls];
+        void *h, *t, *h2, *t2;
+        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        fill_list(h, size, 7u * cls);
+        uint64_t parked = parked_bytes();
+        gm_mcentral_give(cls, h, t, n);
+        assert_true(parked_bytes() == parked + (uint64_t)n * size);
+        assert_int_equal(gm_mcentral_take(cls, n, &h2, &t2), n);
+        assert_ptr_equal(h2, h);
+        assert_ptr_equal(t2, t);
+        assert_true(parked_bytes() == parked);
+        check_list(cls, h2, t2, n);
+        assert_true(list_intact(h2, size, 7u * cls));
+        gm_mcentral_give(cls, h2, t2, n);
+        gm_mcentral_drain(cls);
+        assert_true(parked_bytes() == parked);
+    }
+}
+
+/* Lists that are not a whole batch go back to their spans, not to the stock. */
+static void test_mcentral_partial_batch_not_parked(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint32_t n = gm_class_batch[cls] + 1u;
+        void *h, *t;
+        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        uint64_t parked = parked_bytes();
+        gm_mcentral_give(cls, h, t, n);
+        assert_true(parked_bytes() == parked);
+        gm_mcentral_drain(cls);
+    }
+}
+
+/* The stock of parked batches is bounded: giving back more whole batches
+ * than it holds sends the rest to the spans. */
+static void test_mcentral_parked_batches_bounded(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 70 };   /* more than the stock's 64 slots */
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls += 4) {
+        uint32_t n = gm_class_batch[cls], size = gm_class_size[cls];
+        void *h[ROUNDS], *t[ROUNDS];
+        for (int r = 0; r < ROUNDS; r++)
+            assert_int_equal(gm_mcentral_take(cls, n, &h[r], &t[r]), n);
+        uint64_t parked = parked_bytes(), in_use = heap_in_use();
+        for (int r = 0; r < ROUNDS; r++)
+            gm_mcentral_give(cls, h[r], t[r], n);
+        uint64_t now = parked_bytes() - parked;
+        assert_true(now > 0);
+        assert_true(now <= PARKED_LIMIT);
+        assert_true(now / ((uint64_t)n * size) <= 64);
+        assert_true(now % ((uint64_t)n * size) == 0);
+        assert_true(heap_in_use() <= in_use);
+        gm_mcentral_drain(cls);
+        assert_true(parked_bytes() == parked);
+    }
+}
+
+/* Taking every object of one fresh span and giving them all back (then
+ * draining the stock) returns the span's pages to the heap. */
+static void test_mcentral_empty_span_returns_to_heap(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        gm_mcentral_drain(cls);
+        uint64_t before = heap_in_use();
+        uint32_t n = gm_class_objects[cls];
+        void *h, *t;
+        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        check_list(cls, h, t, n);
+        gm_span_t *s = gm_pagemap_span_of((uintptr_t)h);
+        assert_non_null(s);
+        uintptr_t base = s->base;
+        assert_true(heap_in_use() == before + gm_class_pages[cls] * PAGE);
+        gm_mcentral_give(cls, h, t, n);
+        gm_mcentral_drain(cls);
+        if (heap_in_use() != before)
+            fail_msg("class %u: heap in use %lu after all objects came back, %lu before", cls,
+                     (unsigned long)heap_in_use(), (unsigned long)before);
+        assert_null(gm_pagemap_span_of(base));
+    }
+}
+
+/* Many spans' worth taken and given back one object at a time (as threads
+ * that exit free them): every span goes back to the heap. */
+static void test_mcentral_objects_back_one_by_one_free_spans(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        gm_mcentral_drain(cls);
+        uint64_t before = heap_in_use();
+        uint32_t n = 3u * gm_class_objects[cls] + 1u;
+        void *h, *t;
+        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        check_list(cls, h, t, n);
+        assert_true(heap_in_use() >= before + 3 * gm_class_pages[cls] * PAGE);
+        for (void *obj = h, *next; obj; obj = next) {
+            next = *(void **)obj;
+            *(void **)obj = NULL;
+            gm_mcentral_give(cls, obj, obj, 1);
+        }
+        gm_mcentral_drain(cls);
+        assert_true(heap_in_use() == before);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_mcentral_take_gives_valid_list, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_take_distinct_across_calls, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_batch_parked_and_returned_whole, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_partial_batch_not_parked, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_parked_batches_bounded, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_empty_span_returns_to_heap, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_objects_back_one_by_one_free_spans, drain_all),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
