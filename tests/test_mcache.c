@@ -1,0 +1,455 @@
+/*
+ * test_mcache.c — per-thread caches (alloc/mcache.c, alloc/mcache.h) seen
+ * through gm_malloc/gm_free and the calling thread's gm_tls_cache.
+ *
+ * Tests that need a thread without a cache run their body in a new thread
+ * (run_in_thread); the main thread's cache persists from test to test.
+ * Checked: the first malloc creates the cache and refills the bin with one
+ * batch; bin.max starts at 1 and grows (slow start); after any free a bin
+ * holds no more than its max; max_bytes stays within the thread's limit and
+ * equals the sum of max * size; flushing empties every bin; a thread that
+ * exits leaves no cache and no cached bytes behind; malloc and free work
+ * from a key destructor that runs after the cache is gone; blocks freed by
+ * another thread are fine to reuse.
+ */
+#include <pthread.h>
+
+#include "gomalloc.h"
+#include "mcache.h"
+#include "testutil.h"
+
+static void run_in_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+static uint64_t live_threads(void)
+{
+    struct gm_stats st;
+    gm_get_stats(&st);
+    return st.threads;
+}
+
+/* Bytes the calling thread's cache holds. */
+static uint64_t own_cached_bytes(const gm_mcache_t *c)
+{
+    uint64_t bytes = 0;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        bytes += (uint64_t)c->bins[cls].count * gm_class_size[cls];
+    return bytes;
+}
+
+static size_t sum_max_bytes(const gm_mcache_t *c)
+{
+    size_t bytes = 0;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        bytes += (size_t)c->bins[cls].max * gm_class_size[cls];
+    return bytes;
+}
+
+/* bin_cap() of mcache.c: the most objects one bin may be allowed. */
+static uint32_t bin_cap(uint8_t cls)
+{
+    uint32_t by_bytes = (uint32_t)((256u << 10) / gm_class_size[cls]);
+    if (by_bytes < 2u * gm_class_batch[cls])
+        by_bytes = 2u * gm_class_batch[cls];
+    return by_bytes > 8192 ? 8192 : by_bytes;
+}
+
+static uint32_t bin_length(const gm_bin_t *b)
+{
+    uint32_t n = 0;
+    for (void *p = b->head; p; p = *(void **)p)
+        n++;
+    return n;
+}
+
+/* ---- refill and slow start ------------------------------------------------ */
+
+static void *refill_body(void *arg)
+{
+    (void)arg;
+    assert_null(gm_tls_cache);
+    uint64_t threads = live_threads();
+    uint8_t cls = 10;
+    void *p = gm_malloc(gm_class_size[cls]);
+    assert_non_null(p);
+    gm_mcache_t *c = gm_tls_cache;
+    assert_non_null(c);
+    assert_true(live_threads() == threads + 1);
+    assert_true(c->limit == GM_THREAD_CACHE_DEFAULT);
+    /* One batch came in and p was popped from it; max took its first step. */
+    assert_int_equal(c->bins[cls].count, gm_class_batch[cls] - 1u);
+    assert_int_equal(bin_length(&c->bins[cls]), c->bins[cls].count);
+    assert_int_equal(c->bins[cls].max, 2);
+    for (uint8_t other = 1; other < GM_NUM_CLASSES; other++) {
+        if (other == cls)
+            continue;
+        assert_int_equal(c->bins[other].count, 0);
+        assert_null(c->bins[other].head);
+        assert_int_equal(c->bins[other].max, 1);
+    }
+    assert_true(c->max_bytes == sum_max_bytes(c));
+    /* The next objects come from the bin without a refill. */
+    void *q = gm_malloc(gm_class_size[cls]);
+    assert_non_null(q);
+    assert_int_equal(c->bins[cls].count, gm_class_batch[cls] - 2u);
+    gm_free(q);
+    gm_free(p);
+    return NULL;
+}
+
+static void test_mcache_first_malloc_creates_cache_and_refills(void **state)
+{
+    (void)state;
+    run_in_thread(refill_body, NULL);
+}
+
+static void *slow_start_body(void *arg)
+{
+    (void)arg;
+    uint8_t cls = 5;
+    uint32_t size = gm_class_size[cls], batch = gm_class_batch[cls];
+    uint32_t n = 8 * batch;
+    void **ps = malloc(n * sizeof *ps);
+    assert_non_null(ps);
+    ps[0] = gm_malloc(size);
+    gm_mcache_t *c = gm_tls_cache;
+    assert_non_null(c);
+    uint32_t max = c->bins[cls].max;
+    assert_true(max <= 2);   /* starts small */
+    for (uint32_t i = 1; i < n; i++) {
+        ps[i] = gm_malloc(size);
+        assert_non_null(ps[i]);
+        assert_true(c->bins[cls].max >= max);   /* never shrinks while in use */
+        max = c->bins[cls].max;
+    }
+    uint32_t after_mallocs = max;
+    assert_true(after_mallocs > 2);
+    for (uint32_t i = 0; i < n; i++) {
+        gm_free(ps[i]);
+        assert_true(c->bins[cls].max >= max);
+        max = c->bins[cls].max;
+        assert_true(c->bins[cls].count <= c->bins[cls].max);
+    }
+    assert_true(max > after_mallocs);
+    assert_true(max <= bin_cap(cls));
+    assert_true(c->max_bytes == sum_max_bytes(c));
+    free(ps);
+    return NULL;
+}
+
+static void test_mcache_slow_start_grows_max(void **state)
+{
+    (void)state;
+    run_in_thread(slow_start_body, NULL);
+}
+
+/* ---- flush and bounds ----------------------------------------------------- */
+
+static void test_mcache_free_keeps_bin_within_max(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint32_t size = gm_class_size[cls];
+        uint32_t n = (uint32_t)gm_test_scaled(3 * bin_cap(cls), 3 * gm_class_batch[cls]);
+        void **ps = malloc(n * sizeof *ps);
+        assert_non_null(ps);
+        for (uint32_t i = 0; i < n; i++) {
+            ps[i] = gm_malloc(size);
+            assert_non_null(ps[i]);
+            ((char *)ps[i])[size - 1] = (char)i;
+        }
+        gm_mcache_t *c = gm_tls_cache;
+        assert_non_null(c);
+        for (uint32_t i = 0; i < n; i++) {
+            assert_int_equal(((char *)ps[i])[size - 1], (char)i);
+            gm_free(ps[i]);
+            gm_bin_t *b = &c->bins[cls];
+            if (b->count > b->max)
+                fail_msg("class %u: %u objects cached after free #%u, max %u", cls, b->count,
+                         i, b->max);
+        }
+        assert_int_equal(bin_length(&c->bins[cls]), c->bins[cls].count);
+        free(ps);
+    }
+}
+
+static void *bound_body(void *arg)
+{
+    (void)arg;
+    size_t budget = (size_t)gm_test_scaled(512 << 10, 16 << 10);
+    for (int round = 0; round < 2; round++) {
+        for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+            uint32_t size = gm_class_size[cls];
+            uint32_t n = (uint32_t)(budget / size) + 2u * gm_class_batch[cls];
+            void **ps = malloc(n * sizeof *ps);
+            assert_non_null(ps);
+            for (uint32_t i = 0; i < n; i++)
+                assert_non_null(ps[i] = gm_malloc(size));
+            for (uint32_t i = 0; i < n; i++)
+                gm_free(ps[i]);
+            free(ps);
+            gm_mcache_t *c = gm_tls_cache;
+            assert_true(c->max_bytes <= c->limit);
+            assert_true(c->max_bytes == sum_max_bytes(c));
+            assert_true(own_cached_bytes(c) <= c->max_bytes);
+        }
+    }
+    gm_mcache_t *c = gm_tls_cache;
+    if (gm_test_scale() >= 1)   /* at full scale the limit is what stops growth */
+        assert_true(c->max_bytes > c->limit / 2);
+    return NULL;
+}
+
+static void test_mcache_thread_bound_after_heavy_use(void **state)
+{
+    (void)state;
+    run_in_thread(bound_body, NULL);
+}
+
+static void test_mcache_flush_current_empties_bins(void **state)
+{
+    (void)state;
+    void *ps[64];
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        for (int i = 0; i < 64; i++)
+            assert_non_null(ps[i] = gm_malloc(gm_class_size[cls]));
+        for (int i = 0; i < 64; i++)
+            gm_free(ps[i]);
+    }
+    gm_mcache_t *c = gm_tls_cache;
+    assert_non_null(c);
+    assert_true(own_cached_bytes(c) > 0);
+    gm_mcache_flush_current();
+    size_t floor = 0;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        assert_int_equal(c->bins[cls].count, 0);
+        assert_null(c->bins[cls].head);
+        assert_int_equal(c->bins[cls].max, 1);
+        floor += gm_class_size[cls];
+    }
+    assert_true(c->max_bytes == floor);
+    assert_true(gm_mcache_cached_bytes() == 0);   /* the only live cache */
+    /* The cache still works after a flush. */
+    void *p = gm_malloc(100);
+    assert_non_null(p);
+    assert_ptr_equal(gm_tls_cache, c);
+    gm_free(p);
+}
+
+/* ---- thread exit ---------------------------------------------------------- */
+
+struct exit_probe {
+    uint64_t threads_inside;
+    uint64_t cached_inside;
+};
+
+static void *exit_body(void *arg)
+{
+    struct exit_probe *probe = arg;
+    void *ps[500];
+    for (int i = 0; i < 500; i++)
+        assert_non_null(ps[i] = gm_malloc((size_t)(i % 40) * 64 + 16));
+    for (int i = 0; i < 500; i++)
+        gm_free(ps[i]);
+    probe->threads_inside = live_threads();
+    probe->cached_inside = own_cached_bytes(gm_tls_cache);
+    return NULL;
+}
+
+static void test_mcache_thread_exit_flushes_cache(void **state)
+{
+    (void)state;
+    gm_mcache_flush_current();
+    uint64_t threads = live_threads(), cached = gm_mcache_cached_bytes();
+    struct exit_probe probe = {0, 0};
+    run_in_thread(exit_body, &probe);
+    assert_true(probe.threads_inside == threads + 1);
+    assert_true(probe.cached_inside > 0);
+    assert_true(live_threads() == threads);
+    assert_true(gm_mcache_cached_bytes() == cached);
+}
+
+/* ---- a key destructor that runs after gomalloc's -------------------------- */
+
+enum { LATE_BLOCKS = 4 };
+static const size_t late_sizes[LATE_BLOCKS] = {24, 700, 20000, 100 * KiB};
+static void *late_blocks[LATE_BLOCKS];
+static bool late_cache_was_gone;
+static bool late_ok;
+
+static void late_destructor(void *arg)
+{
+    (void)arg;
+    late_cache_was_gone = gm_tls_cache == NULL;
+    bool ok = true;
+    for (int i = 0; i < LATE_BLOCKS; i++) {
+        void *scratch = gm_malloc(late_sizes[i]);
+        ok = ok && scratch && gm_pagemap_span_of((uintptr_t)scratch);
+        if (scratch)
+            memset(scratch, 0x77, late_sizes[i]);
+        gm_free(scratch);
+        late_blocks[i] = gm_malloc(late_sizes[i]);
+        ok = ok && late_blocks[i] && gm_pagemap_span_of((uintptr_t)late_blocks[i]);
+        if (late_blocks[i])
+            gm_test_fill(late_blocks[i], late_sizes[i], (unsigned)i);
+    }
+    /* Freeing does not bring a cache back. */
+    late_ok = ok && gm_tls_cache == NULL;
+}
+
+static void *late_key_body(void *arg)
+{
+    pthread_key_t *key = arg;
+    void *p = gm_malloc(32);   /* gomalloc's key is set now */
+    assert_non_null(p);
+    assert_int_equal(pthread_key_create(key, late_destructor), 0);
+    assert_int_equal(pthread_setspecific(*key, (void *)1), 0);
+    gm_free(p);
+    return NULL;
+}
+
+static void test_mcache_malloc_in_later_key_destructor(void **state)
+{
+    (void)state;
+    uint64_t threads = live_threads();
+    pthread_key_t key;
+    late_ok = late_cache_was_gone = false;
+    run_in_thread(late_key_body, &key);
+    assert_true(late_cache_was_gone);
+    assert_true(late_ok);
+    assert_true(live_threads() == threads);
+    for (int i = 0; i < LATE_BLOCKS; i++) {
+        assert_true(gm_test_check(late_blocks[i], late_sizes[i], (unsigned)i));
+        assert_true(gm_usable_size(late_blocks[i]) >= late_sizes[i]);
+        gm_free(late_blocks[i]);
+    }
+    pthread_key_delete(key);
+}
+
+/* ---- cross-thread free ---------------------------------------------------- */
+
+enum { XN = 2000 };
+struct cross {
+    pthread_barrier_t allocated, freed;
+    void *blocks[XN];
+    bool ok_a;
+};
+
+static size_t cross_size(int i)
+{
+    return (size_t)(i * 37 % 3000) + 1;
+}
+
+static void *cross_owner(void *arg)
+{
+    struct cross *x = arg;
+    for (int i = 0; i < XN; i++) {
+        x->blocks[i] = gm_malloc(cross_size(i));
+        if (x->blocks[i])
+            gm_test_fill(x->blocks[i], cross_size(i), (unsigned)i);
+    }
+    pthread_barrier_wait(&x->allocated);
+    pthread_barrier_wait(&x->freed);
+    bool ok = true;
+    void **again = malloc(XN * sizeof *again);
+    for (int i = 0; again && i < XN; i++) {
+        again[i] = gm_malloc(cross_size(i));
+        ok = ok && again[i] && gm_pagemap_span_of((uintptr_t)again[i]);
+        if (again[i])
+            gm_test_fill(again[i], cross_size(i), (unsigned)i + 7u);
+    }
+    for (int i = 0; again && i < XN; i++) {
+        ok = ok && gm_test_check(again[i], cross_size(i), (unsigned)i + 7u);
+        gm_free(again[i]);
+    }
+    x->ok_a = ok && again;
+    free(again);
+    return NULL;
+}
+
+static void *cross_freer(void *arg)
+{
+    struct cross *x = arg;
+    for (int i = 0; i < XN; i++) {
+        assert_true(gm_test_check(x->blocks[i], cross_size(i), (unsigned)i));
+        gm_free(x->blocks[i]);
+    }
+    return NULL;
+}
+
+static void test_mcache_cross_thread_free(void **state)
+{
+    (void)state;
+    uint64_t threads = live_threads();
+    struct cross *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    pthread_barrier_init(&x->allocated, NULL, 2);
+    pthread_barrier_init(&x->freed, NULL, 2);
+    pthread_t a;
+    assert_int_equal(pthread_create(&a, NULL, cross_owner, x), 0);
+    pthread_barrier_wait(&x->allocated);
+    for (int i = 0; i < XN; i++)
+        assert_non_null(x->blocks[i]);
+    run_in_thread(cross_freer, x);   /* B frees A's blocks, then exits */
+    pthread_barrier_wait(&x->freed);
+    assert_int_equal(pthread_join(a, NULL), 0);
+    assert_true(x->ok_a);
+    assert_true(live_threads() == threads);
+    /* What B freed and A allocated again is all reusable from here too. */
+    void *p[XN];
+    for (int i = 0; i < XN; i++) {
+        assert_non_null(p[i] = gm_malloc(cross_size(i)));
+        gm_test_fill(p[i], cross_size(i), 3);
+    }
+    for (int i = 0; i < XN; i++) {
+        assert_true(gm_test_check(p[i], cross_size(i), 3));
+        gm_free(p[i]);
+    }
+    pthread_barrier_destroy(&x->allocated);
+    pthread_barrier_destroy(&x->freed);
+    free(x);
+}
+
+/* A thread whose first call is a free (of a block from another thread) gets
+ * a cache and caches the block. */
+static void *free_first_body(void *arg)
+{
+    assert_null(gm_tls_cache);
+    gm_free(arg);
+    gm_mcache_t *c = gm_tls_cache;
+    assert_non_null(c);
+    uint8_t cls = gm_size_to_class[(200 + 15) >> 4];
+    assert_int_equal(c->bins[cls].count, 1);
+    assert_ptr_equal(c->bins[cls].head, arg);
+    assert_ptr_equal(gm_malloc(200), arg);
+    gm_free(arg);
+    return NULL;
+}
+
+static void test_mcache_free_before_malloc_creates_cache(void **state)
+{
+    (void)state;
+    void *p = gm_malloc(200);
+    assert_non_null(p);
+    run_in_thread(free_first_body, p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mcache_first_malloc_creates_cache_and_refills),
+        cmocka_unit_test(test_mcache_slow_start_grows_max),
+        cmocka_unit_test(test_mcache_free_keeps_bin_within_max),
+        cmocka_unit_test(test_mcache_thread_bound_after_heavy_use),
+        cmocka_unit_test(test_mcache_flush_current_empties_bins),
+        cmocka_unit_test(test_mcache_thread_exit_flushes_cache),
+        cmocka_unit_test(test_mcache_malloc_in_later_key_destructor),
+        cmocka_unit_test(test_mcache_cross_thread_free),
+        cmocka_unit_test(test_mcache_free_before_malloc_creates_cache),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
