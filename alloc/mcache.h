@@ -45,7 +45,7 @@ GM_INLINE bool gm_mcache_free_fast(void *ptr) {
     uint64_t offset = (addr & (GM_PAGE_SIZE - 1)) | ((uint64_t)(info >> 8) << GM_PAGE_SHIFT);
     uint64_t magic = gm_class_divmagic[cls];
     gm_mcache_t *c = gm_tls_cache;
-    if (GM_UNLIKELY(!cls || offset * magic > magic - 1 || !c))
+    if (GM_UNLIKELY(!cls || offset * magic > magic - 1 || offset >= gm_class_end[cls] || !c))
         return false;
     gm_bin_t *b = &c->bins[cls];
     *(void **)ptr = b->head;

@@ -14,7 +14,10 @@
  *   1. gm_arena_map[slot] changes only from NULL to an arena (claim) and back
  *      (unclaim of a huge block), under the mheap lock; readers use acquire
  *      loads and need no lock.
- *   2. For every page of an in-use small span, page_info = cls | index << 8 and
+ *   2. An address is an object start iff its offset in the span is a multiple
+ *      of the class size (division magic) and below gm_class_end[cls]: the
+ *      tail that fits no object is not one.
+ *   3. For every page of an in-use small span, page_info = cls | index << 8 and
  *      spans[] points at the span.  For a large block only the first page has
  *      spans[] set (page_info 0).  Every other page has both zero.  Entries
  *      are written before the span's memory is handed out and cleared after
@@ -82,7 +85,7 @@ gm_span_t *gm_pagemap_span_of(uintptr_t addr) {
         gm_span_t *s = a->spans[page - (info >> 8)];
         uint64_t off = addr - s->base;
         uint64_t magic = gm_class_divmagic[cls];
-        return off * magic <= magic - 1 ? s : NULL;
+        return off * magic <= magic - 1 && off < gm_class_end[cls] ? s : NULL;
     }
     gm_span_t *s = a->spans[page];
     if (s && s->state == GM_SPAN_LARGE && s->base == addr)

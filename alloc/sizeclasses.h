@@ -150,6 +150,19 @@ static const uint64_t gm_class_divmagic[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = {
 	0x0002492492492493ull, 0x0002000000000000ull
 };
 
+/* bytes of a span covered by objects: offsets at or past it are tail waste */
+static const uint32_t gm_class_end[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = {
+	0, 8192, 8192, 8160, 8192, 8160, 8160, 8176,
+	8192, 8064, 8160, 8096, 8064, 8112, 8064, 8160,
+	8192, 8064, 8000, 8096, 8064, 7904, 8064, 8160,
+	8192, 8064, 7680, 7744, 7680, 8064, 8192, 8064,
+	7680, 15488, 7680, 16128, 8192, 16128, 8064, 24576,
+	16000, 24192, 8192, 24320, 16128, 24576, 32640, 40704,
+	48384, 8192, 56832, 48640, 40960, 32640, 24576, 40704,
+	57344, 16384, 73728, 57216, 40960, 65280, 24576, 81792,
+	57344, 32768
+};
+
 /* class for a request of 0..GM_MAX_SMALL_SIZE bytes, indexed by (size + 15) >> 4 */
 static const uint8_t gm_size_to_class[2049] GM_SIZECLASS_TABLE = {
 	1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,

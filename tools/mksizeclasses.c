@@ -284,6 +284,7 @@ static uint64_t get_pages(unsigned i) { return classes[i].pages; }
 static uint64_t get_objects(unsigned i) { return classes[i].objects; }
 static uint64_t get_batch(unsigned i) { return classes[i].batch; }
 static uint64_t get_magic(unsigned i) { return classes[i].magic; }
+static uint64_t get_end(unsigned i) { return (uint64_t)classes[i].objects * classes[i].size; }
 
 static uint64_t get_lookup(unsigned i)
 {
@@ -303,6 +304,8 @@ static void print_header(void)
 	printf("\n/* ceil(2^64 / size): see the division magic note in tools/mksizeclasses.c */");
 	print_array("uint64_t gm_class_divmagic[GM_NUM_CLASSES]", nclasses, 4, get_magic,
 		    "0x%016llxull");
+	printf("\n/* bytes of a span covered by objects: offsets at or past it are tail waste */");
+	print_array("uint32_t gm_class_end[GM_NUM_CLASSES]", nclasses, 8, get_end, "%llu");
 	printf("\n/* class for a request of 0..GM_MAX_SMALL_SIZE bytes, indexed by (size + 15) >> 4 */");
 	print_array("uint8_t gm_size_to_class[2049]", LOOKUP_LEN, 16, get_lookup, "%llu");
 	printf("\n#endif /* GM_SIZECLASSES_H */\n");
