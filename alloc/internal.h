@@ -119,7 +119,7 @@ struct gm_arena {
     uint64_t dirty_bits[GM_ARENA_BITMAP_WORDS];    /* 1 = may be non-zero */
     uint64_t released_bits[GM_ARENA_BITMAP_WORDS]; /* 1 = free, given back */
     uintptr_t base;           /* immutable: arena slot start (64 MiB aligned) */
-    uintptr_t lo, hi;         /* immutable: reserved range inside the slot */
+    uintptr_t lo, hi;         /* immutable: reserved range (heap: inside the slot) */
     uintptr_t commit_end;     /* mheap lock: [lo, commit_end) is read/write */
     uint32_t kind;            /* immutable */
     uint32_t free_pages;      /* mheap lock */

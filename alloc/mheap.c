@@ -289,6 +289,26 @@ void gm_mheap_free_span(gm_span_t *s) {
 
 /* ---- huge blocks ------------------------------------------------------- */
 
+/* Reserves [p, p + reserve) for a huge block and enters it in the pagemap.
+ * Returns NULL with *refused set when the OS said no, and NULL alone when the
+ * range shares a pagemap slot with another gomalloc region. */
+static void *map_huge_locked(gm_arena_t *d, size_t reserve, size_t align, bool *refused) {
+    void *p = gm_os_reserve(reserve, align);
+    *refused = p == NULL;
+    if (!p)
+        return NULL;
+    if (!gm_pagemap_claim((uintptr_t)p, reserve, d)) {
+        gm_os_unmap(p, reserve);
+        return NULL;
+    }
+    d->lo = (uintptr_t)p;
+    d->hi = d->lo + reserve;
+    return p;
+}
+
+/* The exact size is tried first: it wastes no address space and usually
+ * lands clear of other regions.  If it shares a slot with one, the block
+ * takes whole slots of its own instead, which cannot collide. */
 void *gm_mheap_alloc_huge(size_t size, size_t align) {
     size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
     if (align < PAGE)
@@ -296,35 +316,38 @@ void *gm_mheap_alloc_huge(size_t size, size_t align) {
     gm_arena_t *d = gm_fixalloc_alloc(&arena_fa);
     if (!d)
         return NULL;
+    bool refused;
     pthread_mutex_lock(&heap_lock);
-    for (size_t try_align = align;; try_align = GM_ARENA_SIZE) {
-        void *p = gm_os_reserve(size, try_align);
-        if (p && gm_os_commit(p, size) && gm_pagemap_claim((uintptr_t)p, size, d)) {
-            d->kind = GM_ARENA_HUGE;
-            d->huge_base = (uintptr_t)p;
-            d->huge_size = size;
-            huge_bytes += size;
-            huge_count++;
-            pthread_mutex_unlock(&heap_lock);
-            return p;
-        }
-        if (p)
-            gm_os_unmap(p, size);
-        if (!p || try_align >= GM_ARENA_SIZE)
-            break;
+    void *p = map_huge_locked(d, size, align, &refused);
+    if (!p && !refused) {
+        size_t whole = (size + GM_ARENA_SIZE - 1) & ~(GM_ARENA_SIZE - 1);
+        p = map_huge_locked(d, whole, align > GM_ARENA_SIZE ? align : GM_ARENA_SIZE, &refused);
+    }
+    if (p && !gm_os_commit(p, size)) {
+        gm_pagemap_unclaim(d->lo, d->hi - d->lo);
+        gm_os_unmap(p, d->hi - d->lo);
+        p = NULL;
+    }
+    if (p) {
+        d->kind = GM_ARENA_HUGE;
+        d->huge_base = (uintptr_t)p;
+        d->huge_size = size;
+        huge_bytes += size;
+        huge_count++;
     }
     pthread_mutex_unlock(&heap_lock);
-    gm_fixalloc_free(&arena_fa, d);
-    return NULL;
+    if (!p)
+        gm_fixalloc_free(&arena_fa, d);
+    return p;
 }
 
 void gm_mheap_free_huge(gm_arena_t *d) {
     pthread_mutex_lock(&heap_lock);
-    gm_pagemap_unclaim(d->huge_base, d->huge_size);
+    gm_pagemap_unclaim(d->lo, d->hi - d->lo);
     huge_bytes -= d->huge_size;
     huge_count--;
     pthread_mutex_unlock(&heap_lock);
-    gm_os_unmap((void *)d->huge_base, d->huge_size);
+    gm_os_unmap((void *)d->lo, d->hi - d->lo);
     gm_fixalloc_free(&arena_fa, d);
 }
 
