@@ -1,0 +1,631 @@
+#!/usr/bin/env python3
+"""Benchmark runner for gomalloc: wall time, CPU time and peak RSS of every
+workload under glibc, gomalloc, jemalloc, mimalloc and tcmalloc.
+
+    python3 bench/run.py bench [--quick] [--runs N] [--allocs a,b] [--only w,..]
+    python3 bench/run.py insn  [--update-baseline] [--allocs a,b]
+
+bench  builds the workloads in bench/*.c (cc -O2 -pthread) into bench/work/,
+       generates the inputs of the real-program workloads, then runs each
+       workload under each allocator interleaved (glibc, gomalloc, jemalloc,
+       ..., then again), several runs.  Each run goes through GNU time for
+       user/sys time and peak RSS; wall time is measured here.  Prints one
+       Markdown table per workload, the geometric means of the ratios to glibc
+       and the run-to-run spread, and writes bench/results/:
+           latest.md, latest-runs.csv, latest-summary.csv, latest.png
+       (quick.* for --quick, so a quick run never replaces a full result).
+insn   counts instructions per malloc+free pair with callgrind: fastpath in
+       pair mode is run with N1 and N2 pairs and (Ir(N2)-Ir(N1))/(N2-N1) is
+       reported, so start-up cost cancels.  Writes bench/results/insn.csv and
+       compares gomalloc against bench/insn-baseline.csv (rewritten with
+       --update-baseline).
+
+An allocator whose library is missing is skipped with a notice.  A run that
+exits non-zero, crashes, times out or prints different output than glibc is
+reported as FAILED, and the runner goes on.  Standard library only.
+"""
+import argparse
+import concurrent.futures
+import csv
+import datetime
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+WORK = os.path.join(BENCH, "work")
+BIN = os.path.join(WORK, "bin")
+RESULTS = os.path.join(BENCH, "results")
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+GNU_TIME = "/usr/bin/time"
+
+# name -> (library or None for the system allocator, Debian package)
+ALLOCATORS = [
+    ("glibc", None, "libc6"),
+    ("gomalloc", os.path.join(ROOT, "lib", "libgomalloc.so"), None),
+    ("jemalloc", LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
+    ("mimalloc", LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
+    ("tcmalloc", LIBDIR + "/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+]
+
+C_WORKLOADS = ["fastpath", "churn", "realloc", "larson", "prodcons",
+               "falseshare", "threadchurn", "large"]
+COLORS = {"gomalloc": "#d62728", "jemalloc": "#9467bd",
+          "mimalloc": "#2ca02c", "tcmalloc": "#1f77b4"}
+INSN_SIZES = [16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 32768, 262144]
+INSN_N1, INSN_N2 = 200000, 400000
+INSN_PROBE, INSN_BUDGET = 2000, 200e6
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- workloads
+
+class Workload:
+    """One benchmark: argv (absolute paths), whether output must match glibc."""
+
+    def __init__(self, name, argv, same_output=False):
+        self.name, self.argv, self.same_output = name, argv, same_output
+
+
+def python_exe():
+    # The distribution's interpreter, not a version-manager shim script.
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") \
+        else shutil.which("python3")
+
+
+def define_workloads(quick):
+    """The workload list.  Scale 1 is ~0.3-1.5 s per run under glibc."""
+    s = 0.25 if quick else 1.0
+    b = lambda w: os.path.join(BIN, w)
+    fmt = lambda x: "%g" % x
+    out = []
+    for size in ([64] if quick else [32, 512, 8192]):
+        n = int((12e6 if size <= 512 else 3e6) * s)
+        out.append(Workload("fastpath-%d" % size, [b("fastpath"), str(size),
+                                                  str(n)]))
+    out.append(Workload("churn-1", [b("churn"), "1", fmt(s)]))
+    if not quick:
+        out.append(Workload("churn-4", [b("churn"), "4", fmt(s)]))
+    out.append(Workload("realloc", [b("realloc"), "1", fmt(s)]))
+    for w in ["larson", "prodcons", "falseshare", "threadchurn"]:
+        for t in ([1, 4] if quick and w == "larson" else
+                  [4] if quick else [1, 2, 4]):
+            out.append(Workload("%s-%d" % (w, t), [b(w), str(t), fmt(s)]))
+    out.append(Workload("large", [b("large"), "1", fmt(s)]))
+    py = python_exe()
+    out.append(Workload("python", [py, os.path.join(BENCH, "pyheavy.py"),
+                                   fmt(s)], same_output=True))
+    funcs, rows = int(120 * s), int(200000 * s)
+    out.append(Workload("gcc", ["gcc", "-O2", "-c", gen_input("c", funcs),
+                                "-o", "/dev/null"]))
+    out.append(Workload("sqlite", ["sqlite3", ":memory:",
+                                   ".read " + gen_input("sql", rows)],
+                        same_output=True))
+    return out
+
+
+def gen_input(kind, n):
+    """Generates (once) a real-program input in bench/work/; returns its path."""
+    path = os.path.join(WORK, "big-%d.%s" % (n, kind))
+    if not os.path.exists(path):
+        subprocess.run([sys.executable, os.path.join(BENCH, "gen.py"), kind,
+                        str(n), path], check=True)
+    return path
+
+
+def build():
+    """Compiles each bench/<workload>.c into bench/work/bin when out of date."""
+    os.makedirs(BIN, exist_ok=True)
+    cc = os.environ.get("CC", "cc")
+    hdr = os.path.join(BENCH, "common.h")
+    for w in C_WORKLOADS:
+        src, exe = os.path.join(BENCH, w + ".c"), os.path.join(BIN, w)
+        if os.path.exists(exe) and os.path.getmtime(exe) >= max(
+                os.path.getmtime(src), os.path.getmtime(hdr)):
+            continue
+        log("cc -O2 -pthread %s" % os.path.relpath(src, ROOT))
+        subprocess.run([cc, "-O2", "-pthread", "-Wall", "-o", exe, src],
+                       check=True)
+
+
+def available_allocators(wanted):
+    out = []
+    for name, lib, pkg in ALLOCATORS:
+        if wanted and name not in wanted:
+            continue
+        if lib and not os.path.exists(lib):
+            log("notice: skipping %s (%s not found)" % (name, lib))
+            continue
+        out.append((name, lib, pkg))
+    return out
+
+
+def alloc_env(lib):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if lib:
+        env["LD_PRELOAD"] = lib
+    env["LC_ALL"] = "C"
+    return env
+
+
+# ---------------------------------------------------------------- one run
+
+class Run:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def describe_failure(rc, stderr, timefile_text):
+    m = re.search(r"terminated by signal (\d+)", timefile_text)
+    if m:
+        sig = int(m.group(1))
+        try:
+            return "signal %d (%s)" % (sig, signal.Signals(sig).name)
+        except ValueError:
+            return "signal %d" % sig
+    if rc < 0:
+        return "signal %d" % -rc
+    lines = [l for l in stderr.decode(errors="replace").splitlines()
+             if l.strip() and "exited with non-zero" not in l]
+    return "exit %d%s" % (rc, (": " + lines[-1][:120]) if lines else "")
+
+
+def run_once(wl, lib, timeout):
+    """Runs wl under lib through GNU time; returns a Run."""
+    fd, tfile = tempfile.mkstemp(prefix="gmbench-", suffix=".time")
+    os.close(fd)
+    cmd = [GNU_TIME, "-o", tfile, "-f", "GMTIME %e %U %S %M"] + wl.argv
+    t0 = time.perf_counter()
+    status, detail = "ok", ""
+    proc = subprocess.Popen(cmd, env=alloc_env(lib), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=WORK,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        status, detail = "FAILED", "timeout after %.0f s" % timeout
+    wall = time.perf_counter() - t0
+    with open(tfile, errors="replace") as f:
+        ttext = f.read()
+    os.unlink(tfile)
+    m = re.search(r"GMTIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", ttext)
+    user, sys_, rss = (float(m.group(2)), float(m.group(3)),
+                       int(m.group(4))) if m else (math.nan, math.nan, 0)
+    if status == "ok" and proc.returncode != 0:
+        status, detail = "FAILED", describe_failure(proc.returncode, err,
+                                                    ttext)
+    return Run(wall=wall, user=user, sys=sys_, rss_kb=rss, status=status,
+               detail=detail, output=out)
+
+
+# ---------------------------------------------------------------- summary
+
+def median(xs):
+    return statistics.median(xs) if xs else math.nan
+
+
+def geomean(xs):
+    xs = [x for x in xs if x > 0 and not math.isnan(x)]
+    return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else math.nan
+
+
+class Cell:
+    """All runs of one workload under one allocator, and their medians."""
+
+    def __init__(self, runs):
+        self.runs = runs
+        ok = [r for r in runs if r.status == "ok"]
+        bad = [r for r in runs if r.status != "ok"]
+        self.failed = bool(bad)
+        self.detail = bad[0].detail if bad else ""
+        self.nfail = len(bad)
+        self.time = median([r.wall for r in ok])
+        self.user = median([r.user for r in ok])
+        self.sys = median([r.sys for r in ok])
+        self.rss = median([r.rss_kb for r in ok]) / 1024.0
+        walls = [r.wall for r in ok]
+        self.spread = max(walls) / min(walls) if len(walls) > 1 else math.nan
+
+
+def summarize(workloads, allocs, runs):
+    """runs[(wl, alloc)] -> list of Run; returns {(wl, alloc): Cell}."""
+    return {(w.name, a[0]): Cell(runs[(w.name, a[0])])
+            for w in workloads for a in allocs}
+
+
+def ratios(cells, wname, aname, names):
+    c, g = cells[(wname, aname)], cells.get((wname, "glibc"))
+    ok = lambda x: x is not None and not x.failed
+    tr = c.time / g.time if ok(c) and ok(g) else math.nan
+    rr = c.rss / g.rss if ok(c) and ok(g) and g.rss > 0 else math.nan
+    others = [cells[(wname, n)].time for n in names
+              if n != aname and ok(cells[(wname, n)])]
+    br = c.time / min(others) if ok(c) and others else math.nan
+    return tr, br, rr
+
+
+def f2(x, fmt="%.2f"):
+    return "–" if x is None or math.isnan(x) else fmt % x
+
+
+def markdown(workloads, allocs, cells, meta, runs_per):
+    names = [a[0] for a in allocs]
+    L = ["# gomalloc benchmark results", ""]
+    L += ["- %s: %s" % (k, v) for k, v in meta]
+    L += ["- runs: %d per workload and allocator, interleaved; times are "
+          "medians of wall time in seconds; RSS is the median of the peak "
+          "RSS (MiB) from GNU time" % runs_per, ""]
+    for w in workloads:
+        L += ["## %s" % w.name, "", "`%s`" % " ".join(
+            os.path.relpath(a, ROOT) if a.startswith(ROOT) else a
+            for a in w.argv), ""]
+        L += ["| allocator | time (s) | ×glibc | ×best other | max RSS (MiB) "
+              "| RSS ×glibc | user (s) | sys (s) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for n in names:
+            c = cells[(w.name, n)]
+            if c.failed:
+                L.append("| %s | FAILED | %d/%d runs: %s | | | | | |" % (
+                    n, c.nfail, len(c.runs), c.detail.replace("|", "/")))
+                continue
+            tr, br, rr = ratios(cells, w.name, n, names)
+            L.append("| %s | %.3f | %s | %s | %.1f | %s | %.2f | %.2f |" % (
+                n, c.time, f2(tr), f2(br), c.rss, f2(rr), c.user, c.sys))
+        L.append("")
+    L += geomean_section(workloads, names, cells)
+    L += noise_section(workloads, names, cells)
+    return "\n".join(L) + "\n"
+
+
+def geomean_section(workloads, names, cells):
+    L = ["## Geometric means of the ratios to glibc", "",
+         "| allocator | time ×glibc | peak RSS ×glibc | workloads | failed |",
+         "|---|---:|---:|---:|---:|"]
+    for n in names:
+        rs = [ratios(cells, w.name, n, names) for w in workloads]
+        t = [r[0] for r in rs if not math.isnan(r[0])]
+        m = [r[2] for r in rs if not math.isnan(r[2])]
+        nf = sum(cells[(w.name, n)].failed for w in workloads)
+        L.append("| %s | %s | %s | %d | %d |" % (n, f2(geomean(t), "%.3f"),
+                                                 f2(geomean(m), "%.3f"),
+                                                 len(t), nf))
+    L += ["", "Lower is better; a failed workload is left out of its "
+          "allocator's means.", ""]
+    return L
+
+
+def noise_section(workloads, names, cells):
+    sp = [(cells[(w.name, n)].spread, w.name, n) for w in workloads
+          for n in names if not math.isnan(cells[(w.name, n)].spread)]
+    if not sp:
+        return []
+    sp.sort()
+    med = statistics.median(s for s, _, _ in sp)
+    worst = sp[-1]
+    return ["## Noise", "",
+            "Spread between repeated runs (max/min wall time of the runs of "
+            "one workload under one allocator): median %.2f over %d "
+            "workload/allocator pairs, worst %.2f (%s under %s).  Time ratios "
+            "closer to 1 than about %.0f%% are within the noise of this "
+            "machine." % (med, len(sp), worst[0], worst[1], worst[2],
+                          (med - 1) * 100), ""]
+
+
+# ---------------------------------------------------------------- metadata
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True,
+                              cwd=ROOT).stdout.strip()
+    except OSError:
+        return ""
+
+
+def metadata(allocs):
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    commit = sh(["git", "rev-parse", "--short", "HEAD"]) or "none"
+    if sh(["git", "status", "--porcelain", "--", "alloc", "LD_PRELOAD",
+           "include", "bench"]):
+        commit += "-dirty"
+    meta = [("date", datetime.datetime.now().astimezone().isoformat(
+                timespec="seconds")),
+            ("machine", "%s CPUs, %s" % (os.cpu_count(), cpu)),
+            ("kernel", platform.release()),
+            ("git commit", commit)]
+    vers = []
+    for name, lib, pkg in allocs:
+        if pkg:
+            v = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
+            vers.append("%s %s (%s)" % (name, v or "?", pkg))
+        else:
+            vers.append("%s @ %s" % (name, commit))
+    meta.append(("allocators", "; ".join(vers)))
+    return meta
+
+
+def write_csv_with_meta(path, meta, header, rows):
+    with open(path + ".tmp", "w", newline="") as f:
+        for k, v in meta:
+            f.write("# %s: %s\n" % (k, v))
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    os.replace(path + ".tmp", path)
+
+
+# ---------------------------------------------------------------- chart
+
+def chart(prefix, workloads, names, cells, title):
+    """Clustered bars: time and peak-RSS ratio to glibc, one panel each."""
+    if not shutil.which("gnuplot"):
+        log("notice: gnuplot not found, no chart")
+        return
+    others = [n for n in names if n != "glibc"]
+    dat = prefix + ".dat"
+    with open(dat, "w") as f:
+        for panel in (0, 2):
+            f.write("workload " + " ".join(others) + "\n")
+            for w in workloads:
+                vals = [ratios(cells, w.name, n, names)[panel] for n in others]
+                f.write(w.name + " " + " ".join(
+                    "?" if math.isnan(v) else "%.4f" % v for v in vals) + "\n")
+            f.write("\n\n")
+    colors = ", ".join('"%s"' % COLORS.get(n, "gray50") for n in others)
+    plot = ('plot for [i=2:{last}] "{dat}" index {ix} using '
+            '(column(i) > 4 ? 4 : column(i)):xtic(1) title columnhead(i) '
+            'lc rgb col[i-1], 1 with lines lc "black" dt 2 notitle\n')
+    gp = """
+set terminal pngcairo size {w},1100 font "sans,11"
+set output "{png}"
+set datafile missing "?"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set xtics rotate by -35 scale 0 font ",10"
+set key outside right top vertical
+set grid ytics
+set yrange [0:*]
+array col[{k}] = [{colors}]
+set multiplot layout 2,1 title "{title}"
+set title "Wall time relative to glibc (median of runs; lower is better; bars clipped at 4; FAILED runs have no bar)"
+set ylabel "time / glibc"
+{plot0}
+set title "Peak RSS relative to glibc (median of runs; lower is better; bars clipped at 4)"
+set ylabel "peak RSS / glibc"
+{plot1}
+unset multiplot
+""".format(w=max(1000, 24 * len(workloads) * (len(others) + 1)),
+           png=prefix + ".png", k=len(others), colors=colors, title=title,
+           plot0=plot.format(last=len(others) + 1, dat=dat, ix=0),
+           plot1=plot.format(last=len(others) + 1, dat=dat, ix=1))
+    r = subprocess.run(["gnuplot"], input=gp, text=True, capture_output=True)
+    if r.returncode != 0:
+        log("notice: gnuplot failed: " + r.stderr.strip()[-300:])
+    os.unlink(dat)
+
+
+# ---------------------------------------------------------------- bench
+
+def cmd_bench(args):
+    build()
+    allocs = available_allocators(args.allocs)
+    workloads = define_workloads(args.quick)
+    if args.only:
+        workloads = [w for w in workloads
+                     if any(w.name.startswith(o) for o in args.only)]
+    nruns = args.runs or (3 if args.quick else 5)
+    names = [a[0] for a in allocs]
+    log("allocators: %s; %d workloads, %d runs each" % (
+        " ".join(names), len(workloads), nruns))
+    runs, t_start = {}, time.time()
+    for w in workloads:
+        expect = None
+        if not args.quick:
+            warm = run_once(w, None, args.timeout)     # page cache, sanity
+            expect = warm.output if warm.status == "ok" else None
+        line = "%-16s" % w.name
+        for k in range(nruns):
+            for name, lib, _ in allocs:
+                r = run_once(w, lib, args.timeout)
+                if w.same_output and r.status == "ok":
+                    if expect is None and name == "glibc":
+                        expect = r.output
+                    elif expect is not None and r.output != expect:
+                        r.status, r.detail = "FAILED", "output differs " \
+                            "from glibc"
+                runs.setdefault((w.name, name), []).append(r)
+                line += "." if r.status == "ok" else "F"
+        log(line)
+    log("benchmark took %.0f s" % (time.time() - t_start))
+    report(args, workloads, allocs, runs, nruns)
+
+
+def report(args, workloads, allocs, runs, nruns):
+    names = [a[0] for a in allocs]
+    cells = summarize(workloads, allocs, runs)
+    meta = metadata(allocs) + [("mode", "QUICK" if args.quick else "full")]
+    md = markdown(workloads, allocs, cells, meta, nruns)
+    print(md)
+    os.makedirs(RESULTS, exist_ok=True)
+    prefix = os.path.join(RESULTS, "quick" if args.quick else "latest")
+    with open(prefix + ".md", "w") as f:
+        f.write(md)
+    raw = [[w.name, n, i + 1, "%.4f" % r.wall, r.user, r.sys, r.rss_kb,
+            r.status, r.detail]
+           for w in workloads for n in names
+           for i, r in enumerate(runs[(w.name, n)])]
+    write_csv_with_meta(prefix + "-runs.csv", meta,
+                        ["workload", "allocator", "run", "wall_s", "user_s",
+                         "sys_s", "maxrss_kb", "status", "detail"], raw)
+    summ = []
+    for w in workloads:
+        for n in names:
+            c = cells[(w.name, n)]
+            tr, br, rr = ratios(cells, w.name, n, names)
+            summ.append([w.name, n, "FAILED" if c.failed else "ok",
+                         f2(c.time, "%.4f"), f2(tr, "%.4f"), f2(br, "%.4f"),
+                         f2(c.rss, "%.1f"), f2(rr, "%.4f"), f2(c.user),
+                         f2(c.sys), f2(c.spread, "%.3f"), c.detail])
+    write_csv_with_meta(prefix + "-summary.csv", meta,
+                        ["workload", "allocator", "status", "median_wall_s",
+                         "time_vs_glibc", "time_vs_best_other",
+                         "median_maxrss_mib", "rss_vs_glibc", "median_user_s",
+                         "median_sys_s", "spread_max_over_min", "failure"],
+                        summ)
+    chart(prefix, workloads, names, cells, "gomalloc benchmarks, %s, %s" % (
+        dict(meta)["machine"], dict(meta)["date"][:10]))
+    log("wrote %s.{md,png} %s-{runs,summary}.csv" % (
+        os.path.relpath(prefix, ROOT), os.path.relpath(prefix, ROOT)))
+
+
+# ---------------------------------------------------------------- insn
+
+def callgrind_ir(lib, size, n):
+    """Total instructions of one fastpath pair-mode run under callgrind."""
+    fd, out = tempfile.mkstemp(prefix="gmcg-", suffix=".out")
+    os.close(fd)
+    cmd = ["valgrind", "--tool=callgrind", "--trace-children=no",
+           "--callgrind-out-file=" + out, os.path.join(BIN, "fastpath"),
+           str(size), str(n), "pair"]
+    r = subprocess.run(cmd, env=alloc_env(lib), capture_output=True)
+    try:
+        with open(out) as f:
+            text = f.read()
+    finally:
+        os.unlink(out)
+    m = re.search(r"^(?:summary|totals):\s*(\d+)", text, re.M)
+    if r.returncode != 0 or not m:
+        tail = r.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        return None, "exit %d %s" % (r.returncode, " ".join(tail)[:100])
+    return int(m.group(1)), ""
+
+
+def insn_pair_cost(lib, size, n1, n2):
+    i1, err = callgrind_ir(lib, size, n1)
+    i2, err2 = (None, "") if i1 is None else callgrind_ir(lib, size, n2)
+    if i1 is None or i2 is None:
+        return None, err or err2
+    return (i2 - i1) / (n2 - n1), ""
+
+
+def insn_one(lib, size):
+    """Instructions per pair.  A cheap probe (INSN_PROBE and twice that)
+    first: when a pair is very costly (an allocator that returns a large block
+    to the OS on every free), N1 and N2 shrink so that no run exceeds about
+    INSN_BUDGET instructions."""
+    per, err = insn_pair_cost(lib, size, INSN_PROBE, 2 * INSN_PROBE)
+    if per is None:
+        return None, err
+    n2 = INSN_N2
+    if per * n2 > INSN_BUDGET:
+        n2 = max(2 * INSN_PROBE, int(INSN_BUDGET / max(per, 1)) // 1000 * 1000)
+    if n2 == 2 * INSN_PROBE:
+        return per, ""
+    return insn_pair_cost(lib, size, n2 // 2, n2)
+
+
+def read_baseline(path):
+    base = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for row in csv.DictReader(l for l in f if not l.startswith("#")):
+                base[int(row["size"])] = float(row["gomalloc"])
+    return base
+
+
+def cmd_insn(args):
+    if not shutil.which("valgrind"):
+        sys.exit("bench-insn needs valgrind")
+    build()
+    allocs = available_allocators(args.allocs)
+    names = [a[0] for a in allocs]
+    jobs = {}
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as ex:
+        for name, lib, _ in allocs:
+            for size in INSN_SIZES:
+                jobs[(name, size)] = ex.submit(insn_one, lib, size)
+    res = {k: v.result() for k, v in jobs.items()}
+    basefile = os.path.join(BENCH, "insn-baseline.csv")
+    base = read_baseline(basefile)
+    head = ["size"] + names + (["gomalloc vs baseline"]
+                               if "gomalloc" in names else [])
+    lines = ["Instructions per malloc+free pair: callgrind Ir of "
+             "'fastpath SIZE N pair', (Ir(N2) - Ir(N1)) / (N2 - N1), N1=%d, "
+             "N2=%d (fewer when a pair is so costly that a run would pass "
+             "%.0fM instructions)" % (INSN_N1, INSN_N2, INSN_BUDGET / 1e6),
+             "", "| " + " | ".join(head) + " |",
+             "|" + "---:|" * len(head)]
+    rows = []
+    for size in INSN_SIZES:
+        cells = []
+        for n in names:
+            v, err = res[(n, size)]
+            cells.append("FAILED (%s)" % err if v is None else "%.1f" % v)
+        if "gomalloc" in names:
+            v = res[("gomalloc", size)][0]
+            b = base.get(size)
+            cells.append("no baseline" if b is None else "–" if v is None
+                         else "%+.1f (%+.0f%%)" % (v - b, 100 * (v - b) / b))
+        lines.append("| %d | %s |" % (size, " | ".join(cells)))
+        rows.append([size] + ["" if res[(n, size)][0] is None else
+                              "%.2f" % res[(n, size)][0] for n in names])
+    print("\n".join(lines) + "\n")
+    os.makedirs(RESULTS, exist_ok=True)
+    meta = metadata(allocs)
+    write_csv_with_meta(os.path.join(RESULTS, "insn.csv"), meta,
+                        ["size"] + names, rows)
+    log("wrote bench/results/insn.csv")
+    if args.update_baseline:
+        if "gomalloc" not in names or any(
+                res[("gomalloc", s)][0] is None for s in INSN_SIZES):
+            sys.exit("cannot update the baseline: no gomalloc result")
+        brow = [[s, "%.2f" % res[("gomalloc", s)][0]] for s in INSN_SIZES]
+        write_csv_with_meta(basefile, [m for m in meta
+                                       if m[0] in ("date", "git commit")],
+                            ["size", "gomalloc"], brow)
+        log("wrote bench/insn-baseline.csv")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("command", choices=["bench", "insn"])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--runs", type=int, default=0)
+    p.add_argument("--allocs", type=lambda s: [x for x in s.split(",") if x])
+    p.add_argument("--only", type=lambda s: [x for x in s.split(",") if x],
+                   help="workload name prefixes")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds before a run is killed and counted FAILED")
+    p.add_argument("--update-baseline", action="store_true")
+    args = p.parse_args()
+    if not os.path.exists(GNU_TIME) and args.command == "bench":
+        sys.exit("bench needs GNU time (%s, package 'time')" % GNU_TIME)
+    (cmd_bench if args.command == "bench" else cmd_insn)(args)
+
+
+if __name__ == "__main__":
+    main()
