@@ -104,10 +104,19 @@ void gm_span_put_locked(gm_span_t *s, void *obj);
 bool gm_span_has_free(const gm_span_t *s);
 
 /* ---- pagemap.c ------------------------------------------------------- */
-/* Per-page information, read without locks by free(): class in the low byte,
- * page index within its span in the next byte.  Zero: not the first page of a
- * large block nor a page of a small span. */
-typedef uint16_t gm_page_info_t;
+/* Per-page information, read without locks by free(): the size class in the
+ * low byte and, from bit GM_PAGE_SHIFT up, the page's byte offset within its
+ * span, so an address's offset in its span is (addr % page) | (info & ~0xff).
+ * Zero: not a page of a small span. */
+typedef uint32_t gm_page_info_t;
+
+static inline uint8_t gm_page_info_class(gm_page_info_t info) { return (uint8_t)info; }
+static inline uintptr_t gm_page_info_offset(gm_page_info_t info) { return info & ~(uintptr_t)0xff; }
+static inline uintptr_t gm_page_info_index(gm_page_info_t info) { return info >> GM_PAGE_SHIFT; }
+/* Whether offset (from the span's base) is the start of one of its objects. */
+static inline bool gm_class_is_start(uint8_t cls, uint64_t offset) {
+    return offset * gm_class_divmagic[cls] < gm_class_start_limit[cls];
+}
 
 enum gm_arena_kind { GM_ARENA_HEAP = 1, GM_ARENA_HUGE = 2 };
 

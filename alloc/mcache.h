@@ -34,18 +34,18 @@ GM_INLINE void *gm_mcache_alloc_fast(size_t size) {
     return p;
 }
 
-/* Returns false when the slow path must handle ptr. */
+/* Returns false when the slow path must handle ptr.  Class 0 (not a small
+ * span's page) fails the start test too: its limit is 0. */
 GM_INLINE bool gm_mcache_free_fast(void *ptr) {
     uintptr_t addr = (uintptr_t)ptr;
     gm_arena_t *a = gm_pagemap_arena(addr);
     if (GM_UNLIKELY(!a))
         return false;
     gm_page_info_t info = a->page_info[gm_page_index(addr)];
-    uint8_t cls = (uint8_t)info;
-    uint64_t offset = (addr & (GM_PAGE_SIZE - 1)) | ((uint64_t)(info >> 8) << GM_PAGE_SHIFT);
-    uint64_t magic = gm_class_divmagic[cls];
+    uint8_t cls = gm_page_info_class(info);
+    uint64_t offset = (addr & (GM_PAGE_SIZE - 1)) | gm_page_info_offset(info);
     gm_mcache_t *c = gm_tls_cache;
-    if (GM_UNLIKELY(!cls || offset * magic > magic - 1 || offset >= gm_class_end[cls] || !c))
+    if (GM_UNLIKELY(!gm_class_is_start(cls, offset) || !c))
         return false;
     gm_bin_t *b = &c->bins[cls];
     *(void **)ptr = b->head;

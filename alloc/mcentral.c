@@ -71,7 +71,7 @@ static gm_span_t *span_of_object(void *obj) {
     uintptr_t addr = (uintptr_t)obj;
     gm_arena_t *a = gm_pagemap_arena(addr);
     uintptr_t page = gm_page_index(addr);
-    return a->spans[page - (a->page_info[page] >> 8)];
+    return a->spans[page - gm_page_info_index(a->page_info[page])];
 }
 
 static uint32_t take_from_spans_locked(gm_mcentral_t *c, uint8_t cls, uint32_t n,

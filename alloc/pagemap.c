@@ -14,10 +14,10 @@
  *   1. gm_arena_map[slot] changes only from NULL to an arena (claim) and back
  *      (unclaim of a huge block), under the mheap lock; readers use acquire
  *      loads and need no lock.
- *   2. An address is an object start iff its offset in the span is a multiple
- *      of the class size (division magic) and below gm_class_end[cls]: the
- *      tail that fits no object is not one.
- *   3. For every page of an in-use small span, page_info = cls | index << 8 and
+ *   2. An address is an object start iff its offset in the span passes
+ *      gm_class_is_start (one multiply, one compare; see mksizeclasses.c):
+ *      interior addresses and the tail that fits no object are not.
+ *   3. For every page of an in-use small span, page_info = cls | index << 13 and
  *      spans[] points at the span.  For a large block only the first page has
  *      spans[] set (page_info 0).  Every other page has both zero.  Entries
  *      are written before the span's memory is handed out and cleared after
@@ -61,7 +61,7 @@ void gm_pagemap_set_span(gm_arena_t *a, gm_span_t *s) {
     }
     for (uint32_t i = 0; i < s->npages; i++) {
         a->spans[first + i] = s;
-        a->page_info[first + i] = (gm_page_info_t)(s->cls | (i << 8));
+        a->page_info[first + i] = (gm_page_info_t)(s->cls | (i << GM_PAGE_SHIFT));
     }
 }
 
@@ -80,12 +80,10 @@ gm_span_t *gm_pagemap_span_of(uintptr_t addr) {
         return NULL;
     uintptr_t page = gm_page_index(addr);
     gm_page_info_t info = a->page_info[page];
-    uint8_t cls = (uint8_t)info;
+    uint8_t cls = gm_page_info_class(info);
     if (cls) {
-        gm_span_t *s = a->spans[page - (info >> 8)];
-        uint64_t off = addr - s->base;
-        uint64_t magic = gm_class_divmagic[cls];
-        return off * magic <= magic - 1 && off < gm_class_end[cls] ? s : NULL;
+        gm_span_t *s = a->spans[page - gm_page_info_index(info)];
+        return gm_class_is_start(cls, addr - s->base) ? s : NULL;
     }
     gm_span_t *s = a->spans[page];
     if (s && s->state == GM_SPAN_LARGE && s->base == addr)

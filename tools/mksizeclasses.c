@@ -154,6 +154,33 @@ static void check_magic(const struct sclass *c)
 	}
 }
 
+/*
+ * Object-start test in one multiply and one compare.  With c = magic and
+ * e = c * size - 2^64 (0 <= e < size), an offset k * size gives
+ * (k * size) * c mod 2^64 = k * e, while an offset that is no multiple of the
+ * size gives at least c (Lemire).  So "offset * c < (objects - 1) * e + 1"
+ * holds exactly for the starts of the span's objects: it rejects interior
+ * addresses and the tail past the last object at once.
+ */
+static uint64_t start_limit(const struct sclass *c)
+{
+	uint64_t e = c->magic * c->size;   /* wraps: c * size - 2^64 */
+
+	return (uint64_t)(c->objects - 1) * e + 1;
+}
+
+static void check_start_limit(const struct sclass *c)
+{
+	uint64_t limit = start_limit(c);
+	uint32_t span = c->pages * PAGE_SIZE;
+
+	for (uint64_t off = 0; off < span; off++) {
+		int start = off % c->size == 0 && off / c->size < c->objects;
+		if ((off * c->magic < limit) != start)
+			die("object-start limit is not exact", c->size);
+	}
+}
+
 static void check_class(unsigned i)
 {
 	const struct sclass *c = &classes[i];
@@ -168,6 +195,7 @@ static void check_class(unsigned i)
 	if (c->pages > UINT8_MAX || c->objects > UINT16_MAX || c->objects == 0)
 		die("pages or objects do not fit the table types", c->size);
 	check_magic(c);
+	check_start_limit(c);
 }
 
 static void check_classes(void)
@@ -284,7 +312,7 @@ static uint64_t get_pages(unsigned i) { return classes[i].pages; }
 static uint64_t get_objects(unsigned i) { return classes[i].objects; }
 static uint64_t get_batch(unsigned i) { return classes[i].batch; }
 static uint64_t get_magic(unsigned i) { return classes[i].magic; }
-static uint64_t get_end(unsigned i) { return (uint64_t)classes[i].objects * classes[i].size; }
+static uint64_t get_start_limit(unsigned i) { return i ? start_limit(&classes[i]) : 0; }
 
 static uint64_t get_lookup(unsigned i)
 {
@@ -304,8 +332,9 @@ static void print_header(void)
 	printf("\n/* ceil(2^64 / size): see the division magic note in tools/mksizeclasses.c */");
 	print_array("uint64_t gm_class_divmagic[GM_NUM_CLASSES]", nclasses, 4, get_magic,
 		    "0x%016llxull");
-	printf("\n/* bytes of a span covered by objects: offsets at or past it are tail waste */");
-	print_array("uint32_t gm_class_end[GM_NUM_CLASSES]", nclasses, 8, get_end, "%llu");
+	printf("\n/* offset * divmagic < start_limit iff offset is an object start (class 0: never) */");
+	print_array("uint64_t gm_class_start_limit[GM_NUM_CLASSES]", nclasses, 4, get_start_limit,
+		    "0x%016llxull");
 	printf("\n/* class for a request of 0..GM_MAX_SMALL_SIZE bytes, indexed by (size + 15) >> 4 */");
 	print_array("uint8_t gm_size_to_class[2049]", LOOKUP_LEN, 16, get_lookup, "%llu");
 	printf("\n#endif /* GM_SIZECLASSES_H */\n");
