@@ -9,11 +9,14 @@
  *   span        carving a span into objects, returning objects to it
  *   mheap       page runs in arenas, large and huge blocks, one lock
  *   pagemap     address -> arena -> page info / span, lock-free reads
+ *   scavenger   returns free pages to the OS in the background
  *   fixalloc    fixed-size metadata from raw mappings, one lock
+ *   options     GOMALLOC_* settings, read once
  *   os_linux    the only file that calls mmap/mprotect/madvise/munmap
  *
  * Lock order (a thread holding a lock may only take locks further right):
- *   cache registry -> mcentral[1] -> ... -> mcentral[N-1] -> mheap -> fixalloc
+ *   scavenge -> cache registry -> mcentral[1] -> ... -> mcentral[N-1]
+ *            -> mheap -> fixalloc
  * At most one mcentral lock is held at a time, except in the fork handlers,
  * which take them all in ascending class order.
  */
@@ -59,6 +62,36 @@ const char *gm_os_getenv(const char *name);
 #else
 #define gm_assert(cond) ((void)0)
 #endif
+
+/* ---- options.c ------------------------------------------------------ */
+struct gm_options {
+    bool scavenge;              /* GOMALLOC_SCAVENGE */
+    uint32_t retain_percent;    /* GOMALLOC_RETAIN_PERCENT */
+    bool madvise_free;          /* GOMALLOC_MADVISE=free */
+    size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE_KIB */
+};
+extern struct gm_options gm_options;   /* written once by gm_init */
+void gm_options_init(void);
+
+/* ---- scavenger.c ----------------------------------------------------- */
+/* Set (under the mheap lock) once the heap has grown enough to be worth a
+ * background scavenger; the API's slow paths then start it. */
+extern bool gm_scavenger_wanted;
+/* Advances about once a second while the scavenger runs; thread caches trim
+ * lists they did not need when they see it change. */
+extern uint32_t gm_scavenger_epoch;
+void gm_scavenger_start_slow(void);
+void gm_scavenger_note_heap(uint64_t committed_bytes);
+static inline void gm_scavenger_check(void) {
+    if (GM_UNLIKELY(__atomic_load_n(&gm_scavenger_wanted, __ATOMIC_RELAXED)))
+        gm_scavenger_start_slow();
+}
+/* Releases every free page now (malloc_trim); returns the bytes released. */
+size_t gm_scavenger_release_all(void);
+void gm_scavenger_lock(void);
+void gm_scavenger_unlock(void);
+void gm_scavenger_reinit_child(void);
+bool gm_scavenger_running(void);
 
 /* ---- fixalloc.c ------------------------------------------------------ */
 /* Allocates fixed-size metadata objects; memory never comes from malloc. */
@@ -132,6 +165,7 @@ struct gm_arena {
     uintptr_t commit_end;     /* mheap lock: [lo, commit_end) is read/write */
     uint32_t kind;            /* immutable */
     uint32_t free_pages;      /* mheap lock */
+    uint32_t released_pages;  /* mheap lock: free pages with no memory behind */
     uint32_t max_run_hint;    /* mheap lock: no free run longer than this */
     gm_arena_t *next;         /* mheap lock: address-ordered list */
     /* Huge blocks (kind == GM_ARENA_HUGE): */
@@ -165,8 +199,13 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align);
 void gm_mheap_free_span(gm_span_t *s);
 void *gm_mheap_alloc_huge(size_t size, size_t align);
 void gm_mheap_free_huge(gm_arena_t *a);
+/* Gives the backed free pages of one 2 MiB chunk back to the OS (the highest
+ * such chunk; dense ones only if dense_too); returns the bytes released. */
+size_t gm_mheap_release_step(bool dense_too);
 /* Gives every free, still-backed page back to the OS; returns bytes given. */
 size_t gm_mheap_release_all(void);
+/* Bytes in use (spans, large and huge blocks) and free but still backed. */
+void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
 bool gm_mheap_range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n);
 void gm_mheap_lock(void);
 void gm_mheap_unlock(void);

@@ -41,6 +41,7 @@ static int init_state;   /* atomic: 0 never, 1 running, 2 done */
 /* ---- fork ---------------------------------------------------------------- */
 
 static void fork_prepare(void) {
+    gm_scavenger_lock();
     gm_mcache_registry_lock();
     gm_mcentral_lock_all();
     gm_mheap_lock();
@@ -52,6 +53,7 @@ static void fork_parent(void) {
     gm_mheap_unlock();
     gm_mcentral_unlock_all();
     gm_mcache_registry_unlock();
+    gm_scavenger_unlock();
 }
 
 static void fork_child(void) {
@@ -59,6 +61,7 @@ static void fork_child(void) {
     gm_mheap_reinit_child();
     gm_mcentral_reinit_child();
     gm_mcache_reinit_child();
+    gm_scavenger_reinit_child();
 }
 
 /* Idempotent; safe to re-enter from malloc calls that pthread_atfork makes. */
@@ -69,6 +72,7 @@ void gm_init(void) {
     if (!__atomic_compare_exchange_n(&init_state, &expected, 1, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return;
+    gm_options_init();
     gm_mcache_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
@@ -116,6 +120,7 @@ static void *alloc_large(size_t size, size_t align, bool zero) {
 }
 
 static GM_NOINLINE void *malloc_slow(size_t size) {
+    gm_scavenger_check();
     if (size > GM_MAX_SMALL_SIZE)
         return alloc_large(size, PAGE, false);
     void *p = gm_mcache_alloc_slow(size);
@@ -146,6 +151,7 @@ GM_EXPORT void *gm_calloc(size_t count, size_t size) {
 static GM_NOINLINE void free_slow(void *ptr, const char *call) {
     if (!ptr)
         return;
+    gm_scavenger_check();
     uintptr_t addr = (uintptr_t)ptr;
     gm_arena_t *a = gm_pagemap_arena(addr);
     if (!a)
@@ -300,7 +306,7 @@ GM_EXPORT int gm_release(void) {
     gm_mcache_flush_current();
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
         gm_mcentral_drain(cls);
-    return gm_mheap_release_all() > 0;
+    return gm_scavenger_release_all() > 0;
 }
 
 GM_EXPORT void gm_get_stats(struct gm_stats *out) {

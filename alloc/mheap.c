@@ -24,11 +24,20 @@
  *   free_bits      1 = page not in any span or block;
  *   dirty_bits     1 = page may hold non-zero bytes (written since it was
  *                  fresh from the OS or released with MADV_DONTNEED);
- *   released_bits  1 = free page whose memory was given back (RSS dropped).
+ *   released_bits  1 = free page with no memory behind it: never committed
+ *                  (at or above commit_end) or given back with madvise.
  * Invariants: released implies free; pages at or above commit_end are free,
- * clean and not counted as released; pages outside [lo, hi) are never free.
+ * released and clean; pages outside [lo, hi) are never free.
+ * released_pages counts the free arena's released bits; the globals below
+ * count pages in use and free-but-backed pages (the scavenger's measure).
  *
- * Locking: heap_lock guards every arena's bitmaps, commit_end, free_pages,
+ * Returning pages (gm_mheap_release_step, driven by scavenger.c): the backed
+ * free pages of one 2 MiB chunk, the highest that has any, are taken out of
+ * the free set under the lock, released with madvise outside it, and put
+ * back as free and released.  Chunks at least 96.9% in use are left alone
+ * unless asked (their huge page is worth more than a few free pages).
+ *
+ * Locking: heap_lock guards every arena's bitmaps, commit_end, page counts,
  * max_run_hint, the arena list, the pagemap writes, span state and the
  * statistics below.  It is taken after any mcentral lock and before fixalloc's.
  */
@@ -45,6 +54,9 @@ static gm_fixalloc_t arena_fa = {.size = sizeof(gm_arena_t)};
 static uint64_t reserved_bytes;             /* heap lock: heap arenas */
 static uint64_t huge_bytes, huge_count;     /* heap lock */
 static uint64_t large_bytes, large_count;   /* heap lock */
+static uint64_t pages_in_use;               /* heap lock: in spans and blocks */
+static uint64_t pages_free_backed;          /* heap lock: free, not released */
+static uint64_t committed_bytes;            /* heap lock: heap arenas */
 
 /* ---- bitmap helpers --------------------------------------------------- */
 
@@ -60,6 +72,13 @@ static void bits_clear(uint64_t *bits, uintptr_t start, uintptr_t n) {
 
 static bool bit_test(const uint64_t *bits, uintptr_t i) {
     return (bits[i / 64] >> (i % 64)) & 1;
+}
+
+static uint32_t count_bits(const uint64_t *bits, uintptr_t start, uintptr_t n) {
+    uint32_t count = 0;
+    for (uintptr_t i = start; i < start + n; i++)
+        count += bit_test(bits, i);
+    return count;
 }
 
 static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
@@ -108,6 +127,19 @@ static long find_run(const uint64_t *bits, uint32_t n, uint32_t *longest) {
     return -1;
 }
 
+/* Lowest run of n set bits starting at a multiple of align pages, or -1.
+ * Arenas are 64 MiB aligned, so page-index alignment is address alignment. */
+static long find_run_aligned(const uint64_t *bits, uint32_t n, uint32_t align) {
+    for (uint32_t start = 0; start + n <= GM_ARENA_PAGES; start += align) {
+        uint32_t i = 0;
+        while (i < n && bit_test(bits, start + i))
+            i++;
+        if (i == n)
+            return start;
+    }
+    return -1;
+}
+
 /* ---- arenas ------------------------------------------------------------ */
 
 static void insert_arena_locked(gm_arena_t *a) {
@@ -141,7 +173,9 @@ static gm_arena_t *grow_locked(uint32_t npages) {
         a->commit_end = a->lo;
         a->free_pages = (uint32_t)(size / PAGE);
         a->max_run_hint = a->free_pages;
+        a->released_pages = a->free_pages;
         bits_set(a->free_bits, gm_page_index(a->lo), a->free_pages);
+        bits_set(a->released_bits, gm_page_index(a->lo), a->free_pages);
         if (!gm_pagemap_claim(a->lo, size, a)) {
             gm_os_unmap(p, size);
             gm_fixalloc_free(&arena_fa, a);
@@ -163,35 +197,50 @@ static bool commit_to_locked(gm_arena_t *a, uintptr_t end) {
         target = a->hi;
     if (!gm_os_commit((void *)a->commit_end, target - a->commit_end))
         return false;
+    committed_bytes += target - a->commit_end;
     a->commit_end = target;
+    gm_scavenger_note_heap(committed_bytes);
     return true;
 }
 
 /* ---- page runs --------------------------------------------------------- */
 
-/* Takes n pages from the lowest place that has them; returns their address
- * and arena, or 0 when the OS refuses more memory. */
-static uintptr_t alloc_pages_locked(uint32_t n, gm_arena_t **out) {
+/* Takes the free pages [first, first + n) of arena a. */
+static bool take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
+    uintptr_t addr = a->base + first * PAGE;
+    if (!commit_to_locked(a, addr + (uintptr_t)n * PAGE))
+        return false;
+    uint32_t released = count_bits(a->released_bits, first, n);
+    bits_clear(a->free_bits, first, n);
+    bits_clear(a->released_bits, first, n);
+    a->free_pages -= n;
+    a->released_pages -= released;
+    pages_free_backed -= n - released;
+    pages_in_use += n;
+    return true;
+}
+
+/* Takes n pages, aligned to align pages, from the lowest place that has them;
+ * returns their address and arena, or 0 when the OS refuses more memory. */
+static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out) {
     for (int attempt = 0; attempt < 2; attempt++) {
         for (gm_arena_t *a = arenas; a; a = a->next) {
             if (a->free_pages < n || a->max_run_hint < n)
                 continue;
             uint32_t longest = 0;
-            long first = find_run(a->free_bits, n, &longest);
+            long first = align > 1 ? find_run_aligned(a->free_bits, n, align)
+                                   : find_run(a->free_bits, n, &longest);
             if (first < 0) {
-                a->max_run_hint = longest;
+                if (align <= 1)
+                    a->max_run_hint = longest;
                 continue;
             }
-            uintptr_t addr = a->base + (uintptr_t)first * PAGE;
-            if (!commit_to_locked(a, addr + (uintptr_t)n * PAGE))
+            if (!take_pages_locked(a, (uintptr_t)first, n))
                 return 0;
-            bits_clear(a->free_bits, (uintptr_t)first, n);
-            bits_clear(a->released_bits, (uintptr_t)first, n);
-            a->free_pages -= n;
             *out = a;
-            return addr;
+            return a->base + (uintptr_t)first * PAGE;
         }
-        if (!grow_locked(n))
+        if (!grow_locked(n + (align > 1 ? align : 0)))
             return 0;
     }
     return 0;
@@ -203,6 +252,8 @@ static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     bits_set(a->dirty_bits, first, n);
     a->free_pages += n;
     a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
+    pages_free_backed += n;
+    pages_in_use -= n;
 }
 
 bool gm_mheap_range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n) {
@@ -230,7 +281,7 @@ gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
     gm_arena_t *a;
     gm_span_t *s = NULL;
     pthread_mutex_lock(&heap_lock);
-    uintptr_t addr = alloc_pages_locked(npages, &a);
+    uintptr_t addr = alloc_pages_locked(npages, 1, &a);
     if (addr) {
         s = new_span_locked(a, addr, npages, cls);
         if (!s)
@@ -243,30 +294,23 @@ gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
 }
 
 /* A page run of at least size bytes whose start is aligned to align (a power
- * of two).  Alignment above a page over-allocates and gives the ends back.
- * s->fresh_zero tells the caller whether the pages are known to be zero. */
+ * of two).  s->fresh_zero tells the caller whether the pages are known zero. */
 gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
-    uint32_t extra = align > PAGE ? (uint32_t)(align / PAGE) - 1 : 0;
+    uint32_t align_pages = align > PAGE ? (uint32_t)(align / PAGE) : 1;
     gm_arena_t *a;
-    pthread_mutex_lock(&heap_lock);
-    uintptr_t addr = alloc_pages_locked(npages + extra, &a);
     gm_span_t *s = NULL;
+    pthread_mutex_lock(&heap_lock);
+    uintptr_t addr = alloc_pages_locked(npages, align_pages, &a);
     if (addr) {
-        uintptr_t start = (addr + align - 1) & ~(uintptr_t)(align - 1);
-        uint32_t head = (uint32_t)((start - addr) / PAGE);
-        if (head)
-            free_pages_locked(a, addr, head);
-        if (extra - head)
-            free_pages_locked(a, start + (uintptr_t)npages * PAGE, extra - head);
-        s = new_span_locked(a, start, npages, 0);
+        s = new_span_locked(a, addr, npages, 0);
         if (!s) {
-            free_pages_locked(a, start, npages);
+            free_pages_locked(a, addr, npages);
         } else {
             s->large_size = (size_t)npages * PAGE;
             large_bytes += s->large_size;
             large_count++;
-            bits_set(a->dirty_bits, gm_page_index(start), npages);
+            bits_set(a->dirty_bits, gm_page_index(addr), npages);
         }
     }
     pthread_mutex_unlock(&heap_lock);
@@ -353,62 +397,118 @@ void gm_mheap_free_huge(gm_arena_t *d) {
 
 /* ---- returning memory -------------------------------------------------- */
 
-/* Releases the free, backed pages of one arena; returns the bytes released. */
-static size_t release_arena_locked(gm_arena_t *a) {
-    uintptr_t first = gm_page_index(a->lo);
-    uintptr_t end = gm_page_index(a->commit_end - 1) + 1;
-    size_t released = 0;
-    if (a->commit_end == a->lo)
+#define CHUNK_PAGES 256                       /* 2 MiB: one huge page */
+#define DENSE_IN_USE (CHUNK_PAGES * 31 / 32)  /* 96.9% */
+
+/* Backed free pages of chunk c of arena a, as a mask per bitmap word. */
+static uint32_t chunk_backed_free(const gm_arena_t *a, uint32_t c, uint64_t masks[4]) {
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < 4; k++) {
+        masks[k] = a->free_bits[c * 4 + k] & ~a->released_bits[c * 4 + k];
+        n += (uint32_t)__builtin_popcountll(masks[k]);
+    }
+    return n;
+}
+
+static uint32_t chunk_in_use(const gm_arena_t *a, uint32_t c) {
+    uint32_t free = 0;
+    for (uint32_t k = 0; k < 4; k++)
+        free += (uint32_t)__builtin_popcountll(a->free_bits[c * 4 + k]);
+    return CHUNK_PAGES - free;
+}
+
+/* The highest chunk with backed free pages (not dense unless dense_too). */
+static bool pick_chunk_locked(bool dense_too, gm_arena_t **out, uint32_t *chunk) {
+    bool found = false;
+    for (gm_arena_t *a = arenas; a; a = a->next) {
+        if (a->free_pages == a->released_pages)
+            continue;
+        for (int c = GM_ARENA_BITMAP_WORDS / 4 - 1; c >= 0; c--) {
+            uint64_t masks[4];
+            if (!chunk_backed_free(a, (uint32_t)c, masks))
+                continue;
+            if (!dense_too && chunk_in_use(a, (uint32_t)c) >= DENSE_IN_USE)
+                continue;
+            *out = a;
+            *chunk = (uint32_t)c;
+            found = true;   /* arenas ascend: a later find is higher */
+            break;
+        }
+    }
+    return found;
+}
+
+/* Gives back the backed free pages of one chunk; returns the bytes released,
+ * 0 when there is nothing (eligible) left. */
+size_t gm_mheap_release_step(bool dense_too) {
+    gm_arena_t *a;
+    uint32_t chunk;
+    uint64_t masks[4];
+    pthread_mutex_lock(&heap_lock);
+    if (!pick_chunk_locked(dense_too, &a, &chunk)) {
+        pthread_mutex_unlock(&heap_lock);
         return 0;
-    for (uintptr_t i = first; i < end;) {
-        if (!bit_test(a->free_bits, i) || bit_test(a->released_bits, i)) {
+    }
+    uint32_t n = chunk_backed_free(a, chunk, masks);
+    for (uint32_t k = 0; k < 4; k++)
+        a->free_bits[chunk * 4 + k] &= ~masks[k];   /* nobody may take them now */
+    a->free_pages -= n;
+    pages_free_backed -= n;
+    pthread_mutex_unlock(&heap_lock);
+
+    uintptr_t first = (uintptr_t)chunk * CHUNK_PAGES;
+    bool zeroed = true;
+    for (uint32_t i = 0; i < CHUNK_PAGES;) {
+        if (!((masks[i / 64] >> (i % 64)) & 1)) {
             i++;
             continue;
         }
-        uintptr_t j = i + 1;
-        while (j < end && bit_test(a->free_bits, j) && !bit_test(a->released_bits, j))
+        uint32_t j = i + 1;
+        while (j < CHUNK_PAGES && ((masks[j / 64] >> (j % 64)) & 1))
             j++;
-        uintptr_t addr = a->base + i * PAGE;
-        if (gm_os_release((void *)addr, (j - i) * PAGE))
-            bits_clear(a->dirty_bits, i, (uint32_t)(j - i));
-        bits_set(a->released_bits, i, (uint32_t)(j - i));
-        released += (j - i) * PAGE;
+        zeroed &= gm_os_release((void *)(a->base + (first + i) * PAGE), (size_t)(j - i) * PAGE);
         i = j;
     }
-    return released;
+
+    pthread_mutex_lock(&heap_lock);
+    for (uint32_t k = 0; k < 4; k++) {
+        a->free_bits[chunk * 4 + k] |= masks[k];
+        a->released_bits[chunk * 4 + k] |= masks[k];
+        if (zeroed)
+            a->dirty_bits[chunk * 4 + k] &= ~masks[k];
+    }
+    a->free_pages += n;
+    a->released_pages += n;
+    a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
+    pthread_mutex_unlock(&heap_lock);
+    return (size_t)n * PAGE;
 }
 
 size_t gm_mheap_release_all(void) {
-    size_t released = 0;
-    pthread_mutex_lock(&heap_lock);
-    for (gm_arena_t *a = arenas; a; a = a->next)
-        released += release_arena_locked(a);
-    pthread_mutex_unlock(&heap_lock);
-    return released;
+    size_t total = 0, step;
+    while ((step = gm_mheap_release_step(true)) > 0)
+        total += step;
+    return total;
 }
 
-static uint64_t popcount_bits(const uint64_t *bits) {
-    uint64_t n = 0;
-    for (uint32_t w = 0; w < GM_ARENA_BITMAP_WORDS; w++)
-        n += (uint64_t)__builtin_popcountll(bits[w]);
-    return n;
+void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed) {
+    pthread_mutex_lock(&heap_lock);
+    *in_use = (pages_in_use * PAGE) + huge_bytes;
+    *free_backed = pages_free_backed * PAGE;
+    pthread_mutex_unlock(&heap_lock);
 }
 
 void gm_mheap_stats(struct gm_heap_stats *out) {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&heap_lock);
     for (gm_arena_t *a = arenas; a; a = a->next) {
-        uint64_t committed = a->commit_end - a->lo;
-        uint64_t uncommitted_pages = (a->hi - a->commit_end) / PAGE;
-        uint64_t released = popcount_bits(a->released_bits) * PAGE;
-        out->committed += committed;
-        out->released += released;
-        out->free += (a->free_pages - uncommitted_pages) * PAGE - released;
-        out->in_use += (uint64_t)((a->hi - a->lo) / PAGE - a->free_pages) * PAGE;
+        out->committed += a->commit_end - a->lo;
+        out->released += (uint64_t)a->released_pages * PAGE - (a->hi - a->commit_end);
     }
+    out->free = pages_free_backed * PAGE;
+    out->in_use = pages_in_use * PAGE + huge_bytes;
     out->mapped = reserved_bytes + huge_bytes;
     out->committed += huge_bytes;
-    out->in_use += huge_bytes;
     out->huge = huge_bytes;
     out->large_blocks = large_count + huge_count;
     out->large_bytes = large_bytes + huge_bytes;

@@ -100,16 +100,9 @@ bool gm_os_commit(void *addr, size_t size) {
 }
 
 bool gm_os_release(void *addr, size_t size) {
-    static int advice = -1;   /* benign race: every thread computes the same */
-    int mode = __atomic_load_n(&advice, __ATOMIC_RELAXED);
-    if (mode < 0) {
-        const char *env = gm_os_getenv("GOMALLOC_MADVISE");
-        mode = (env && strcmp(env, "free") == 0) ? MADV_FREE : MADV_DONTNEED;
-        __atomic_store_n(&advice, mode, __ATOMIC_RELAXED);
-    }
     int saved = errno;
     bool zeroed = true;
-    if (mode == MADV_FREE && madvise(addr, size, MADV_FREE) == 0)
+    if (gm_options.madvise_free && madvise(addr, size, MADV_FREE) == 0)
         zeroed = false;
     else
         madvise(addr, size, MADV_DONTNEED);

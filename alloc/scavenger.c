@@ -1,0 +1,136 @@
+/*
+ * scavenger.c — gives free pages back to the OS in the background (Go's
+ * scavenger), so RSS comes down after a spike without any call.
+ *
+ * Goal: free-but-backed heap memory <= GOMALLOC_RETAIN_PERCENT (10%) of the
+ * memory in use, plus a 1 MiB floor.  Above the goal the scavenger releases
+ * one 2 MiB chunk per step (the highest first: allocation is lowest-first, so
+ * the top of the heap is what stays free; dense chunks are left alone), and
+ * spends at most 2 ms of work per 20 ms tick, a tenth of one CPU.  Measured
+ * here, giving back 700 MiB costs about 65 ms of kernel time, so a large drop
+ * is returned within about a second.  At the goal it checks every 100 ms.
+ *
+ * It starts lazily: the mheap sets gm_scavenger_wanted once the heap holds
+ * 32 MiB, and the next allocation or free slow path starts the thread (with
+ * no gomalloc lock held: pthread_create may allocate).  A short program never
+ * starts it.  In a fork child the thread is gone; the child starts its own
+ * the same way.  The thread blocks every signal and never allocates.
+ *
+ * Locking: scavenge_lock serialises release steps (the background thread's
+ * and malloc_trim's) and is the first lock in gomalloc's order, so the fork
+ * handlers can wait out a step whose pages are out of the free set.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define START_BYTES ((uint64_t)32 << 20)
+#define FLOOR_BYTES ((uint64_t)1 << 20)
+#define BUSY_TICK_NS (20 * 1000 * 1000L)
+#define IDLE_TICK_NS (100 * 1000 * 1000L)
+#define WORK_PER_TICK_NS (2 * 1000 * 1000L)
+#define EPOCH_NS (1000 * 1000 * 1000L)
+
+bool gm_scavenger_wanted;          /* atomic */
+uint32_t gm_scavenger_epoch;       /* atomic */
+static int started;                /* atomic: the thread was created (or tried) */
+static pthread_mutex_t scavenge_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void sleep_ns(long ns) {
+    struct timespec t = {.tv_sec = 0, .tv_nsec = ns};
+    while (nanosleep(&t, &t) != 0)
+        ;
+}
+
+static uint64_t goal_bytes(uint64_t in_use) {
+    return in_use / 100 * gm_options.retain_percent + FLOOR_BYTES;
+}
+
+/* Releases chunks until the goal is met or the tick's work budget is spent;
+ * returns whether memory above the goal remains. */
+static bool scavenge_tick(void) {
+    int64_t start = now_ns();
+    uint64_t in_use, free_backed;
+    gm_mheap_usage(&in_use, &free_backed);
+    while (free_backed > goal_bytes(in_use)) {
+        pthread_mutex_lock(&scavenge_lock);
+        size_t released = gm_mheap_release_step(false);
+        pthread_mutex_unlock(&scavenge_lock);
+        if (released == 0)
+            return false;   /* only dense chunks left */
+        if (now_ns() - start > WORK_PER_TICK_NS)
+            return true;
+        gm_mheap_usage(&in_use, &free_backed);
+    }
+    return false;
+}
+
+static void *scavenger_main(void *arg) {
+    (void)arg;
+    int64_t epoch_start = now_ns();
+    for (;;) {
+        bool busy = scavenge_tick();
+        if (now_ns() - epoch_start > EPOCH_NS) {
+            __atomic_fetch_add(&gm_scavenger_epoch, 1, __ATOMIC_RELAXED);
+            epoch_start = now_ns();
+        }
+        sleep_ns(busy ? BUSY_TICK_NS : IDLE_TICK_NS);
+    }
+    return NULL;
+}
+
+void gm_scavenger_start_slow(void) {
+    if (!gm_options.scavenge || __atomic_load_n(&started, __ATOMIC_RELAXED))
+        return;
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&started, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        return;
+    __atomic_store_n(&gm_scavenger_wanted, false, __ATOMIC_RELAXED);
+    pthread_attr_t attr;
+    sigset_t all, old;
+    pthread_t thread;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread inherits it */
+    if (pthread_create(&thread, &attr, scavenger_main, NULL) != 0)
+        gm_options.scavenge = false;   /* no retry storm; trim still works */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+/* Called by the mheap, under its lock, as the heap grows. */
+void gm_scavenger_note_heap(uint64_t committed_bytes) {
+    if (committed_bytes >= START_BYTES)
+        __atomic_store_n(&gm_scavenger_wanted, true, __ATOMIC_RELAXED);
+}
+
+size_t gm_scavenger_release_all(void) {
+    pthread_mutex_lock(&scavenge_lock);
+    size_t released = gm_mheap_release_all();
+    pthread_mutex_unlock(&scavenge_lock);
+    return released;
+}
+
+bool gm_scavenger_running(void) { return __atomic_load_n(&started, __ATOMIC_RELAXED) != 0; }
+void gm_scavenger_lock(void) { pthread_mutex_lock(&scavenge_lock); }
+void gm_scavenger_unlock(void) { pthread_mutex_unlock(&scavenge_lock); }
+
+/* The child has no scavenger thread: it wants one if the heap is big. */
+void gm_scavenger_reinit_child(void) {
+    uint64_t in_use, free_backed;
+    pthread_mutex_init(&scavenge_lock, NULL);
+    __atomic_store_n(&started, 0, __ATOMIC_RELAXED);
+    gm_mheap_usage(&in_use, &free_backed);
+    gm_scavenger_note_heap(in_use + free_backed);
+}
