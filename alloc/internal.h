@@ -242,6 +242,8 @@ struct gm_mcache {
     gm_bin_t bins[GM_NUM_CLASSES];  /* owner thread only */
     size_t max_bytes;               /* owner: sum over bins of max * size */
     size_t limit;                   /* immutable: bound on max_bytes */
+    uint64_t refilled[2];           /* owner: classes refilled this epoch */
+    uint32_t epoch;                 /* owner: last gm_scavenger_epoch seen */
     gm_mcache_t *next, *prev;       /* registry lock */
 };
 

@@ -19,9 +19,16 @@
  * Bounds: a list's length is capped by bin.max, which starts at 1 and grows
  * (slow start) by one while below the batch size, then by a batch, each time
  * the list runs empty or overflows, but only while the sum over classes of
- * max * size stays within the thread's limit (GM_THREAD_CACHE_DEFAULT).  So a
- * thread never caches more than its limit plus one batch, and a thread that
- * uses a class a little keeps a little of it.
+ * max * size stays within the thread's limit: GOMALLOC_THREAD_CACHE_KIB (4 MiB
+ * by default), lowered so that all threads together stay near 64 MiB, never
+ * below 256 KiB (and one object per class whatever the limit).  So a thread
+ * never caches more than its limit plus one batch, and a thread that uses a
+ * class a little keeps a little of it.
+ *
+ * Surplus: about once a second (gm_scavenger_epoch) a thread's next slow
+ * path gives back half of every list it did not have to refill since the
+ * last time.  A thread that stops calling malloc and free keeps its cache,
+ * within its bound, until it exits or calls malloc_trim.
  *
  * Thread exit: a pthread key destructor flushes every list to the mcentrals
  * and frees the cache.  Destructors that run later and call malloc or free
@@ -43,6 +50,8 @@ static gm_mcache_t *registry;          /* registry lock */
 static uint64_t registry_count;        /* registry lock */
 static gm_fixalloc_t cache_fa = {.size = sizeof(gm_mcache_t)};
 static pthread_key_t exit_key;
+#define GLOBAL_CACHE_BYTES ((size_t)64 << 20)
+#define MIN_CACHE_BYTES ((size_t)256 << 10)
 static int exit_key_state;             /* atomic: 0 none, 1 creating, 2 ready */
 
 /* Most objects one class's list may hold. */
@@ -92,16 +101,27 @@ void gm_mcache_init(void) {
         __atomic_store_n(&exit_key_state, 2, __ATOMIC_RELEASE);
 }
 
+/* A new thread's bound: the configured one, or its share of the global
+ * budget when many threads exist.  Registry lock held. */
+static size_t thread_limit_locked(void) {
+    size_t share = GLOBAL_CACHE_BYTES / (registry_count + 1);
+    size_t limit = gm_options.thread_cache_bytes;
+    if (share < MIN_CACHE_BYTES)
+        share = MIN_CACHE_BYTES;
+    return share < limit ? share : limit;
+}
+
 static gm_mcache_t *create_cache(void) {
     gm_mcache_t *c = gm_fixalloc_alloc(&cache_fa);
     if (!c)
         return NULL;
-    c->limit = GM_THREAD_CACHE_DEFAULT;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
         c->bins[cls].max = 1;
         c->max_bytes += gm_class_size[cls];
     }
+    c->epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
     gm_mcache_registry_lock();
+    c->limit = thread_limit_locked();
     c->next = registry;
     if (registry)
         registry->prev = c;
@@ -125,6 +145,30 @@ static gm_mcache_t *current_cache(void) {
     return create_cache();
 }
 
+static void release_objects(gm_bin_t *b, uint8_t cls, uint32_t n);
+
+/* Gives back half of every list the thread did not need to refill lately. */
+static void trim_unused(gm_mcache_t *c) {
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        gm_bin_t *b = &c->bins[cls];
+        bool refilled = (c->refilled[cls / 64] >> (cls % 64)) & 1;
+        uint32_t surplus = refilled ? 0 : b->count / 2;
+        uint32_t batch = gm_class_batch[cls];
+        while (surplus > 0) {
+            uint32_t n = surplus < batch ? surplus : batch;
+            release_objects(b, cls, n);
+            surplus -= n;
+        }
+    }
+    c->refilled[0] = c->refilled[1] = 0;
+    c->epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
+}
+
+static void maybe_trim(gm_mcache_t *c) {
+    if (GM_UNLIKELY(c->epoch != __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED)))
+        trim_unused(c);
+}
+
 void *gm_mcache_alloc_slow(size_t size) {
     uint8_t cls = gm_size_to_class[(size + 15) >> 4];
     gm_mcache_t *c = current_cache();
@@ -140,6 +184,8 @@ void *gm_mcache_alloc_slow(size_t size) {
         b->head = head;
         b->count = got;
         grow_max(c, cls);
+        c->refilled[cls / 64] |= (uint64_t)1 << (cls % 64);
+        maybe_trim(c);
     }
     void *p = b->head;
     b->head = *(void **)p;
@@ -163,6 +209,7 @@ void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
     uint32_t batch = gm_class_batch[cls];
     release_objects(b, cls, b->count < batch ? b->count : batch);
     grow_max(c, cls);
+    maybe_trim(c);
 }
 
 void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
