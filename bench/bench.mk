@@ -53,7 +53,7 @@ bench-insn: bench-deps $(LIB_SO)
 	    $(if $(UPDATE),--update-baseline)
 
 bench-insn-baseline: bench-deps $(LIB_SO)
-	$(BENCH_PY) bench/run.py insn --allocs gomalloc --update-baseline
+	$(BENCH_PY) bench/run.py insn --update-baseline
 
 bench-clean:
 	rm -rf bench/work

@@ -21,7 +21,7 @@
 
 #define OBJ_SIZE 8
 #define WRITES 2000
-#define ROUNDS_PER_SCALE 150000L
+#define ROUNDS_PER_SCALE 250000L
 
 typedef struct {
     int id;

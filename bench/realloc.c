@@ -18,7 +18,7 @@
 
 #define STRINGS 1000
 #define ARRAYS 500
-#define STEPS_PER_SCALE 2500000L
+#define STEPS_PER_SCALE 3500000L
 
 typedef struct {
     unsigned char *p;

@@ -16,7 +16,7 @@
 
 #define OBJS 400
 #define KEEP (OBJS / 2)
-#define THREADS_PER_SCALE 8000L
+#define THREADS_PER_SCALE 14000L
 
 typedef struct {
     void *p;
