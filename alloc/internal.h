@@ -93,6 +93,37 @@ void gm_scavenger_unlock(void);
 void gm_scavenger_reinit_child(void);
 bool gm_scavenger_running(void);
 
+/* ---- free-list hardening (malloc.c) --------------------------------- */
+/* Every free list (thread caches, parked batches, span free lists) links
+ * blocks through their first word, stored XORed with a per-process secret:
+ * a use-after-free write cannot aim the allocator at an address of its
+ * choosing without the secret, and a link that does not decode to a 16-byte
+ * aligned address is reported, not followed.  The second word of a free
+ * block holds gm_free_key; free() of a block that still holds it is a double
+ * free.  Every path that hands a block out clears that word. */
+extern uintptr_t gm_secret, gm_free_key;   /* fixed before the first link */
+void gm_hardening_init(void);
+__attribute__((noreturn)) void gm_corrupt_link(const void *block);
+
+static inline void *gm_link_get(const void *block) {
+    uintptr_t next = *(const uintptr_t *)block ^ gm_secret;
+    if (GM_UNLIKELY(next & 15))
+        gm_corrupt_link(block);
+    return (void *)next;
+}
+static inline void gm_link_set(void *block, const void *next) {
+    *(uintptr_t *)block = (uintptr_t)next ^ gm_secret;
+}
+/* Marks a block free (for double-free detection) and links it. */
+static inline void gm_block_free_link(void *block, const void *next) {
+    ((uintptr_t *)block)[0] = (uintptr_t)next ^ gm_secret;
+    ((uintptr_t *)block)[1] = gm_free_key;
+}
+static inline bool gm_block_is_free(const void *block) {
+    return ((const uintptr_t *)block)[1] == gm_free_key;
+}
+static inline void gm_block_handout(void *block) { ((uintptr_t *)block)[1] = 0; }
+
 /* ---- fixalloc.c ------------------------------------------------------ */
 /* Allocates fixed-size metadata objects; memory never comes from malloc. */
 typedef struct gm_fixalloc {
@@ -264,5 +295,6 @@ void gm_mcache_flush_current(void);
 /* ---- malloc.c -------------------------------------------------------- */
 void gm_init(void);
 __attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *p);
+__attribute__((noreturn)) void gm_double_free(const char *call, const void *p, uint8_t cls);
 
 #endif /* GM_INTERNAL_H */

@@ -26,7 +26,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "gomalloc.h"
@@ -37,6 +39,53 @@
 #define MIN_ALIGN 16
 
 static int init_state;   /* atomic: 0 never, 1 running, 2 done */
+
+uintptr_t gm_secret, gm_free_key;   /* written once, release; see internal.h */
+
+/* ---- hardening ------------------------------------------------------------ */
+
+/* The kernel's 16 random bytes for this process (AT_RANDOM): available from
+ * the first instruction, no system call, no allocation.  Concurrent first
+ * calls compute the same values. */
+void gm_hardening_init(void) {
+    uintptr_t words[2] = {0x9e3779b97f4a7c15u, 0xc2b2ae3d27d4eb4fu};
+    const void *random = (const void *)getauxval(AT_RANDOM);
+    if (random)
+        memcpy(words, random, sizeof words);
+    words[0] ^= (uintptr_t)&gm_secret >> 12;   /* ASLR as a fallback */
+    __atomic_store_n(&gm_free_key, words[1] | 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&gm_secret, words[0] | ((uintptr_t)1 << 63), __ATOMIC_RELEASE);
+}
+
+/* "gomalloc: <call>: <what> 0x… (size class N, S bytes)", then abort. */
+static __attribute__((noreturn)) void report_block(const char *call, const char *what,
+                                                   const void *p, uint8_t cls) {
+    char line[200];
+    size_t n = 0;
+    const char *parts[] = {"gomalloc: ", call, ": ", what, " "};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        for (const char *c = parts[i]; *c && n < 100; c++)
+            line[n++] = *c;
+    n += gm_fmt_hex(line + n, (uintptr_t)p);
+    memcpy(line + n, " (size class ", 13);
+    n += 13;
+    n += gm_fmt_dec(line + n, cls);
+    line[n++] = ',';
+    line[n++] = ' ';
+    n += gm_fmt_dec(line + n, gm_class_size[cls]);
+    memcpy(line + n, " bytes)\n", 8);
+    n += 8;
+    gm_os_write(2, line, n);
+    abort();
+}
+
+void gm_double_free(const char *call, const void *p, uint8_t cls) {
+    report_block(call, "double free of", p, cls);
+}
+
+void gm_corrupt_link(const void *block) {
+    gm_fatal("corrupted free list (write after free?) at block", block);
+}
 
 /* ---- fork ---------------------------------------------------------------- */
 
@@ -73,6 +122,8 @@ void gm_init(void) {
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return;
     gm_options_init();
+    if (!__atomic_load_n(&gm_secret, __ATOMIC_ACQUIRE))
+        gm_hardening_init();
     gm_mcache_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
@@ -165,10 +216,13 @@ static GM_NOINLINE void free_slow(void *ptr, const char *call) {
     gm_span_t *s = gm_pagemap_span_of(addr);
     if (!s)
         gm_invalid_pointer(call, ptr);
-    if (s->cls)
-        gm_mcache_free_nocache(ptr, s->cls);
-    else
+    if (!s->cls) {
         gm_mheap_free_span(s);
+        return;
+    }
+    if (gm_block_is_free(ptr))
+        gm_double_free(call, ptr, s->cls);
+    gm_mcache_free_nocache(ptr, s->cls);
 }
 
 GM_EXPORT void gm_free(void *ptr) {
@@ -186,6 +240,8 @@ static size_t usable_size_checked(const void *ptr, const char *call) {
     gm_span_t *s = gm_pagemap_span_of(addr);
     if (!s)
         gm_invalid_pointer(call, ptr);
+    if (s->cls && gm_block_is_free(ptr))
+        report_block(call, "freed block", ptr, s->cls);
     return s->cls ? gm_class_size[s->cls] : s->large_size;
 }
 

@@ -173,8 +173,12 @@ void *gm_mcache_alloc_slow(size_t size) {
     uint8_t cls = gm_size_to_class[(size + 15) >> 4];
     gm_mcache_t *c = current_cache();
     void *head, *tail;
-    if (!c)
-        return gm_mcentral_take(cls, 1, &head, &tail) ? head : NULL;
+    if (!c) {
+        if (!gm_mcentral_take(cls, 1, &head, &tail))
+            return NULL;
+        gm_block_handout(head);
+        return head;
+    }
     gm_bin_t *b = &c->bins[cls];
     if (!b->head) {
         uint32_t want = gm_class_batch[cls];
@@ -188,8 +192,9 @@ void *gm_mcache_alloc_slow(size_t size) {
         maybe_trim(c);
     }
     void *p = b->head;
-    b->head = *(void **)p;
+    b->head = gm_link_get(p);
     b->count--;
+    gm_block_handout(p);
     return p;
 }
 
@@ -197,9 +202,9 @@ void *gm_mcache_alloc_slow(size_t size) {
 static void release_objects(gm_bin_t *b, uint8_t cls, uint32_t n) {
     void *head = b->head, *tail = head;
     for (uint32_t i = 1; i < n; i++)
-        tail = *(void **)tail;
-    b->head = *(void **)tail;
-    *(void **)tail = NULL;
+        tail = gm_link_get(tail);
+    b->head = gm_link_get(tail);
+    gm_link_set(tail, NULL);
     b->count -= n;
     gm_mcentral_give(cls, head, tail, n);
 }
@@ -215,12 +220,12 @@ void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
 void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
     gm_mcache_t *c = current_cache();
     if (!c) {
-        *(void **)ptr = NULL;
+        gm_block_free_link(ptr, NULL);
         gm_mcentral_give(cls, ptr, ptr, 1);
         return;
     }
     gm_bin_t *b = &c->bins[cls];
-    *(void **)ptr = b->head;
+    gm_block_free_link(ptr, b->head);
     b->head = ptr;
     if (++b->count > b->max)
         gm_mcache_flush_slow(c, cls);

@@ -7,10 +7,11 @@
  * no lock, no atomic read-modify-write.
  *
  * free: address -> arena -> page info (class and page index within the span),
- * check the address is the start of an object, push it on the thread's list.
- * Falls back when the block is not small (large, huge, foreign), is not an
- * object start (the slow path reports it), the thread has no cache, or the
- * list grew past its bound (then the slow path flushes a batch).
+ * check the address is the start of an object and not already free, push it
+ * on the thread's list.  Falls back when the block is not small (large, huge,
+ * foreign), is not an object start or is already free (the slow path reports
+ * it), the thread has no cache, or the list grew past its bound (then the
+ * slow path flushes a batch).  Links are encoded (see internal.h).
  */
 #ifndef GM_MCACHE_H
 #define GM_MCACHE_H
@@ -28,8 +29,9 @@ GM_INLINE void *gm_mcache_alloc_fast(size_t size) {
     gm_bin_t *b = &c->bins[gm_size_to_class[(size + 15) >> 4]];
     void *p = b->head;
     if (GM_LIKELY(p)) {
-        b->head = *(void **)p;
+        b->head = gm_link_get(p);
         b->count--;
+        gm_block_handout(p);
     }
     return p;
 }
@@ -45,10 +47,10 @@ GM_INLINE bool gm_mcache_free_fast(void *ptr) {
     uint8_t cls = gm_page_info_class(info);
     uint64_t offset = (addr & (GM_PAGE_SIZE - 1)) | gm_page_info_offset(info);
     gm_mcache_t *c = gm_tls_cache;
-    if (GM_UNLIKELY(!gm_class_is_start(cls, offset) || !c))
+    if (GM_UNLIKELY(!gm_class_is_start(cls, offset) || !c || gm_block_is_free(ptr)))
         return false;
     gm_bin_t *b = &c->bins[cls];
-    *(void **)ptr = b->head;
+    gm_block_free_link(ptr, b->head);
     b->head = ptr;
     if (GM_UNLIKELY(++b->count > b->max))
         gm_mcache_flush_slow(c, cls);

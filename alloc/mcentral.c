@@ -90,7 +90,7 @@ static uint32_t take_from_spans_locked(gm_mcentral_t *c, uint8_t cls, uint32_t n
         uint32_t k = gm_span_take_locked(s, n - got, &h, &t);
         if (k) {
             if (last)
-                *(void **)last = h;
+                gm_link_set(last, h);
             else
                 first = h;
             last = t;
@@ -126,7 +126,7 @@ uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail) {
 static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n) {
     void *obj = head;
     for (uint32_t i = 0; i < n; i++) {
-        void *next = *(void **)obj;
+        void *next = gm_link_get(obj);
         gm_span_t *s = span_of_object(obj);
         gm_span_put_locked(s, obj);
         if (s->nalloc == 0) {

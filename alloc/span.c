@@ -4,7 +4,8 @@
  * A small span tracks its free slots two ways, both in address order where it
  * can: objects at or above freeindex have never been handed out (carved on
  * demand, so a fresh span costs nothing until used), and objects that came
- * back sit on free_list, linked through their first word.  nalloc counts the
+ * back sit on free_list, linked through their first word (encoded, see
+ * internal.h).  nalloc counts the
  * objects out of the span, in thread caches, central batches or the program.
  *
  * Invariants:
@@ -17,14 +18,16 @@
 #include "internal.h"
 
 uint32_t gm_span_take_locked(gm_span_t *s, uint32_t n, void **head, void **tail) {
+    if (GM_UNLIKELY(!__atomic_load_n(&gm_secret, __ATOMIC_ACQUIRE)))
+        gm_hardening_init();   /* before the first link is written */
     uint32_t size = gm_class_size[s->cls], objects = gm_class_objects[s->cls];
     void *first = NULL, *last = NULL;
     uint32_t got = 0;
     while (got < n && s->free_list) {
         void *obj = s->free_list;
-        s->free_list = *(void **)obj;
+        s->free_list = gm_link_get(obj);
         if (last)
-            *(void **)last = obj;
+            gm_link_set(last, obj);
         else
             first = obj;
         last = obj;
@@ -34,14 +37,14 @@ uint32_t gm_span_take_locked(gm_span_t *s, uint32_t n, void **head, void **tail)
         void *obj = (void *)(s->base + (uintptr_t)s->freeindex * size);
         s->freeindex++;
         if (last)
-            *(void **)last = obj;
+            gm_link_set(last, obj);
         else
             first = obj;
         last = obj;
         got++;
     }
     if (last)
-        *(void **)last = NULL;
+        gm_link_set(last, NULL);
     s->nalloc += got;
     *head = first;
     *tail = last;
@@ -50,7 +53,7 @@ uint32_t gm_span_take_locked(gm_span_t *s, uint32_t n, void **head, void **tail)
 
 void gm_span_put_locked(gm_span_t *s, void *obj) {
     gm_assert(s->nalloc > 0);
-    *(void **)obj = s->free_list;
+    gm_link_set(obj, s->free_list);
     s->free_list = obj;
     s->nalloc--;
 }

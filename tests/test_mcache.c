@@ -61,7 +61,7 @@ static uint32_t bin_cap(uint8_t cls)
 static uint32_t bin_length(const gm_bin_t *b)
 {
     uint32_t n = 0;
-    for (void *p = b->head; p; p = *(void **)p)
+    for (void *p = b->head; p; p = gm_link_get(p))
         n++;
     return n;
 }

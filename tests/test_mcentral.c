@@ -56,10 +56,10 @@ static void check_list(uint8_t cls, void *head, void *tail, uint32_t n)
         assert_true(gm_test_aligned(addr, 16));
         addrs[i] = addr;
         last = obj;
-        obj = *(void **)obj;
+        obj = gm_link_get(obj);
     }
     assert_ptr_equal(last, tail);
-    assert_null(*(void **)tail);
+    assert_null(gm_link_get(tail));
     gm_test_assert_disjoint(addrs, n, size);
     free(addrs);
 }
@@ -67,13 +67,13 @@ static void check_list(uint8_t cls, void *head, void *tail, uint32_t n)
 /* Writes a pattern after word 0 of every object (word 0 is the link). */
 static void fill_list(void *head, uint32_t size, unsigned seed)
 {
-    for (void *obj = head; obj; obj = *(void **)obj)
+    for (void *obj = head; obj; obj = gm_link_get(obj))
         gm_test_fill((char *)obj + sizeof(void *), size - sizeof(void *), seed);
 }
 
 static bool list_intact(void *head, uint32_t size, unsigned seed)
 {
-    for (void *obj = head; obj; obj = *(void **)obj)
+    for (void *obj = head; obj; obj = gm_link_get(obj))
         if (!gm_test_check((char *)obj + sizeof(void *), size - sizeof(void *), seed))
             return false;
     return true;
@@ -111,7 +111,7 @@ static void test_mcentral_take_distinct_across_calls(void **state)
         for (int r = 0; r < ROUNDS; r++) {
             assert_int_equal(gm_mcentral_take(cls, n, &h[r], &t[r]), n);
             check_list(cls, h[r], t[r], n);
-            for (void *obj = h[r]; obj; obj = *(void **)obj)
+            for (void *obj = h[r]; obj; obj = gm_link_get(obj))
                 addrs[k++] = (uintptr_t)obj;
         }
         gm_test_assert_disjoint(addrs, k, size);
@@ -226,8 +226,8 @@ static void test_mcentral_objects_back_one_by_one_free_spans(void **state)
         check_list(cls, h, t, n);
         assert_true(heap_in_use() >= before + 3 * gm_class_pages[cls] * PAGE);
         for (void *obj = h, *next; obj; obj = next) {
-            next = *(void **)obj;
-            *(void **)obj = NULL;
+            next = gm_link_get(obj);
+            gm_link_set(obj, NULL);
             gm_mcentral_give(cls, obj, obj, 1);
         }
         gm_mcentral_drain(cls);
