@@ -4,6 +4,7 @@ workload under glibc, gomalloc, jemalloc, mimalloc and tcmalloc.
 
     python3 bench/run.py bench [--quick] [--runs N] [--allocs a,b] [--only w,..]
     python3 bench/run.py insn  [--update-baseline] [--allocs a,b]
+    python3 bench/run.py report [--quick]
 
 bench  builds the workloads in bench/*.c (cc -O2 -pthread) into bench/work/,
        generates the inputs of the real-program workloads, then runs each
@@ -19,6 +20,8 @@ insn   counts instructions per malloc+free pair with callgrind: fastpath in
        reported, so start-up cost cancels.  Writes bench/results/insn.csv and
        compares gomalloc against bench/insn-baseline.csv (rewritten with
        --update-baseline).
+report redraws the tables, summary and chart from the raw runs of the last
+       bench run (latest-runs.csv, or quick-runs.csv with --quick).
 
 An allocator whose library is missing is skipped with a notice.  A run that
 exits non-zero, crashes, times out or prints different output than glibc is
@@ -143,8 +146,13 @@ def build():
                        check=True)
 
 
-def available_allocators(wanted):
-    out = []
+def available_allocators(wanted, extra=()):
+    """The allocators to run: ALLOCATORS (filtered by wanted) plus extra
+    NAME=PATH pairs, e.g. another build of gomalloc to compare against."""
+    out, extra = [], [s.partition("=") for s in extra]
+    wanted = wanted and wanted + [name for name, _, _ in extra]
+    for name, _, path in extra:
+        ALLOCATORS.append((name, os.path.abspath(path), None))
     for name, lib, pkg in ALLOCATORS:
         if wanted and name not in wanted:
             continue
@@ -201,7 +209,7 @@ def run_once(wl, lib, timeout):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        status, detail = "FAILED", "timeout after %.0f s" % timeout
+        status, detail = "FAILED", "timeout after %g s" % timeout
     wall = time.perf_counter() - t0
     with open(tfile, errors="replace") as f:
         ttext = f.read()
@@ -262,6 +270,10 @@ def ratios(cells, wname, aname, names):
     return tr, br, rr
 
 
+def command_line(w):
+    return " ".join(a.replace(ROOT + "/", "") for a in w.argv)
+
+
 def f2(x, fmt="%.2f"):
     return "–" if x is None or math.isnan(x) else fmt % x
 
@@ -274,8 +286,7 @@ def markdown(workloads, allocs, cells, meta, runs_per):
           "medians of wall time in seconds; RSS is the median of the peak "
           "RSS (MiB) from GNU time" % runs_per, ""]
     for w in workloads:
-        L += ["## %s" % w.name, "", "`%s`" % " ".join(
-            a.replace(ROOT + "/", "") for a in w.argv), ""]
+        L += ["## %s" % w.name, "", "`%s`" % command_line(w), ""]
         L += ["| allocator | time (s) | ×glibc | ×best other | max RSS (MiB) "
               "| RSS ×glibc | user (s) | sys (s) |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -362,6 +373,8 @@ def metadata(allocs):
         if pkg:
             v = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
             vers.append("%s %s (%s)" % (name, v or "?", pkg))
+        elif lib and not lib.startswith(ROOT + "/lib/"):
+            vers.append("%s (%s)" % (name, lib))
         else:
             vers.append("%s @ %s" % (name, commit))
     meta.append(("allocators", "; ".join(vers)))
@@ -396,34 +409,54 @@ def chart(prefix, workloads, names, cells, title):
                     "?" if math.isnan(v) else "%.4f" % v for v in vals) + "\n")
             f.write("\n\n")
     colors = ", ".join('"%s"' % COLORS.get(n, "gray50") for n in others)
+    # Log scale with bars growing from 1 (glibc) up or down, so 2x slower
+    # and 2x faster look alike; each panel spans its data in powers of two.
+    k = len(others)
+    bw = 0.8 / k
+    xpos = "($0 + (i - 2 - ({k} - 1) / 2.) * {bw})".format(k=k, bw=bw)
     plot = ('plot for [i=2:{last}] "{dat}" index {ix} using '
-            '(column(i) > 4 ? 4 : column(i)):xtic(1) title columnhead(i) '
-            'lc rgb col[i-1], 1 with lines lc "black" dt 2 notitle\n')
+            + xpos + ':(column(i)):(' + xpos + ' - {hw}):(' + xpos +
+            ' + {hw}):(column(i) < 1 ? column(i) : 1):'
+            '(column(i) > 1 ? column(i) : 1) with boxxyerror '
+            'title columnhead(i) lc rgb col[i-1], '
+            '"{dat}" index {ix} using ($0 - 1):(NaN):xtic(1) notitle, '
+            '1 with lines lc "black" dt 2 notitle\n'
+            'unset logscale y\n')
+    panels = []
+    for ix, panel in enumerate((0, 2)):
+        vals = [ratios(cells, w.name, n, names)[panel] for w in workloads
+                for n in others]
+        vals = [v for v in vals if v > 0 and not math.isnan(v)] or [1]
+        lo = 2.0 ** min(-1, math.floor(math.log2(min(vals))))
+        hi = 2.0 ** max(1, math.ceil(math.log2(max(vals))))
+        tics = ", ".join('"%s" %r' % (("1/%d" % round(1 / t)) if t < 1 else
+                                       "%d" % t, t)
+                         for t in (2.0 ** e for e in range(
+                             int(math.log2(lo)), int(math.log2(hi)) + 1)))
+        panels.append(("set logscale y 2\nset yrange [%r:%r]\n"
+                       "set ytics (%s)\n" % (lo / 1.1, hi * 1.1, tics)) +
+                      plot.format(last=k + 1, dat=dat, ix=ix, hw=bw / 2))
     gp = """
-set terminal pngcairo size {w},1100 font "sans,11"
+set terminal pngcairo size {w},1000 font "sans,10"
 set output "{png}"
 set datafile missing "?"
-set style data histograms
-set style histogram clustered gap 1
 set style fill solid 0.85 border -1
-set boxwidth 0.9
-set xtics rotate by -35 scale 0 font ",10"
+set xtics rotate by -35 scale 0 font ",9"
+set xrange [-0.6:{xmax}]
 set key outside right top vertical
 set grid ytics
-set yrange [0:*]
 array col[{k}] = [{colors}]
 set multiplot layout 2,1 title "{title}"
-set title "Wall time relative to glibc (median of runs; lower is better; bars clipped at 4; FAILED runs have no bar)"
+set title "Wall time / glibc (median of runs; log scale; lower is better; FAILED runs have no bar)"
 set ylabel "time / glibc"
 {plot0}
-set title "Peak RSS relative to glibc (median of runs; lower is better; bars clipped at 4)"
+set title "Peak RSS / glibc (median of runs; log scale; lower is better)"
 set ylabel "peak RSS / glibc"
 {plot1}
 unset multiplot
-""".format(w=max(1000, 24 * len(workloads) * (len(others) + 1)),
-           png=prefix + ".png", k=len(others), colors=colors, title=title,
-           plot0=plot.format(last=len(others) + 1, dat=dat, ix=0),
-           plot1=plot.format(last=len(others) + 1, dat=dat, ix=1))
+""".format(w=max(1000, 14 * len(workloads) * (k + 1)), png=prefix + ".png",
+           k=k, colors=colors, title=title, xmax=len(workloads) - 0.4,
+           plot0=panels[0], plot1=panels[1])
     r = subprocess.run(["gnuplot"], input=gp, text=True, capture_output=True)
     if r.returncode != 0:
         log("notice: gnuplot failed: " + r.stderr.strip()[-300:])
@@ -434,7 +467,7 @@ unset multiplot
 
 def cmd_bench(args):
     build()
-    allocs = available_allocators(args.allocs)
+    allocs = available_allocators(args.allocs, args.extra)
     workloads = define_workloads(args.quick)
     if args.only:
         workloads = [w for w in workloads
@@ -466,23 +499,26 @@ def cmd_bench(args):
     report(args, workloads, allocs, runs, nruns)
 
 
-def report(args, workloads, allocs, runs, nruns):
+def report(args, workloads, allocs, runs, nruns, meta=None):
     names = [a[0] for a in allocs]
     cells = summarize(workloads, allocs, runs)
-    meta = metadata(allocs) + [("mode", "QUICK" if args.quick else "full")]
+    if meta is None:
+        meta = metadata(allocs) + [("mode", "QUICK" if args.quick
+                                    else "full")]
     md = markdown(workloads, allocs, cells, meta, nruns)
     print(md)
     os.makedirs(RESULTS, exist_ok=True)
     prefix = os.path.join(RESULTS, "quick" if args.quick else "latest")
     with open(prefix + ".md", "w") as f:
         f.write(md)
-    raw = [[w.name, n, i + 1, "%.4f" % r.wall, r.user, r.sys, r.rss_kb,
-            r.status, r.detail]
+    raw = [[w.name, n, i + 1, "%.6f" % r.wall, r.user, r.sys, r.rss_kb,
+            r.status, r.detail, command_line(w)]
            for w in workloads for n in names
            for i, r in enumerate(runs[(w.name, n)])]
     write_csv_with_meta(prefix + "-runs.csv", meta,
                         ["workload", "allocator", "run", "wall_s", "user_s",
-                         "sys_s", "maxrss_kb", "status", "detail"], raw)
+                         "sys_s", "maxrss_kb", "status", "detail", "command"],
+                        raw)
     summ = []
     for w in workloads:
         for n in names:
@@ -502,6 +538,33 @@ def report(args, workloads, allocs, runs, nruns):
         dict(meta)["machine"], dict(meta)["date"][:10]))
     log("wrote %s.{md,png} %s-{runs,summary}.csv" % (
         os.path.relpath(prefix, ROOT), os.path.relpath(prefix, ROOT)))
+
+
+def cmd_report(args):
+    """Redraws the tables and chart from the raw runs of the last run."""
+    prefix = os.path.join(RESULTS, "quick" if args.quick else "latest")
+    meta, rows = [], []
+    with open(prefix + "-runs.csv") as f:
+        for line in f:
+            if line.startswith("# "):
+                k, _, v = line[2:].rstrip("\n").partition(": ")
+                meta.append((k, v))
+            else:
+                rows.append(line)
+    runs, wnames, anames, cmds = {}, [], [], {}
+    for row in csv.DictReader(rows):
+        w, a = row["workload"], row["allocator"]
+        cmds[w] = (row.get("command") or "").split()
+        wnames += [w] if w not in wnames else []
+        anames += [a] if a not in anames else []
+        runs.setdefault((w, a), []).append(Run(
+            wall=float(row["wall_s"]), user=float(row["user_s"]),
+            sys=float(row["sys_s"]), rss_kb=int(row["maxrss_kb"]),
+            status=row["status"], detail=row["detail"], output=b""))
+    workloads = [Workload(n, cmds[n]) for n in wnames]
+    allocs = [(a, None, None) for a in anames]
+    nruns = max(len(v) for v in runs.values())
+    report(args, workloads, allocs, runs, nruns, meta)
 
 
 # ---------------------------------------------------------------- insn
@@ -563,7 +626,7 @@ def cmd_insn(args):
     if not shutil.which("valgrind"):
         sys.exit("bench-insn needs valgrind")
     build()
-    allocs = available_allocators(args.allocs)
+    allocs = available_allocators(args.allocs, args.extra)
     names = [a[0] for a in allocs]
     jobs = {}
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as ex:
@@ -614,7 +677,7 @@ def cmd_insn(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("command", choices=["bench", "insn"])
+    p.add_argument("command", choices=["bench", "insn", "report"])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--runs", type=int, default=0)
     p.add_argument("--allocs", type=lambda s: [x for x in s.split(",") if x])
@@ -623,10 +686,14 @@ def main():
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds before a run is killed and counted FAILED")
     p.add_argument("--update-baseline", action="store_true")
+    p.add_argument("--extra", action="append", default=[],
+                   metavar="NAME=LIB.so",
+                   help="also run under this LD_PRELOAD library")
     args = p.parse_args()
     if not os.path.exists(GNU_TIME) and args.command == "bench":
         sys.exit("bench needs GNU time (%s, package 'time')" % GNU_TIME)
-    (cmd_bench if args.command == "bench" else cmd_insn)(args)
+    {"bench": cmd_bench, "insn": cmd_insn, "report": cmd_report}[
+        args.command](args)
 
 
 if __name__ == "__main__":
