@@ -69,6 +69,7 @@ struct gm_options {
     uint32_t retain_percent;    /* GOMALLOC_RETAIN_PERCENT */
     bool madvise_free;          /* GOMALLOC_MADVISE=free */
     size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE_KIB */
+    bool debug;                 /* GOMALLOC_DEBUG=1 */
 };
 extern struct gm_options gm_options;   /* written once by gm_init */
 void gm_options_init(void);
@@ -294,7 +295,19 @@ void gm_mcache_flush_current(void);
 
 /* ---- malloc.c -------------------------------------------------------- */
 void gm_init(void);
+/* The allocation paths without the debug layer (errno set on failure). */
+void *gm_raw_alloc(size_t size, size_t align, bool zero);
+void gm_raw_free(void *ptr, const char *call);
+size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out);
+
+/* ---- debug.c --------------------------------------------------------- */
 __attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *p);
 __attribute__((noreturn)) void gm_double_free(const char *call, const void *p, uint8_t cls);
+__attribute__((noreturn)) void gm_report_block(const char *call, const char *what,
+                                               const void *p, uint8_t cls);
+void *gm_debug_alloc(size_t size, size_t align, bool zero);
+void gm_debug_free(void *ptr, const char *call);
+void *gm_debug_realloc(void *ptr, size_t size);
+size_t gm_debug_usable(const void *ptr);
 
 #endif /* GM_INTERNAL_H */

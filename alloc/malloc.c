@@ -26,9 +26,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "gomalloc.h"
@@ -39,53 +39,6 @@
 #define MIN_ALIGN 16
 
 static int init_state;   /* atomic: 0 never, 1 running, 2 done */
-
-uintptr_t gm_secret, gm_free_key;   /* written once, release; see internal.h */
-
-/* ---- hardening ------------------------------------------------------------ */
-
-/* The kernel's 16 random bytes for this process (AT_RANDOM): available from
- * the first instruction, no system call, no allocation.  Concurrent first
- * calls compute the same values. */
-void gm_hardening_init(void) {
-    uintptr_t words[2] = {0x9e3779b97f4a7c15u, 0xc2b2ae3d27d4eb4fu};
-    const void *random = (const void *)getauxval(AT_RANDOM);
-    if (random)
-        memcpy(words, random, sizeof words);
-    words[0] ^= (uintptr_t)&gm_secret >> 12;   /* ASLR as a fallback */
-    __atomic_store_n(&gm_free_key, words[1] | 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&gm_secret, words[0] | ((uintptr_t)1 << 63), __ATOMIC_RELEASE);
-}
-
-/* "gomalloc: <call>: <what> 0x… (size class N, S bytes)", then abort. */
-static __attribute__((noreturn)) void report_block(const char *call, const char *what,
-                                                   const void *p, uint8_t cls) {
-    char line[200];
-    size_t n = 0;
-    const char *parts[] = {"gomalloc: ", call, ": ", what, " "};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        for (const char *c = parts[i]; *c && n < 100; c++)
-            line[n++] = *c;
-    n += gm_fmt_hex(line + n, (uintptr_t)p);
-    memcpy(line + n, " (size class ", 13);
-    n += 13;
-    n += gm_fmt_dec(line + n, cls);
-    line[n++] = ',';
-    line[n++] = ' ';
-    n += gm_fmt_dec(line + n, gm_class_size[cls]);
-    memcpy(line + n, " bytes)\n", 8);
-    n += 8;
-    gm_os_write(2, line, n);
-    abort();
-}
-
-void gm_double_free(const char *call, const void *p, uint8_t cls) {
-    report_block(call, "double free of", p, cls);
-}
-
-void gm_corrupt_link(const void *block) {
-    gm_fatal("corrupted free list (write after free?) at block", block);
-}
 
 /* ---- fork ---------------------------------------------------------------- */
 
@@ -113,34 +66,40 @@ static void fork_child(void) {
     gm_scavenger_reinit_child();
 }
 
-/* Idempotent; safe to re-enter from malloc calls that pthread_atfork makes. */
-void gm_init(void) {
+/* Runs once, on the first call that can hand out a block (or from the
+ * constructor, whichever comes first), so options such as GOMALLOC_DEBUG are
+ * fixed before any block exists.  The initialising thread may re-enter (its
+ * pthread_atfork can call malloc): options are read first, so it finds them
+ * set.  Any other thread waits for the end. */
+static __thread bool tls_initialising __attribute__((tls_model("initial-exec")));
+
+static GM_NOINLINE void init_slow(void) {
     int expected = 0;
-    if (GM_LIKELY(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 0))
+    if (tls_initialising)
         return;
     if (!__atomic_compare_exchange_n(&init_state, &expected, 1, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2)
+            sched_yield();
         return;
+    }
+    tls_initialising = true;
     gm_options_init();
     if (!__atomic_load_n(&gm_secret, __ATOMIC_ACQUIRE))
         gm_hardening_init();
     gm_mcache_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    tls_initialising = false;
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+}
+
+void gm_init(void) {
+    if (GM_UNLIKELY(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2))
+        init_slow();
 }
 
 /* Runs before main and before the program's threads and forks. */
 __attribute__((constructor)) static void gm_constructor(void) { gm_init(); }
-
-void gm_invalid_pointer(const char *call, const void *p) {
-    char what[64];
-    size_t n = strlen(call);
-    if (n > sizeof what - 20)
-        n = sizeof what - 20;
-    memcpy(what, call, n);
-    memcpy(what + n, ": invalid pointer", 18);
-    gm_fatal(what, p);
-}
 
 /* ---- allocation ---------------------------------------------------------- */
 
@@ -171,7 +130,10 @@ static void *alloc_large(size_t size, size_t align, bool zero) {
 }
 
 static GM_NOINLINE void *malloc_slow(size_t size) {
+    gm_init();
     gm_scavenger_check();
+    if (GM_UNLIKELY(gm_options.debug))
+        return gm_debug_alloc(size, MIN_ALIGN, false);
     if (size > GM_MAX_SMALL_SIZE)
         return alloc_large(size, PAGE, false);
     void *p = gm_mcache_alloc_slow(size);
@@ -189,6 +151,9 @@ GM_EXPORT void *gm_calloc(size_t count, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
         return fail_nomem();
+    gm_init();
+    if (GM_UNLIKELY(gm_options.debug))
+        return gm_debug_alloc(total, MIN_ALIGN, true);
     if (total > GM_MAX_SMALL_SIZE)
         return alloc_large(total, PAGE, true);
     void *p = gm_malloc(total);
@@ -199,10 +164,8 @@ GM_EXPORT void *gm_calloc(size_t count, size_t size) {
 
 /* ---- free ------------------------------------------------------------------ */
 
-static GM_NOINLINE void free_slow(void *ptr, const char *call) {
-    if (!ptr)
-        return;
-    gm_scavenger_check();
+/* Frees a block without the debug layer. */
+void gm_raw_free(void *ptr, const char *call) {
     uintptr_t addr = (uintptr_t)ptr;
     gm_arena_t *a = gm_pagemap_arena(addr);
     if (!a)
@@ -225,28 +188,53 @@ static GM_NOINLINE void free_slow(void *ptr, const char *call) {
     gm_mcache_free_nocache(ptr, s->cls);
 }
 
+static GM_NOINLINE void free_slow(void *ptr, const char *call) {
+    if (!ptr)
+        return;
+    gm_init();
+    gm_scavenger_check();
+    if (GM_UNLIKELY(gm_options.debug))
+        gm_debug_free(ptr, call);
+    else
+        gm_raw_free(ptr, call);
+}
+
 GM_EXPORT void gm_free(void *ptr) {
     if (GM_LIKELY(gm_mcache_free_fast(ptr)))
         return;
     free_slow(ptr, "free()");
 }
 
-/* Usable bytes of a block gomalloc handed out; reports anything else. */
-static size_t usable_size_checked(const void *ptr, const char *call) {
+/* Usable bytes of a block gomalloc handed out (and its class, 0 if large);
+ * reports anything else. */
+size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out) {
     uintptr_t addr = (uintptr_t)ptr;
     gm_arena_t *a = gm_pagemap_arena(addr);
+    *cls_out = 0;
     if (a && a->kind == GM_ARENA_HUGE && addr == a->huge_base)
         return a->huge_size;
     gm_span_t *s = gm_pagemap_span_of(addr);
     if (!s)
         gm_invalid_pointer(call, ptr);
     if (s->cls && gm_block_is_free(ptr))
-        report_block(call, "freed block", ptr, s->cls);
+        gm_report_block(call, strcmp(call, "malloc_usable_size()") ? "double free of" : "freed block",
+                        ptr, s->cls);
+    *cls_out = s->cls;
     return s->cls ? gm_class_size[s->cls] : s->large_size;
 }
 
+static size_t usable_size_checked(const void *ptr, const char *call) {
+    uint8_t cls;
+    return gm_raw_usable(ptr, call, &cls);
+}
+
 GM_EXPORT size_t gm_usable_size(const void *ptr) {
-    return ptr ? usable_size_checked(ptr, "malloc_usable_size()") : 0;
+    if (!ptr)
+        return 0;
+    gm_init();
+    if (GM_UNLIKELY(gm_options.debug))
+        return gm_debug_usable(ptr);
+    return usable_size_checked(ptr, "malloc_usable_size()");
 }
 
 /* ---- realloc --------------------------------------------------------------- */
@@ -265,6 +253,9 @@ static bool fits_in_place(size_t old, size_t size) {
 GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
     if (!ptr)
         return gm_malloc(size);
+    gm_init();
+    if (GM_UNLIKELY(gm_options.debug))
+        return gm_debug_realloc(ptr, size);
     if (size == 0) {
         if (!gm_mcache_free_fast(ptr))
             free_slow(ptr, "realloc()");
@@ -301,8 +292,28 @@ static uint8_t aligned_class(size_t size, size_t align) {
     return 0;
 }
 
+/* A block without the debug layer; align is a power of two. */
+void *gm_raw_alloc(size_t size, size_t align, bool zero) {
+    if (size > PTRDIFF_MAX)
+        return fail_nomem();
+    uint8_t cls = 0;
+    if (size <= GM_MAX_SMALL_SIZE)
+        cls = align <= MIN_ALIGN ? gm_size_to_class[(size + 15) >> 4] : aligned_class(size, align);
+    if (!cls)
+        return alloc_large(size, align, zero);
+    void *p = gm_mcache_alloc_slow(gm_class_size[cls]);
+    if (!p)
+        return fail_nomem();
+    if (zero)
+        memset(p, 0, size);
+    return p;
+}
+
 /* align is a power of two. */
 static void *alloc_aligned(size_t align, size_t size) {
+    gm_init();
+    if (GM_UNLIKELY(gm_options.debug))
+        return gm_debug_alloc(size, align, false);
     if (align <= MIN_ALIGN)
         return gm_malloc(size);
     if (size > PTRDIFF_MAX)

@@ -6,6 +6,7 @@
  *                                  memory in use (10)
  *   GOMALLOC_MADVISE=dontneed|free how pages are returned (dontneed)
  *   GOMALLOC_THREAD_CACHE_KIB=N    bound on one thread's cache (4096)
+ *   GOMALLOC_DEBUG=0|1             checked slow paths for every call (0)
  *
  * Read by gm_init from environ (getenv's own table, no allocation), before
  * the program's threads exist; until then the defaults below apply.  A value
@@ -63,6 +64,13 @@ void gm_options_init(void) {
             gm_options.scavenge = v[0] == '1';
         else
             report("GOMALLOC_SCAVENGE", "not 0 or 1", v);
+    }
+    v = gm_os_getenv("GOMALLOC_DEBUG");
+    if (v) {
+        if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0)
+            gm_options.debug = v[0] == '1';
+        else
+            report("GOMALLOC_DEBUG", "not 0 or 1", v);
     }
     v = gm_os_getenv("GOMALLOC_MADVISE");
     if (v) {

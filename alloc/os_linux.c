@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,10 +183,46 @@ void gm_fatal_msg(const char *msg) {
     abort();
 }
 
+/* Before libc has set environ (a malloc from the dynamic loader), the
+ * variables come from /proc/self/environ, read with plain system calls into
+ * a static buffer.  Only GOMALLOC_* values are looked up, once, at init. */
+static const char *getenv_from_proc(const char *name, size_t len) {
+    static char value[128];
+    char buf[4096], entry[160];
+    size_t fill = 0;
+    bool skipping = false;
+    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    const char *found = NULL;
+    ssize_t got;
+    while (!found && (got = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < got && !found; i++) {
+            char c = buf[i];
+            if (c != '\0') {
+                if (fill < sizeof entry - 1)
+                    entry[fill++] = c;
+                else
+                    skipping = true;
+                continue;
+            }
+            entry[fill] = '\0';
+            if (!skipping && fill > len && strncmp(entry, name, len) == 0 && entry[len] == '=') {
+                strncpy(value, entry + len + 1, sizeof value - 1);
+                found = value;
+            }
+            fill = 0;
+            skipping = false;
+        }
+    }
+    close(fd);
+    return found;
+}
+
 const char *gm_os_getenv(const char *name) {
     size_t len = strlen(name);
     if (!environ)
-        return NULL;
+        return getenv_from_proc(name, len);
     for (char **e = environ; *e; e++)
         if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
             return *e + len + 1;
