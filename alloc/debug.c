@@ -22,6 +22,11 @@
  * on with 0x55; when the block is handed out again the fill is verified
  * (writes after free).  malloc_usable_size reports n, so a program that uses
  * the whole usable size does not trip the canary.
+ *
+ * The fill is recognised by its last word.  For that to mean "freed by debug
+ * mode in this very layout", debug mode keeps empty small spans instead of
+ * returning their pages to the heap, and zeroes large blocks when they are
+ * freed, so no stale fill can reappear inside a block of another layout.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -156,6 +161,8 @@ void gm_debug_free(void *ptr, const char *call) {
     requested_size(ptr, usable, cls, call);
     if (cls && usable > TRAILER)
         memset((char *)ptr + TRAILER, FILL_FREED, usable - TRAILER);
+    else if (!cls)
+        memset(ptr, 0, usable);
     gm_raw_free(ptr, call);
 }
 

@@ -12,7 +12,8 @@
  * Invariants:
  *   1. A span is on partial iff it has a free object (in_partial mirrors it).
  *   2. A span whose objects are all back (nalloc == 0) is returned to the
- *      heap at once; an mcentral holds no empty spans.
+ *      heap at once; an mcentral holds no empty spans.  (Debug mode keeps
+ *      them, so a block's memory keeps its layout: see debug.c.)
  *   3. Every parked batch holds exactly gm_class_batch[cls] objects, linked
  *      through word 0; nbatches <= max_batches(cls), a bound of about 256 KiB
  *      of parked memory per class.
@@ -129,7 +130,7 @@ static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n) {
         void *next = gm_link_get(obj);
         gm_span_t *s = span_of_object(obj);
         gm_span_put_locked(s, obj);
-        if (s->nalloc == 0) {
+        if (s->nalloc == 0 && !gm_options.debug) {
             if (s->in_partial)
                 partial_remove(c, s);
             gm_mheap_free_span(s);

@@ -1,0 +1,213 @@
+/*
+ * test_detect.c — each detection gomalloc promises, proved on a deliberately
+ * buggy child: the child (this binary re-run with --child NAME, optionally
+ * with GOMALLOC_DEBUG=1) prints the address it is about to misuse on stdout,
+ * then misuses it; the parent asserts that the child died of SIGABRT and that
+ * stderr holds exactly the expected line.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gomalloc.h"
+#include "testutil.h"
+
+static char self[4096];
+
+/* ---- the buggy children ---------------------------------------------------- */
+
+static void announce(const void *p) {
+    printf("%p\n", p);
+    fflush(stdout);
+}
+
+static int child(const char *name) {
+    char *p = gm_malloc(20), *q;
+    announce(p);
+    if (!strcmp(name, "double_free")) {
+        gm_free(p);
+        gm_free(p);
+    } else if (!strcmp(name, "realloc_freed")) {
+        gm_free(p);
+        q = gm_realloc(p, 100);
+        announce(q);
+    } else if (!strcmp(name, "usable_freed")) {
+        gm_free(p);
+        printf("%zu\n", gm_usable_size(p));
+    } else if (!strcmp(name, "corrupt_link")) {
+        char *r = gm_malloc(20);   /* p's list neighbour */
+        gm_free(r);
+        gm_free(p);                /* p heads the list, linking to r */
+        memset(p, 0x41, 8);        /* a use-after-free write over the link */
+        q = gm_malloc(20);         /* takes p, decodes the damaged link */
+        announce(q);
+    } else if (!strcmp(name, "overrun")) {
+        p[20] = 1;
+        gm_free(p);
+    } else if (!strcmp(name, "write_after_free")) {
+        char *keep = gm_malloc(20);   /* keeps the span alive */
+        gm_free(p);
+        p[30] = 7;
+        q = gm_malloc(20);
+        announce(q);
+        gm_free(keep);
+    } else if (!strcmp(name, "uninitialised")) {
+        printf("%d\n", (unsigned char)p[5]);
+    } else if (!strcmp(name, "debug_clean")) {
+        for (int i = 0; i < 1000; i++) {
+            char *b = gm_malloc((size_t)i * 7);
+            memset(b, 1, (size_t)i * 7);
+            b = gm_realloc(b, (size_t)i * 9 + 1);
+            gm_free(b);
+        }
+        char *z = gm_calloc(10, 10);
+        for (int i = 0; i < 100; i++)
+            if (z[i])
+                return 2;
+        gm_free(z);
+        gm_free(p);
+    } else {
+        return 1;   /* unknown scenario */
+    }
+    return 0;
+}
+
+/* ---- the parent ------------------------------------------------------------ */
+
+struct outcome {
+    int status;
+    char out[256];
+    char err[512];
+};
+
+static void drain(int fd, char *buf, size_t cap) {
+    size_t n = 0;
+    ssize_t got;
+    while (n < cap - 1 && (got = read(fd, buf + n, cap - 1 - n)) > 0)
+        n += (size_t)got;
+    buf[n] = '\0';
+}
+
+static void run_child(const char *name, bool debug, struct outcome *o) {
+    int out[2], err[2];
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(out[0]);
+        close(err[0]);
+        char *argv[] = {self, "--child", (char *)name, NULL};
+        char *envp[] = {debug ? "GOMALLOC_DEBUG=1" : "GOMALLOC_DEBUG=0", NULL};
+        execve(self, argv, envp);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    drain(out[0], o->out, sizeof o->out);
+    drain(err[0], o->err, sizeof o->err);
+    close(out[0]);
+    close(err[0]);
+    assert_int_equal(waitpid(pid, &o->status, 0), pid);
+}
+
+/* Runs NAME and asserts abort with "gomalloc: <call>: <what> <addr><tail>". */
+static void expect_abort(const char *name, bool debug, const char *call, const char *what,
+                         const char *tail) {
+    struct outcome o;
+    run_child(name, debug, &o);
+    char addr[64], expected[512];
+    assert_int_equal(sscanf(o.out, "%63s", addr), 1);
+    snprintf(expected, sizeof expected, "gomalloc: %s: %s %s%s\n", call, what, addr, tail);
+    assert_true(WIFSIGNALED(o.status));
+    assert_int_equal(WTERMSIG(o.status), SIGABRT);
+    assert_string_equal(o.err, expected);
+}
+
+static void test_detect_double_free(void **state) {
+    (void)state;
+    expect_abort("double_free", false, "free()", "double free of", " (size class 2, 32 bytes)");
+}
+
+static void test_detect_realloc_of_freed_block(void **state) {
+    (void)state;
+    expect_abort("realloc_freed", false, "realloc()", "double free of",
+                 " (size class 2, 32 bytes)");
+}
+
+static void test_detect_usable_size_of_freed_block(void **state) {
+    (void)state;
+    expect_abort("usable_freed", false, "malloc_usable_size()", "freed block",
+                 " (size class 2, 32 bytes)");
+}
+
+static void test_detect_corrupted_free_list_link(void **state) {
+    (void)state;
+    expect_abort("corrupt_link", false, "malloc()", "corrupted free list (write after free?) at",
+                 "");
+}
+
+static void test_detect_debug_overrun(void **state) {
+    (void)state;
+    /* 20 bytes + 16 of trailer: class 3 (48 bytes). */
+    expect_abort("overrun", true, "free()", "write past the end of",
+                 " (size class 3, 48 bytes, 20 requested)");
+}
+
+static void test_detect_debug_write_after_free(void **state) {
+    (void)state;
+    expect_abort("write_after_free", true, "malloc()", "write after free of",
+                 " (size class 3, 48 bytes)");
+}
+
+static void test_detect_debug_fills_new_blocks(void **state) {
+    (void)state;
+    struct outcome o;
+    run_child("uninitialised", true, &o);
+    assert_true(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
+    char *second = strchr(o.out, '\n');
+    assert_non_null(second);
+    assert_int_equal(atoi(second + 1), 0xaa);
+}
+
+static void test_detect_debug_clean_program_runs(void **state) {
+    (void)state;
+    struct outcome o;
+    run_child("debug_clean", true, &o);
+    assert_string_equal(o.err, "");
+    assert_true(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
+}
+
+static void test_detect_overrun_unnoticed_without_debug(void **state) {
+    (void)state;
+    /* The default build promises only invalid and double frees. */
+    struct outcome o;
+    run_child("overrun", false, &o);
+    assert_true(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
+    assert_string_equal(o.err, "");
+}
+
+int main(int argc, char **argv) {
+    if (argc > 2 && !strcmp(argv[1], "--child"))
+        return child(argv[2]);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return 1;
+    self[n] = '\0';
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_detect_double_free),
+        cmocka_unit_test(test_detect_realloc_of_freed_block),
+        cmocka_unit_test(test_detect_usable_size_of_freed_block),
+        cmocka_unit_test(test_detect_corrupted_free_list_link),
+        cmocka_unit_test(test_detect_debug_overrun),
+        cmocka_unit_test(test_detect_debug_write_after_free),
+        cmocka_unit_test(test_detect_debug_fills_new_blocks),
+        cmocka_unit_test(test_detect_debug_clean_program_runs),
+        cmocka_unit_test(test_detect_overrun_unnoticed_without_debug),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
