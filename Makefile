@@ -8,6 +8,9 @@
 #   make test-valgrind unit and stress tests under memcheck
 #   make test-asan    unit and stress tests with ASan+UBSan (gm_ API)
 #   make test-tsan    threaded stress tests with TSan (gm_ API)
+#   make test-oom     out-of-memory tests (fault injection, RLIMIT_AS), also under valgrind and ASan
+#   make test-fuzz    a one-minute libFuzzer run over the gm_ API (make fuzz: ten minutes)
+#   make soak         the stress tests in a loop for SOAK_SECONDS (600)
 #   make bench        allocator comparison (bench/bench.mk); QUICK=1 for a short run
 #   make CC=clang     builds with clang
 
@@ -92,6 +95,7 @@ test-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 -include tests/stress.mk
+-include tests/fuzz.mk
 -include bench/bench.mk
 
 # ---- sanitizer and valgrind variants ----------------------------------------
@@ -135,6 +139,8 @@ test: deps all
 	$(MAKE) --no-print-directory test-valgrind
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-tsan
+	$(MAKE) --no-print-directory test-oom
+	$(MAKE) --no-print-directory test-fuzz
 
 clean:
 	rm -rf build lib
