@@ -6,6 +6,8 @@
 #   make test-stress  threaded, thread-churn and fork stress tests (gm_ API and LD_PRELOAD)
 #   make test-programs real programs under LD_PRELOAD compared with glibc runs
 #   make test-valgrind unit and stress tests under memcheck
+#   make test-valgrind-client  a buggy program linked with a VALGRIND=1 archive: memcheck reports it
+#   make VALGRIND=1   libraries with memcheck client requests (objects in build/obj-valgrind)
 #   make test-asan    unit and stress tests with ASan+UBSan (gm_ API)
 #   make test-tsan    threaded stress tests with TSan (gm_ API)
 #   make test-oom     out-of-memory tests (fault injection, RLIMIT_AS), also under valgrind and ASan
@@ -24,6 +26,10 @@ BASE_CFLAGS := -std=c11 $(WARN) -g -fPIC -pthread -fvisibility=hidden \
                -Iinclude -Ialloc
 CFLAGS  ?=
 ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
+# make VALGRIND=1: the libraries carry memcheck client requests.
+ifeq ($(VALGRIND),1)
+ALL_CFLAGS += -DGM_VALGRIND=1
+endif
 
 CORE_SRC := $(wildcard alloc/*.c)
 CORE_HDR := $(wildcard alloc/*.h) include/gomalloc.h
@@ -31,8 +37,9 @@ CORE_HDR := $(wildcard alloc/*.h) include/gomalloc.h
 LIB_SO     := lib/libgomalloc.so
 LIB_A      := lib/libgomalloc.a
 CORE_LIB   := build/libgomalloc-core.a
-CORE_OBJ   := $(patsubst alloc/%.c,build/obj/%.o,$(CORE_SRC))
-OVERRIDE_OBJ := build/obj/override.o
+OBJ_DIR    := build/obj$(if $(filter 1,$(VALGRIND)),-valgrind)
+CORE_OBJ   := $(patsubst alloc/%.c,$(OBJ_DIR)/%.o,$(CORE_SRC))
+OVERRIDE_OBJ := $(OBJ_DIR)/override.o
 
 # Tests and their flags (used by tests/stress.mk too).
 TEST_CFLAGS := -std=gnu11 $(WARN) -g -O1 -pthread -Iinclude -Ialloc
@@ -40,22 +47,22 @@ TEST_LIBS   := -lcmocka -pthread
 APT_PKGS    := libcmocka-dev valgrind gcc make git sqlite3 perl python3 time
 
 .PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan \
-        test-tsan deps check-sizeclasses
+        test-tsan test-valgrind-client deps
 .DEFAULT_GOAL := all
 
 all: $(LIB_SO) $(LIB_A) $(CORE_LIB)
 
-build/obj/%.o: alloc/%.c $(CORE_HDR) | build/obj
+$(OBJ_DIR)/%.o: alloc/%.c $(CORE_HDR) | $(OBJ_DIR)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(OVERRIDE_OBJ): LD_PRELOAD/override.c alloc/malloc.c $(CORE_HDR) | build/obj
+$(OVERRIDE_OBJ): LD_PRELOAD/override.c alloc/malloc.c $(CORE_HDR) | $(OBJ_DIR)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(CORE_LIB): $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 # The libraries take override.o, which compiles malloc.c in, instead of malloc.o.
-LIB_OBJ := $(filter-out build/obj/malloc.o,$(CORE_OBJ)) $(OVERRIDE_OBJ)
+LIB_OBJ := $(filter-out $(OBJ_DIR)/malloc.o,$(CORE_OBJ)) $(OVERRIDE_OBJ)
 
 $(LIB_A): $(LIB_OBJ) | lib
 	rm -f $@ && ar rcs $@ $^
@@ -63,7 +70,7 @@ $(LIB_A): $(LIB_OBJ) | lib
 $(LIB_SO): $(LIB_OBJ) | lib
 	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libgomalloc.so -o $@ $^
 
-build/obj build/tests lib:
+$(OBJ_DIR) build/tests lib:
 	mkdir -p $@
 
 # ---- dependencies -----------------------------------------------------------
@@ -77,7 +84,7 @@ deps:
 	fi
 
 # ---- size classes -----------------------------------------------------------
-build/mksizeclasses: tools/mksizeclasses.c | build/obj
+build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 	$(CC) -std=c11 -O2 $(WARN) -o $@ $<
 
 # ---- unit tests (cmocka, one file per layer) --------------------------------
@@ -103,6 +110,7 @@ test-unit: $(UNIT_BINS)
 # they use the gm_ API only (a sanitizer brings its own malloc).
 SAN_FLAGS_asan := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_FLAGS_tsan := -fsanitize=thread
+SAN_FLAGS_vgclient := -DGM_VALGRIND=1
 ASAN_TESTS := $(filter-out test_sizeclass,$(UNIT_NAMES)) $(STRESS_NAMES)
 # TSan cannot follow a child that starts threads after a multithreaded fork.
 TSAN_TESTS := stress_threads stress_thread_churn
@@ -116,9 +124,23 @@ build/$(1)/libgomalloc-core.a: $$(patsubst alloc/%.c,build/$(1)/obj/%.o,$$(CORE_
 build/$(1)/tests/%: tests/%.c build/$(1)/libgomalloc-core.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(TEST_CFLAGS) $$(SAN_FLAGS_$(1)) $$< -o $$@ build/$(1)/libgomalloc-core.a $$(TEST_LIBS)
+build/$(1)/obj/override.o: LD_PRELOAD/override.c alloc/malloc.c $$(CORE_HDR)
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) -O1 $$(SAN_FLAGS_$(1)) -c $$< -o $$@
+build/$(1)/libgomalloc.a: $$(filter-out build/$(1)/obj/malloc.o,$$(patsubst alloc/%.c,build/$(1)/obj/%.o,$$(CORE_SRC))) build/$(1)/obj/override.o
+	rm -f $$@ && ar rcs $$@ $$^
 endef
 $(eval $(call SAN_VARIANT,asan))
 $(eval $(call SAN_VARIANT,tsan))
+$(eval $(call SAN_VARIANT,vgclient))
+
+
+# A buggy program linked statically with a VALGRIND=1 archive: memcheck must
+# report each bug (tests/valgrind_client.sh).
+build/vgclient/valgrind_client: tests/valgrind_client.c build/vgclient/libgomalloc.a
+	$(CC) -g -O0 -fno-builtin $< -o $@ build/vgclient/libgomalloc.a -pthread
+test-valgrind-client: build/vgclient/valgrind_client
+	tests/valgrind_client.sh $<
 
 test-asan: $(addprefix build/asan/tests/,$(ASAN_TESTS))
 	@set -e; for t in $^; do echo "== asan $$t"; \
@@ -137,6 +159,7 @@ test: deps all
 	$(MAKE) --no-print-directory test-stress
 	$(MAKE) --no-print-directory test-programs
 	$(MAKE) --no-print-directory test-valgrind
+	$(MAKE) --no-print-directory test-valgrind-client
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-tsan
 	$(MAKE) --no-print-directory test-oom

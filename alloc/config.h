@@ -4,7 +4,8 @@
  * Variants (set with -D on the compiler line; the Makefile maps them):
  *   GM_DEBUG=1     check internal invariants on slow paths (gm_assert); off, the
  *                  checks expand to nothing.
- *   GM_VALGRIND=1  (reserved) tell memcheck about blocks with client requests.
+ *   GM_VALGRIND=1  tell memcheck about blocks with client requests (make
+ *                  VALGRIND=1; needs the valgrind package's headers).
  *
  * Geometry: 8 KiB pages, grouped into 64 MiB arenas.  An arena is the unit of
  * address-space reservation and of the pagemap (one arena-map entry per 64 MiB
@@ -18,6 +19,9 @@
 
 #ifndef GM_DEBUG
 #define GM_DEBUG 0
+#endif
+#ifndef GM_VALGRIND
+#define GM_VALGRIND 0
 #endif
 
 #define GM_LIKELY(x) __builtin_expect(!!(x), 1)

@@ -101,6 +101,33 @@ void gm_init(void) {
 /* Runs before main and before the program's threads and forks. */
 __attribute__((constructor)) static void gm_constructor(void) { gm_init(); }
 
+/* ---- memcheck client requests (make VALGRIND=1) ------------------------------ */
+/* Each entry point tells memcheck about the block it hands out or takes back,
+ * so memcheck reports use after free, reads and writes past the requested
+ * size (the rest of the block is marked inaccessible) and leaks in a program
+ * linked with gomalloc.  gomalloc's own use of a free block's first two words
+ * is marked defined by the link helpers (internal.h). */
+#if GM_VALGRIND
+#include <valgrind/memcheck.h>
+
+static void *gm_vg_alloc(void *p, size_t size, bool zeroed) {
+    uint8_t cls;
+    if (p) {
+        VALGRIND_MAKE_MEM_NOACCESS(p, gm_raw_usable(p, "malloc()", &cls));
+        VALGRIND_MALLOCLIKE_BLOCK(p, size, 0, zeroed);
+    }
+    return p;
+}
+#define GM_VG_ALLOC(p, size, zeroed) gm_vg_alloc((p), (size), (zeroed))
+#define GM_VG_FREE(p) \
+    do { if (p) VALGRIND_FREELIKE_BLOCK((p), 0); } while (0)
+static void *api_realloc(void *ptr, size_t size);
+static void *gm_vg_realloc(void *ptr, size_t size);
+#else
+#define GM_VG_ALLOC(p, size, zeroed) (p)
+#define GM_VG_FREE(p) ((void)0)
+#endif
+
 /* ---- allocation ---------------------------------------------------------- */
 
 static void *fail_nomem(void) {
@@ -140,14 +167,16 @@ static GM_NOINLINE void *malloc_slow(size_t size) {
     return p ? p : fail_nomem();
 }
 
-GM_EXPORT void *gm_malloc(size_t size) {
+static inline void *api_malloc(size_t size) {
     void *p = gm_mcache_alloc_fast(size);
     if (GM_LIKELY(p))
         return p;
     return malloc_slow(size);
 }
 
-GM_EXPORT void *gm_calloc(size_t count, size_t size) {
+GM_EXPORT void *gm_malloc(size_t size) { return GM_VG_ALLOC(api_malloc(size), size, false); }
+
+static void *api_calloc(size_t count, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
         return fail_nomem();
@@ -156,10 +185,14 @@ GM_EXPORT void *gm_calloc(size_t count, size_t size) {
         return gm_debug_alloc(total, MIN_ALIGN, true);
     if (total > GM_MAX_SMALL_SIZE)
         return alloc_large(total, PAGE, true);
-    void *p = gm_malloc(total);
+    void *p = api_malloc(total);
     if (p)
         memset(p, 0, total);
     return p;
+}
+
+GM_EXPORT void *gm_calloc(size_t count, size_t size) {
+    return GM_VG_ALLOC(api_calloc(count, size), count * size, true);
 }
 
 /* ---- free ------------------------------------------------------------------ */
@@ -199,10 +232,15 @@ static GM_NOINLINE void free_slow(void *ptr, const char *call) {
         gm_raw_free(ptr, call);
 }
 
-GM_EXPORT void gm_free(void *ptr) {
+static inline void api_free(void *ptr) {
     if (GM_LIKELY(gm_mcache_free_fast(ptr)))
         return;
     free_slow(ptr, "free()");
+}
+
+GM_EXPORT void gm_free(void *ptr) {
+    GM_VG_FREE(ptr);
+    api_free(ptr);
 }
 
 /* Usable bytes of a block gomalloc handed out (and its class, 0 if large);
@@ -250,9 +288,9 @@ static bool fits_in_place(size_t old, size_t size) {
     return size >= old / 2;
 }
 
-GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
+static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
     if (!ptr)
-        return gm_malloc(size);
+        return api_malloc(size);
     gm_init();
     if (GM_UNLIKELY(gm_options.debug))
         return gm_debug_realloc(ptr, size);
@@ -264,13 +302,40 @@ GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
     size_t old = usable_size_checked(ptr, "realloc()");
     if (fits_in_place(old, size))
         return ptr;
-    void *p = gm_malloc(size);
+    void *p = api_malloc(size);
     if (!p)
         return NULL;
     memcpy(p, ptr, old < size ? old : size);
+    api_free(ptr);
+    return p;
+}
+
+#if GM_VALGRIND
+/* Under memcheck a block always moves: its old size is memcheck's to know. */
+GM_EXPORT void *gm_realloc(void *ptr, size_t size) { return gm_vg_realloc(ptr, size); }
+#else
+GM_EXPORT void *gm_realloc(void *ptr, size_t size) { return api_realloc(ptr, size); }
+#endif
+
+#if GM_VALGRIND
+static void *gm_vg_realloc(void *ptr, size_t size) {
+    if (!ptr)
+        return gm_malloc(size);
+    if (size == 0) {
+        gm_free(ptr);
+        return NULL;
+    }
+    size_t old = usable_size_checked(ptr, "realloc()");
+    void *p = gm_malloc(size);
+    if (!p)
+        return NULL;
+    VALGRIND_DISABLE_ERROR_REPORTING;   /* the old block's slack is off limits */
+    memcpy(p, ptr, old < size ? old : size);
+    VALGRIND_ENABLE_ERROR_REPORTING;
     gm_free(ptr);
     return p;
 }
+#endif
 
 GM_EXPORT void *gm_reallocarray(void *ptr, size_t count, size_t size) {
     size_t total;
@@ -315,12 +380,12 @@ static void *alloc_aligned(size_t align, size_t size) {
     if (GM_UNLIKELY(gm_options.debug))
         return gm_debug_alloc(size, align, false);
     if (align <= MIN_ALIGN)
-        return gm_malloc(size);
+        return api_malloc(size);
     if (size > PTRDIFF_MAX)
         return fail_nomem();
     uint8_t cls = aligned_class(size, align);
     if (cls)
-        return gm_malloc(gm_class_size[cls]);
+        return api_malloc(gm_class_size[cls]);
     return alloc_large(size, align, false);
 }
 
@@ -331,14 +396,14 @@ GM_EXPORT void *gm_aligned_alloc(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    return alloc_aligned(alignment, size);
+    return GM_VG_ALLOC(alloc_aligned(alignment, size), size, false);
 }
 
 GM_EXPORT int gm_posix_memalign(void **out, size_t alignment, size_t size) {
     if (!is_pow2(alignment) || alignment % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = alloc_aligned(alignment, size);
+    void *p = GM_VG_ALLOC(alloc_aligned(alignment, size), size, false);
     errno = saved;
     if (!p)
         return ENOMEM;
@@ -355,16 +420,19 @@ GM_EXPORT void *gm_memalign(size_t alignment, size_t size) {
     size_t align = MIN_ALIGN;
     while (align < alignment)
         align <<= 1;
-    return alloc_aligned(align, size);
+    return GM_VG_ALLOC(alloc_aligned(align, size), size, false);
 }
 
-GM_EXPORT void *gm_valloc(size_t size) { return alloc_aligned(OS_PAGE, size); }
+GM_EXPORT void *gm_valloc(size_t size) {
+    return GM_VG_ALLOC(alloc_aligned(OS_PAGE, size), size, false);
+}
 
 GM_EXPORT void *gm_pvalloc(size_t size) {
     if (size > PTRDIFF_MAX)
         return fail_nomem();
     size_t rounded = (size + OS_PAGE - 1) & ~(size_t)(OS_PAGE - 1);
-    return alloc_aligned(OS_PAGE, rounded ? rounded : OS_PAGE);
+    rounded = rounded ? rounded : OS_PAGE;
+    return GM_VG_ALLOC(alloc_aligned(OS_PAGE, rounded), rounded, false);
 }
 
 /* ---- returning memory and statistics --------------------------------------- */
