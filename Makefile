@@ -64,11 +64,16 @@ $(CORE_LIB): $(CORE_OBJ)
 # The libraries take override.o, which compiles malloc.c in, instead of malloc.o.
 LIB_OBJ := $(filter-out $(OBJ_DIR)/malloc.o,$(CORE_OBJ)) $(OVERRIDE_OBJ)
 
-$(LIB_A): $(LIB_OBJ) | lib
-	rm -f $@ && ar rcs $@ $^
+# Switching between plain and VALGRIND=1 builds relinks the libraries.
+VARIANT_STAMP := build/variant-$(if $(filter 1,$(VALGRIND)),valgrind,plain)
+$(VARIANT_STAMP):
+	@mkdir -p build && rm -f build/variant-* && touch $@
 
-$(LIB_SO): $(LIB_OBJ) | lib
-	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libgomalloc.so -o $@ $^
+$(LIB_A): $(LIB_OBJ) $(VARIANT_STAMP) | lib
+	rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+$(LIB_SO): $(LIB_OBJ) $(VARIANT_STAMP) | lib
+	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libgomalloc.so -o $@ $(LIB_OBJ)
 
 $(OBJ_DIR) build/tests lib:
 	mkdir -p $@
