@@ -14,6 +14,7 @@
 # Variables: ALLOCS=glibc,gomalloc,...  (subset of allocators)
 #            ONLY=larson,sqlite          (workload name prefixes)
 #            RUNS=N                      (runs per workload and allocator)
+#            SCALE=X                     (multiplies every workload's work)
 # Missing tools and allocator packages are installed with apt-get when the
 # recipe runs as root; an allocator still missing is skipped with a notice.
 
@@ -23,7 +24,8 @@ BENCH_PKGS := libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox \
               time valgrind sqlite3 python3 gcc
 
 BENCH_ARGS := $(if $(QUICK),--quick) $(if $(ALLOCS),--allocs $(ALLOCS)) \
-              $(if $(ONLY),--only $(ONLY)) $(if $(RUNS),--runs $(RUNS))
+              $(if $(ONLY),--only $(ONLY)) $(if $(RUNS),--runs $(RUNS)) \
+              $(if $(SCALE),--scale $(SCALE))
 
 .PHONY: bench bench-insn bench-insn-baseline bench-clean bench-deps
 
