@@ -9,7 +9,8 @@ workload under glibc, gomalloc, jemalloc, mimalloc and tcmalloc.
 
 bench  builds the workloads in bench/*.c (cc -O2 -pthread) into bench/work/,
        generates the inputs of the real-program workloads, then runs each
-       workload under each allocator interleaved (glibc, gomalloc, jemalloc,
+       workload once under glibc to warm up, then under each allocator
+       interleaved (glibc, gomalloc, jemalloc,
        ..., then again), several runs.  Each run goes through GNU time for
        user/sys time and peak RSS; wall time is measured here.  Prints one
        Markdown table per workload, the geometric means of the ratios to glibc
@@ -394,13 +395,9 @@ def write_csv_with_meta(path, meta, header, rows):
 
 # ---------------------------------------------------------------- chart
 
-def chart(prefix, workloads, names, cells, title):
-    """Clustered bars: time and peak-RSS ratio to glibc, one panel each."""
-    if not shutil.which("gnuplot"):
-        log("notice: gnuplot not found, no chart")
-        return
-    others = [n for n in names if n != "glibc"]
-    dat = prefix + ".dat"
+def chart_data(dat, workloads, names, others, cells):
+    """Two gnuplot data blocks (time, then RSS ratios): a row per workload,
+    a column per allocator, '?' where the allocator failed."""
     with open(dat, "w") as f:
         for panel in (0, 2):
             f.write("workload " + " ".join(others) + "\n")
@@ -409,6 +406,16 @@ def chart(prefix, workloads, names, cells, title):
                 f.write(w.name + " " + " ".join(
                     "?" if math.isnan(v) else "%.4f" % v for v in vals) + "\n")
             f.write("\n\n")
+
+
+def chart(prefix, workloads, names, cells, title):
+    """Clustered bars: time and peak-RSS ratio to glibc, one panel each."""
+    if not shutil.which("gnuplot"):
+        log("notice: gnuplot not found, no chart")
+        return
+    others = [n for n in names if n != "glibc"]
+    dat = prefix + ".dat"
+    chart_data(dat, workloads, names, others, cells)
     colors = ", ".join('"%s"' % COLORS.get(n, "gray50") for n in others)
     # Log scale with bars growing from 1 (glibc) up or down, so 2x slower
     # and 2x faster look alike; each panel spans its data in powers of two.
@@ -479,10 +486,8 @@ def cmd_bench(args):
         " ".join(names), len(workloads), nruns))
     runs, t_start = {}, time.time()
     for w in workloads:
-        expect = None
-        if not args.quick:
-            warm = run_once(w, None, args.timeout)     # page cache, sanity
-            expect = warm.output if warm.status == "ok" else None
+        warm = run_once(w, None, args.timeout)     # page cache, sanity
+        expect = warm.output if warm.status == "ok" else None
         line = "%-16s" % w.name
         for k in range(nruns):
             for name, lib, _ in allocs:
