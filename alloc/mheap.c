@@ -60,24 +60,37 @@ static uint64_t committed_bytes;            /* heap lock: heap arenas */
 
 /* ---- bitmap helpers --------------------------------------------------- */
 
+/* Mask of bits [b, b + k) of one word; 0 < k <= 64 - b. */
+static uint64_t word_mask(uintptr_t b, uintptr_t k) {
+    return (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << b;
+}
+
+/* Calls fn on each word of bits [start, start + n) with the mask of the
+ * range's bits in it; a word at a time, not a bit at a time. */
+#define FOR_EACH_WORD(start, n, word, mask, body)                      \
+    do {                                                                \
+        uintptr_t at_ = (start), left_ = (n);                           \
+        while (left_ > 0) {                                             \
+            uintptr_t b_ = at_ % 64, k_ = 64 - b_ < left_ ? 64 - b_ : left_; \
+            uintptr_t word = at_ / 64;                                  \
+            uint64_t mask = word_mask(b_, k_);                          \
+            body;                                                       \
+            at_ += k_;                                                  \
+            left_ -= k_;                                                \
+        }                                                               \
+    } while (0)
+
 static void bits_set(uint64_t *bits, uintptr_t start, uintptr_t n) {
-    for (uintptr_t i = start; i < start + n; i++)
-        bits[i / 64] |= (uint64_t)1 << (i % 64);
+    FOR_EACH_WORD(start, n, w, m, bits[w] |= m);
 }
 
 static void bits_clear(uint64_t *bits, uintptr_t start, uintptr_t n) {
-    for (uintptr_t i = start; i < start + n; i++)
-        bits[i / 64] &= ~((uint64_t)1 << (i % 64));
-}
-
-static bool bit_test(const uint64_t *bits, uintptr_t i) {
-    return (bits[i / 64] >> (i % 64)) & 1;
+    FOR_EACH_WORD(start, n, w, m, bits[w] &= ~m);
 }
 
 static uint32_t count_bits(const uint64_t *bits, uintptr_t start, uintptr_t n) {
     uint32_t count = 0;
-    for (uintptr_t i = start; i < start + n; i++)
-        count += bit_test(bits, i);
+    FOR_EACH_WORD(start, n, w, m, count += (uint32_t)__builtin_popcountll(bits[w] & m));
     return count;
 }
 
@@ -130,13 +143,9 @@ static long find_run(const uint64_t *bits, uint32_t n, uint32_t *longest) {
 /* Lowest run of n set bits starting at a multiple of align pages, or -1.
  * Arenas are 64 MiB aligned, so page-index alignment is address alignment. */
 static long find_run_aligned(const uint64_t *bits, uint32_t n, uint32_t align) {
-    for (uint32_t start = 0; start + n <= GM_ARENA_PAGES; start += align) {
-        uint32_t i = 0;
-        while (i < n && bit_test(bits, start + i))
-            i++;
-        if (i == n)
+    for (uint32_t start = 0; start + n <= GM_ARENA_PAGES; start += align)
+        if (count_bits(bits, start, n) == n)
             return start;
-    }
     return -1;
 }
 
@@ -257,10 +266,7 @@ static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
 }
 
 bool gm_mheap_range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n) {
-    for (uint32_t i = 0; i < n; i++)
-        if (bit_test(a->dirty_bits, page + i))
-            return false;
-    return true;
+    return count_bits(a->dirty_bits, page, n) == 0;
 }
 
 static gm_span_t *new_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t n, uint8_t cls) {
