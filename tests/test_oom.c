@@ -74,20 +74,19 @@ static uint64_t committed_free(void)
 }
 
 /* Takes every committed free page so the next page run the heap hands out
- * needs the OS.  Runs as long as the committed free pages are taken first (a
- * run lands in committed pages when they hold one: first fit, and an arena is
- * committed from the bottom up); when a run takes uncommitted pages instead
- * (the committed ones are fragmented) the run length halves, down to single
- * pages, which always land in committed pages while any is free.  Fillers
- * stay until the test ends. */
+ * needs the OS.  Runs go to the lowest place that fits (first fit, arenas
+ * committed from the bottom up); when a run lands in uncommitted pages
+ * instead (committed free pages fragmented, or a lower arena with
+ * uncommitted room) it commits more, which the loop then fills too, and the
+ * run length halves, down to single pages.  The loop ends when the
+ * statistics show no committed free page.  Fillers stay until the test
+ * ends; the committed address space they leave behind is never touched. */
 static void fill_heap(void)
 {
-    uint64_t run = UINT64_MAX;
+    uint64_t run = GM_ARENA_PAGES / 2;
     for (uint64_t k; (k = committed_free() / PAGE) > 0;) {
         if (run > k)
             run = k;
-        if (run > GM_ARENA_PAGES / 2)
-            run = GM_ARENA_PAGES / 2;
         if (nfillers == cap_fillers) {
             cap_fillers = cap_fillers ? 2 * cap_fillers : 4096;
             fillers = realloc(fillers, cap_fillers * sizeof *fillers);
@@ -127,13 +126,14 @@ static uint64_t mapped_now(void)
 }
 
 /* Success after the very first OS call was refused is right only when the
- * heap fell back to a smaller arena reservation (mheap.c: grow_locked halves
- * the size when the kernel refuses), which leaves a new arena of at most
- * half the usual size. */
+ * refused call was a new arena's reservation: mheap.c (grow_locked) then
+ * falls back to smaller reservations, so the address space reserved grows by
+ * something that is not a whole number of 64 MiB arenas (the operation may go
+ * on to reserve whole arenas once the refusal is behind it). */
 static bool fell_back_to_smaller_arena(uint64_t mapped_before)
 {
     uint64_t after = mapped_now();
-    return after > mapped_before && after - mapped_before <= GM_ARENA_SIZE / 2;
+    return after > mapped_before && (after - mapped_before) % GM_ARENA_SIZE != 0;
 }
 
 static int setup(void **state)
@@ -262,8 +262,10 @@ static void run_alloc_case(const struct alloc_case *c)
             failures++;
         } else {
             if (n == 1 && (!c->fill || !fell_back_to_smaller_arena(mapped)))
-                fail_msg("%s: n=1: succeeded although its first OS call was refused", c->name);
-            if (n == 1 && retries++ < 3) {
+                fail_msg("%s: n=1: succeeded although its first OS call was refused "
+                         "(mapped %llu -> %llu)", c->name, (unsigned long long)mapped,
+                         (unsigned long long)mapped_now());
+            if (n == 1 && retries++ < 6) {
                 /* The refused call was a new arena's reservation, which falls
                  * back to a smaller one: go again, now a commit step is due. */
                 gm_free(p);
@@ -360,8 +362,10 @@ static void run_realloc_case(const char *name, size_t from, size_t to, bool arra
             failures++;
         } else {
             if (n == 1 && (!fill || !fell_back_to_smaller_arena(mapped)))
-                fail_msg("%s: n=1: succeeded although its first OS call was refused", name);
-            if (n == 1 && retries++ < 3) {
+                fail_msg("%s: n=1: succeeded although its first OS call was refused "
+                         "(mapped %llu -> %llu)", name, (unsigned long long)mapped,
+                         (unsigned long long)mapped_now());
+            if (n == 1 && retries++ < 6) {
                 gm_free(q);   /* a smaller arena served it: go again (see above) */
                 n = 0;
                 continue;
@@ -536,8 +540,12 @@ static void rlimit_child(void)
     CHILD_CHECK(again >= nlarge, 30);
     child_free(again);
     (void)gm_release();
+    size_t small_again = child_fill(0, 1000);
+    CHILD_CHECK(small_again >= nsmall, 31);
+    child_free(small_again);
+    (void)gm_release();
     void *small = gm_malloc(1000), *large = gm_malloc(MiB);
-    CHILD_CHECK(small != NULL && large != NULL, 31);
+    CHILD_CHECK(small != NULL && large != NULL, 32);
     gm_free(small);
     gm_free(large);
     _exit(0);
@@ -570,6 +578,7 @@ int main(void)
     gm_free(gm_malloc(16));
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(test_oom_rlimit_as),   /* first: a small heap, so the limit is what stops it */
         T(test_oom_malloc_small),
         T(test_oom_malloc_tiny),
         T(test_oom_malloc_large),
@@ -597,7 +606,6 @@ int main(void)
         T(test_oom_reallocarray),
         T(test_oom_reallocarray_huge),
         T(test_oom_many_refusals_keep_blocks),
-        T(test_oom_rlimit_as),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
