@@ -117,7 +117,10 @@ SAN_FLAGS_asan := -fsanitize=address,undefined -fno-sanitize-recover=undefined -
 SAN_FLAGS_tsan := -fsanitize=thread
 SAN_FLAGS_vgclient := -DGM_VALGRIND=1
 # test_detect's children misuse memory on purpose: UBSan would stop them first.
-ASAN_TESTS := $(filter-out test_sizeclass test_detect,$(UNIT_NAMES)) $(STRESS_NAMES)
+# stress_fork is left out: gcc 12's ASan runtime does not lock its own allocator
+# around fork(), so a child can deadlock inside ASan's malloc (seen with gdb:
+# SizeClassAllocator64::GetFromAllocator waiting on a mutex a parent thread held).
+ASAN_TESTS := $(filter-out test_sizeclass test_detect,$(UNIT_NAMES)) stress_threads stress_thread_churn
 # TSan cannot follow a child that starts threads after a multithreaded fork.
 TSAN_TESTS := stress_threads stress_thread_churn
 
