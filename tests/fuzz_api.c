@@ -85,8 +85,14 @@ struct input {
 };
 
 static uint8_t get8(struct input *in) { return in->pos < in->len ? in->data[in->pos++] : 0; }
-static uint16_t get16(struct input *in) { return (uint16_t)(get8(in) | get8(in) << 8); }
-static uint32_t get32(struct input *in) { return (uint32_t)get16(in) | (uint32_t)get16(in) << 16; }
+static uint16_t get16(struct input *in) {
+    uint16_t lo = get8(in);
+    return (uint16_t)(lo | get8(in) << 8);
+}
+static uint32_t get32(struct input *in) {
+    uint32_t lo = get16(in);
+    return lo | (uint32_t)get16(in) << 16;
+}
 
 /* A size from the mix: small, medium, large, rarely huge. */
 static size_t get_size(struct input *in) {
@@ -591,7 +597,9 @@ static void op_remote_realloc(struct input *in) {
         struct block *b = &slots[picked[i]];
         check_usable(b, "hand-off realloc");
         check_full(b, "hand-off realloc");
-        size_t size = realloc_size(b, get8(in), get32(in), in);
+        uint8_t mode = get8(in);
+        uint32_t v = get32(in);
+        size_t size = realloc_size(b, mode, v, in);
         if (size > b->usable && !room_for(size))
             size = b->size;
         old[i] = *b;
