@@ -47,6 +47,8 @@
 
 #define PAGE GM_PAGE_SIZE
 
+#define MIN_ARENA_BYTES ((size_t)1 << 20)
+
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
 static gm_arena_t *arenas;                  /* heap lock, address order */
 static gm_fixalloc_t span_fa = {.size = sizeof(gm_span_t)};
@@ -163,13 +165,12 @@ static void insert_arena_locked(gm_arena_t *a) {
  * every size down to the request. */
 static gm_arena_t *grow_locked(uint32_t npages) {
     size_t need = (size_t)npages * PAGE;
+    if (need < MIN_ARENA_BYTES)
+        need = MIN_ARENA_BYTES;   /* smaller arenas would cost more than they hold */
     for (size_t size = GM_ARENA_SIZE; size >= need; size /= 2) {
         void *p = gm_os_reserve(size, size);
-        if (!p) {
-            if (size <= ((size_t)1 << 20))
-                break;
+        if (!p)
             continue;
-        }
         gm_arena_t *a = gm_fixalloc_alloc(&arena_fa);
         if (!a) {
             gm_os_unmap(p, size);
