@@ -220,6 +220,7 @@ struct gm_arena {
     /* Huge blocks (kind == GM_ARENA_HUGE): */
     uintptr_t huge_base;      /* immutable while mapped */
     size_t huge_size;         /* immutable while mapped */
+    bool huge_cached;         /* mheap lock: freed, kept for reuse */
 };
 
 extern gm_arena_t *gm_arena_map[GM_ARENA_MAP_ENTRIES];
@@ -246,10 +247,11 @@ gm_span_t *gm_pagemap_span_of(uintptr_t addr);
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
 gm_span_t *gm_mheap_alloc_large(size_t size, size_t align);
 void gm_mheap_free_span(gm_span_t *s);
-void *gm_mheap_alloc_huge(size_t size, size_t align);
+void *gm_mheap_alloc_huge(size_t size, size_t align, bool *fresh);
 void gm_mheap_free_huge(gm_arena_t *a);
-/* Gives the backed free pages of one 2 MiB chunk back to the OS (the highest
- * such chunk; dense ones only if dense_too); returns the bytes released. */
+/* Unmaps one cached huge mapping, or else gives the backed free pages of one
+ * 2 MiB chunk back to the OS (the highest such chunk; dense ones only if
+ * dense_too); returns the bytes released. */
 size_t gm_mheap_release_step(bool dense_too);
 /* Gives every free, still-backed page back to the OS; returns bytes given. */
 size_t gm_mheap_release_all(void);

@@ -144,8 +144,13 @@ static void *alloc_large(size_t size, size_t align, bool zero) {
         size = 1;
     size_t span_need = size + (align > PAGE ? align : 0);
     if (span_need >= GM_HUGE_THRESHOLD) {
-        void *p = gm_mheap_alloc_huge(size, align);
-        return p ? p : fail_nomem();   /* fresh mappings are zero */
+        bool fresh;
+        void *p = gm_mheap_alloc_huge(size, align, &fresh);
+        if (!p)
+            return fail_nomem();
+        if (zero && !fresh)   /* new mappings are zero, reused ones are not */
+            memset(p, 0, size);
+        return p;
     }
     gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);
     if (!s)
@@ -206,6 +211,8 @@ void gm_raw_free(void *ptr, const char *call) {
     if (a->kind == GM_ARENA_HUGE) {
         if (addr != a->huge_base)
             gm_invalid_pointer(call, ptr);
+        if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
+            gm_report_block(call, "double free of", ptr, 0);
         gm_mheap_free_huge(a);
         return;
     }
@@ -249,8 +256,11 @@ size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out) {
     uintptr_t addr = (uintptr_t)ptr;
     gm_arena_t *a = gm_pagemap_arena(addr);
     *cls_out = 0;
-    if (a && a->kind == GM_ARENA_HUGE && addr == a->huge_base)
+    if (a && a->kind == GM_ARENA_HUGE && addr == a->huge_base) {
+        if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
+            gm_report_block(call, "double free of", ptr, 0);
         return a->huge_size;
+    }
     gm_span_t *s = gm_pagemap_span_of(addr);
     if (!s)
         gm_invalid_pointer(call, ptr);

@@ -357,13 +357,69 @@ static void *map_huge_locked(gm_arena_t *d, size_t reserve, size_t align, bool *
     return p;
 }
 
+/* Freed huge mappings kept for reuse (tcmalloc and glibc keep large blocks
+ * too): a program that allocates and frees a 32 MiB buffer in a loop would
+ * otherwise map, fault in and unmap 32 MiB every time.  At most
+ * HUGE_CACHE_SLOTS mappings and HUGE_CACHE_BYTES in all; they count as free
+ * backed memory, so the scavenger unmaps them when it works towards its goal,
+ * and malloc_trim unmaps them at once. */
+#define HUGE_CACHE_SLOTS 4
+#define HUGE_CACHE_BYTES ((size_t)256 << 20)
+static gm_arena_t *huge_cache[HUGE_CACHE_SLOTS];   /* heap lock */
+static size_t huge_cache_bytes;                     /* heap lock */
+
+/* A cached mapping of at least size bytes (wasting at most a quarter), aligned
+ * to align; NULL if none. */
+static gm_arena_t *take_cached_huge_locked(size_t size, size_t align) {
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+        gm_arena_t *d = huge_cache[i];
+        if (!d || d->huge_size < size || d->huge_size - size > size / 4 ||
+            (d->huge_base & (align - 1)))
+            continue;
+        huge_cache[i] = NULL;
+        huge_cache_bytes -= d->huge_size;
+        pages_free_backed -= d->huge_size / PAGE;
+        __atomic_store_n(&d->huge_cached, false, __ATOMIC_RELAXED);
+        return d;
+    }
+    return NULL;
+}
+
+/* Keeps d for reuse if there is room; false if it must be unmapped. */
+static bool cache_huge_locked(gm_arena_t *d) {
+    if (huge_cache_bytes + d->huge_size > HUGE_CACHE_BYTES)
+        return false;
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+        if (huge_cache[i])
+            continue;
+        huge_cache[i] = d;
+        huge_cache_bytes += d->huge_size;
+        pages_free_backed += d->huge_size / PAGE;
+        __atomic_store_n(&d->huge_cached, true, __ATOMIC_RELAXED);
+        return true;
+    }
+    return false;
+}
+
 /* The exact size is tried first: it wastes no address space and usually
  * lands clear of other regions.  If it shares a slot with one, the block
- * takes whole slots of its own instead, which cannot collide. */
-void *gm_mheap_alloc_huge(size_t size, size_t align) {
+ * takes whole slots of its own instead, which cannot collide.  *fresh says
+ * whether the memory is known to be zero (a new mapping). */
+void *gm_mheap_alloc_huge(size_t size, size_t align, bool *fresh) {
     size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
     if (align < PAGE)
         align = PAGE;
+    pthread_mutex_lock(&heap_lock);
+    gm_arena_t *cached = take_cached_huge_locked(size, align);
+    if (cached) {
+        huge_bytes += cached->huge_size;
+        huge_count++;
+        pthread_mutex_unlock(&heap_lock);
+        *fresh = false;
+        return (void *)cached->huge_base;
+    }
+    pthread_mutex_unlock(&heap_lock);
+    *fresh = true;
     gm_arena_t *d = gm_fixalloc_alloc(&arena_fa);
     if (!d)
         return NULL;
@@ -392,14 +448,44 @@ void *gm_mheap_alloc_huge(size_t size, size_t align) {
     return p;
 }
 
-void gm_mheap_free_huge(gm_arena_t *d) {
-    pthread_mutex_lock(&heap_lock);
-    gm_pagemap_unclaim(d->lo, d->hi - d->lo);
-    huge_bytes -= d->huge_size;
-    huge_count--;
-    pthread_mutex_unlock(&heap_lock);
+static void unmap_huge(gm_arena_t *d) {
     gm_os_unmap((void *)d->lo, d->hi - d->lo);
     gm_fixalloc_free(&arena_fa, d);
+}
+
+void gm_mheap_free_huge(gm_arena_t *d) {
+    pthread_mutex_lock(&heap_lock);
+    huge_bytes -= d->huge_size;
+    huge_count--;
+    bool kept = cache_huge_locked(d);
+    if (!kept)
+        gm_pagemap_unclaim(d->lo, d->hi - d->lo);
+    pthread_mutex_unlock(&heap_lock);
+    if (!kept)
+        unmap_huge(d);
+}
+
+/* Unmaps one cached huge mapping (all of them if all); returns the bytes. */
+static size_t drop_cached_huge(bool all) {
+    size_t dropped = 0;
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+        pthread_mutex_lock(&heap_lock);
+        gm_arena_t *d = huge_cache[i];
+        if (d) {
+            huge_cache[i] = NULL;
+            huge_cache_bytes -= d->huge_size;
+            pages_free_backed -= d->huge_size / PAGE;
+            gm_pagemap_unclaim(d->lo, d->hi - d->lo);
+            dropped += d->huge_size;
+        }
+        pthread_mutex_unlock(&heap_lock);
+        if (d) {
+            unmap_huge(d);
+            if (!all)
+                break;
+        }
+    }
+    return dropped;
 }
 
 /* ---- returning memory -------------------------------------------------- */
@@ -448,6 +534,9 @@ static bool pick_chunk_locked(bool dense_too, gm_arena_t **out, uint32_t *chunk)
 /* Gives back the backed free pages of one chunk; returns the bytes released,
  * 0 when there is nothing (eligible) left. */
 size_t gm_mheap_release_step(bool dense_too) {
+    size_t dropped = drop_cached_huge(false);
+    if (dropped)
+        return dropped;
     gm_arena_t *a;
     uint32_t chunk;
     uint64_t masks[4];
@@ -514,8 +603,8 @@ void gm_mheap_stats(struct gm_heap_stats *out) {
     }
     out->free = pages_free_backed * PAGE;
     out->in_use = pages_in_use * PAGE + huge_bytes;
-    out->mapped = reserved_bytes + huge_bytes;
-    out->committed += huge_bytes;
+    out->mapped = reserved_bytes + huge_bytes + huge_cache_bytes;
+    out->committed += huge_bytes + huge_cache_bytes;
     out->huge = huge_bytes;
     out->large_blocks = large_count + huge_count;
     out->large_bytes = large_bytes + huge_bytes;

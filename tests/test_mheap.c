@@ -236,8 +236,9 @@ static void test_mheap_huge_aligned_and_registered(void **state)
     static const size_t aligns[] = {8 * KiB, 64 * KiB, 2 * MiB, 64 * MiB};
     for (size_t k = 0; k < sizeof aligns / sizeof aligns[0]; k++) {
         size_t size = 17 * MiB + 123;
+        bool fresh;
         struct gm_heap_stats before = stats();
-        void *p = gm_mheap_alloc_huge(size, aligns[k]);
+        void *p = gm_mheap_alloc_huge(size, aligns[k], &fresh);
         assert_non_null(p);
         uintptr_t addr = (uintptr_t)p;
         assert_true(gm_test_aligned(addr, aligns[k]));
@@ -247,6 +248,7 @@ static void test_mheap_huge_aligned_and_registered(void **state)
         assert_true(a->huge_base == addr);
         assert_true(a->huge_size >= size && a->huge_size % PAGE == 0);
         assert_ptr_equal(gm_pagemap_arena(addr + size - 1), a);
+        assert_true(fresh);
         assert_true(gm_test_all_zero(p, 4096));
         ((volatile char *)p)[0] = 1;
         ((volatile char *)p)[size - 1] = 1;
@@ -256,6 +258,7 @@ static void test_mheap_huge_aligned_and_registered(void **state)
         assert_true(mid.mapped == before.mapped + a->huge_size);
         assert_true(mid.large_blocks == before.large_blocks + 1);
         gm_mheap_free_huge(a);
+        gm_mheap_release_all();   /* unmaps freed huge blocks kept for reuse */
         assert_null(gm_pagemap_arena(addr));
         assert_null(gm_pagemap_arena(addr + size - 1));
         struct gm_heap_stats after = stats();
@@ -277,7 +280,8 @@ static void test_mheap_huge_free_unregisters_only_itself(void **state)
     void *p[N];
     gm_arena_t *a[N];
     for (int i = 0; i < N; i++) {
-        p[i] = gm_mheap_alloc_huge(size, PAGE);
+        bool fresh;
+        p[i] = gm_mheap_alloc_huge(size, PAGE, &fresh);
         if (!p[i])
             fail_msg("gm_mheap_alloc_huge(16 MiB) #%d returned NULL with %d huge blocks alive",
                      i, i);
@@ -288,6 +292,7 @@ static void test_mheap_huge_free_unregisters_only_itself(void **state)
     }
     for (int i = 0; i < N; i++) {
         gm_mheap_free_huge(a[i]);
+        gm_mheap_release_all();
         assert_null(gm_pagemap_arena((uintptr_t)p[i]));
         for (int j = i + 1; j < N; j++) {
             assert_ptr_equal(gm_pagemap_arena((uintptr_t)p[j]), a[j]);
@@ -360,19 +365,48 @@ static void test_mheap_oom_large_then_recovers(void **state)
 static void test_mheap_oom_huge_then_recovers(void **state)
 {
     (void)state;
+    bool fresh;
+    gm_mheap_release_all();   /* no cached huge mapping may serve the request */
     struct gm_heap_stats before = stats();
     gm_os_fail_after(1);
-    assert_null(gm_mheap_alloc_huge(20 * MiB, PAGE));
+    assert_null(gm_mheap_alloc_huge(20 * MiB, PAGE, &fresh));
     struct gm_heap_stats after = stats();
     assert_true(after.huge == before.huge);
     assert_true(after.mapped == before.mapped);
-    void *p = gm_mheap_alloc_huge(20 * MiB, PAGE);
+    void *p = gm_mheap_alloc_huge(20 * MiB, PAGE, &fresh);
     assert_non_null(p);
     gm_arena_t *a = gm_pagemap_arena((uintptr_t)p);
     assert_non_null(a);
     assert_int_equal(a->kind, GM_ARENA_HUGE);
     gm_mheap_free_huge(a);
     assert_true(stats().huge == before.huge);
+}
+
+/* A freed huge block is kept and handed out again for a similar size (not
+ * zero any more), and malloc_trim's release unmaps it. */
+static void test_mheap_huge_reused_then_released(void **state)
+{
+    (void)state;
+    bool fresh;
+    gm_mheap_release_all();
+    char *p = gm_mheap_alloc_huge(24 * MiB, PAGE, &fresh);
+    assert_non_null(p);
+    assert_true(fresh);
+    p[0] = 9;
+    gm_arena_t *a = gm_pagemap_arena((uintptr_t)p);
+    gm_mheap_free_huge(a);
+    assert_ptr_equal(gm_pagemap_arena((uintptr_t)p), a);   /* kept */
+    assert_true(stats().free >= 24 * MiB);
+    char *q = gm_mheap_alloc_huge(22 * MiB, PAGE, &fresh);
+    assert_ptr_equal(q, p);
+    assert_false(fresh);
+    gm_mheap_free_huge(a);
+    char *r = gm_mheap_alloc_huge(8 * MiB + 24 * MiB, PAGE, &fresh);   /* too big: new */
+    assert_non_null(r);
+    assert_true(fresh);
+    gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)r));
+    assert_true(gm_mheap_release_all() >= 24 * MiB);
+    assert_null(gm_pagemap_arena((uintptr_t)p));
 }
 
 int main(void)
@@ -388,6 +422,7 @@ int main(void)
         cmocka_unit_test_teardown(test_mheap_huge_aligned_and_registered, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_free_unregisters_only_itself, reset_faults),
         cmocka_unit_test_teardown(test_mheap_stats_track_alloc_free_release, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_huge_reused_then_released, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_large_then_recovers, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_huge_then_recovers, reset_faults),
     };
