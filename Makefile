@@ -3,6 +3,7 @@
 #   make              lib/libgomalloc.so, lib/libgomalloc.a (and the core archive)
 #   make test         installs missing Debian packages, then every test below
 #   make test-unit    cmocka unit tests, one per layer, and the API tests
+#   make test-link    a program linked with -lgomalloc, shared and static, gets gomalloc
 #   make test-stress  threaded, thread-churn and fork stress tests (gm_ API and LD_PRELOAD)
 #   make test-programs real programs under LD_PRELOAD compared with glibc runs
 #   make test-valgrind unit and stress tests under memcheck
@@ -47,7 +48,7 @@ TEST_LIBS   := -lcmocka -pthread
 APT_PKGS    := libcmocka-dev valgrind gcc make git sqlite3 perl python3 time
 
 .PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan \
-        test-tsan test-valgrind-client deps
+        test-tsan test-valgrind-client test-link deps
 .DEFAULT_GOAL := all
 
 all: $(LIB_SO) $(LIB_A) $(CORE_LIB)
@@ -163,8 +164,17 @@ test-valgrind: $(UNIT_BINS) $(STRESS_BINS)
 	@set -e; for t in $^; do echo "== valgrind $$t"; \
 	  GM_STRESS_SCALE=0.05 valgrind -q --error-exitcode=99 --leak-check=no $$t; done
 
+# A program linked with -lgomalloc, shared and static, gets gomalloc.
+build/tests/link_shared: tests/link_smoke.c $(LIB_SO) | build/tests
+	$(CC) $(TEST_CFLAGS) -fno-builtin $< -o $@ -Llib -lgomalloc -Wl,-rpath,$(CURDIR)/lib
+build/tests/link_static: tests/link_smoke.c $(LIB_A) | build/tests
+	$(CC) $(TEST_CFLAGS) -fno-builtin $< -o $@ $(LIB_A) -pthread
+test-link: build/tests/link_shared build/tests/link_static
+	@set -e; for t in $^; do echo "== $$t"; $$t; done
+
 test: deps all
 	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory test-link
 	$(MAKE) --no-print-directory test-stress
 	$(MAKE) --no-print-directory test-programs
 	$(MAKE) --no-print-directory test-valgrind
