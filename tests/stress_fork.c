@@ -31,16 +31,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#ifdef GM_TEST_LIBC_NAMES
-#include <malloc.h>
-#define gm_malloc malloc
-#define gm_free free
-#define gm_calloc calloc
-#define gm_realloc realloc
-#define gm_usable_size(p) malloc_usable_size((void *)(p))
-#else
-#include "gomalloc.h"
-#endif
+#include "api_names.h"
 
 #define KiB ((size_t)1024)
 #define MiB (1024 * KiB)

@@ -28,25 +28,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#ifdef GM_TEST_LIBC_NAMES
-#include <malloc.h>
-#define gm_malloc malloc
-#define gm_free free
-#define gm_calloc calloc
-#define gm_realloc realloc
-#define gm_reallocarray reallocarray
-#define gm_aligned_alloc aligned_alloc
-#define gm_posix_memalign posix_memalign
-#define gm_memalign memalign
-#define gm_valloc valloc
-#define gm_pvalloc pvalloc
-#define gm_usable_size(p) malloc_usable_size((void *)(p))
-#define gm_release() malloc_trim(0)
-#define GM_TEST_HAVE_STATS 0
-#else
-#include "gomalloc.h"
-#define GM_TEST_HAVE_STATS 1
-#endif
+#include "api_names.h"
 
 #define KiB ((size_t)1024)
 #define MiB (1024 * KiB)
