@@ -17,38 +17,39 @@
  */
 #include "internal.h"
 
+/* A list under construction, linked through the objects' first words. */
+struct chain {
+    void *first, *last;
+    uint32_t count;
+};
+
+static void chain_append(struct chain *c, void *obj) {
+    if (c->last)
+        gm_link_set(c->last, obj);
+    else
+        c->first = obj;
+    c->last = obj;
+    c->count++;
+}
+
 uint32_t gm_span_take_locked(gm_span_t *s, uint32_t n, void **head, void **tail) {
     if (GM_UNLIKELY(!__atomic_load_n(&gm_secret, __ATOMIC_ACQUIRE)))
         gm_hardening_init();   /* before the first link is written */
     uint32_t size = gm_class_size[s->cls], objects = gm_class_objects[s->cls];
-    void *first = NULL, *last = NULL;
-    uint32_t got = 0;
-    while (got < n && s->free_list) {
+    struct chain c = {NULL, NULL, 0};
+    while (c.count < n && s->free_list) {
         void *obj = s->free_list;
         s->free_list = gm_link_get(obj);
-        if (last)
-            gm_link_set(last, obj);
-        else
-            first = obj;
-        last = obj;
-        got++;
+        chain_append(&c, obj);
     }
-    while (got < n && s->freeindex < objects) {
-        void *obj = (void *)(s->base + (uintptr_t)s->freeindex * size);
-        s->freeindex++;
-        if (last)
-            gm_link_set(last, obj);
-        else
-            first = obj;
-        last = obj;
-        got++;
-    }
-    if (last)
-        gm_link_set(last, NULL);
-    s->nalloc += got;
-    *head = first;
-    *tail = last;
-    return got;
+    while (c.count < n && s->freeindex < objects)
+        chain_append(&c, (void *)(s->base + (uintptr_t)s->freeindex++ * size));
+    if (c.last)
+        gm_link_set(c.last, NULL);
+    s->nalloc += c.count;
+    *head = c.first;
+    *tail = c.last;
+    return c.count;
 }
 
 void gm_span_put_locked(gm_span_t *s, void *obj) {
