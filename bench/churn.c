@@ -28,11 +28,6 @@ typedef struct {
     uint64_t tag;
 } slot_t;
 
-typedef struct {
-    int id;
-    long ops;
-} job_t;
-
 static void slot_new(slot_t *s, rng_t *r, uint64_t tag)
 {
     s->size = rng_skewed_size(r, MAX_SIZE);
@@ -50,7 +45,7 @@ static void slot_free(slot_t *s)
 
 static void *worker(void *arg)
 {
-    job_t *job = arg;
+    bench_job_t *job = arg;
     rng_t r;
     rng_seed(&r, 1000 + (uint64_t)job->id);
     slot_t *lng = xmalloc(sizeof(slot_t) * LONG_SLOTS);
@@ -60,7 +55,7 @@ static void *worker(void *arg)
         slot_new(&lng[i], &r, tag++);
     for (int i = 0; i < SHORT_SLOTS; i++)
         slot_new(&shrt[i], &r, tag++);
-    for (long op = 0; op < job->ops; op++) {
+    for (long op = 0; op < job->work; op++) {
         slot_t *s = &shrt[op % SHORT_SLOTS];
         slot_free(s);
         slot_new(s, &r, tag++);
@@ -80,17 +75,5 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    int threads = (int)bench_arg(argc, argv, 1, 1);
-    double scale = bench_arg_f(argc, argv, 2, 1.0);
-    pthread_t tid[threads];
-    job_t job[threads];
-    for (int i = 0; i < threads; i++) {
-        job[i].id = i;
-        job[i].ops = (long)(OPS_PER_SCALE * scale) / threads;
-        if (pthread_create(&tid[i], NULL, worker, &job[i]) != 0)
-            return 2;
-    }
-    for (int i = 0; i < threads; i++)
-        pthread_join(tid[i], NULL);
-    return 0;
+    return bench_run_threads(argc, argv, OPS_PER_SCALE, worker);
 }

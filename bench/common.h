@@ -17,6 +17,8 @@
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
+#include <pthread.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +182,32 @@ static inline double bench_arg_f(int argc, char **argv, int i, double def)
         exit(2);
     }
     return v;
+}
+
+/* A worker's share of a workload split evenly between threads. */
+typedef struct {
+    int id;
+    long work;   /* operations, steps or blocks, as the workload counts them */
+} bench_job_t;
+
+/* main() of a workload run as "THREADS SCALE": starts THREADS workers, each
+ * with work_per_scale * SCALE / THREADS to do, and waits for them. */
+static inline int bench_run_threads(int argc, char **argv, double work_per_scale,
+                                    void *(*worker)(void *))
+{
+    int threads = (int)bench_arg(argc, argv, 1, 1);
+    double scale = bench_arg_f(argc, argv, 2, 1.0);
+    pthread_t tid[threads];
+    bench_job_t job[threads];
+    for (int i = 0; i < threads; i++) {
+        job[i].id = i;
+        job[i].work = (long)(work_per_scale * scale) / threads;
+        if (pthread_create(&tid[i], NULL, worker, &job[i]) != 0)
+            return 2;
+    }
+    for (int i = 0; i < threads; i++)
+        pthread_join(tid[i], NULL);
+    return 0;
 }
 
 #endif /* BENCH_COMMON_H */

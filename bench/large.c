@@ -25,11 +25,6 @@ typedef struct {
     uint64_t tag;
 } blk_t;
 
-typedef struct {
-    int id;
-    long blocks;
-} job_t;
-
 static void blk_touch(blk_t *b)
 {
     for (size_t off = 0; off < b->size; off += PAGE)
@@ -47,11 +42,11 @@ static void blk_check_free(blk_t *b)
 
 static void *worker(void *arg)
 {
-    job_t *job = arg;
+    bench_job_t *job = arg;
     rng_t r;
     rng_seed(&r, 5000 + (uint64_t)job->id);
     blk_t live[LIVE] = {{0}};
-    for (long i = 0; i < job->blocks; i++) {
+    for (long i = 0; i < job->work; i++) {
         blk_t *b = &live[i % LIVE];
         if (b->p)
             blk_check_free(b);
@@ -68,17 +63,5 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    int threads = (int)bench_arg(argc, argv, 1, 1);
-    double scale = bench_arg_f(argc, argv, 2, 1.0);
-    pthread_t tid[threads];
-    job_t job[threads];
-    for (int i = 0; i < threads; i++) {
-        job[i].id = i;
-        job[i].blocks = (long)(BLOCKS_PER_SCALE * scale) / threads;
-        if (pthread_create(&tid[i], NULL, worker, &job[i]) != 0)
-            return 2;
-    }
-    for (int i = 0; i < threads; i++)
-        pthread_join(tid[i], NULL);
-    return 0;
+    return bench_run_threads(argc, argv, BLOCKS_PER_SCALE, worker);
 }

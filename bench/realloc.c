@@ -33,11 +33,6 @@ typedef struct {
     int geometric;
 } arr_t;
 
-typedef struct {
-    int id;
-    long steps;
-} job_t;
-
 static inline unsigned char str_byte(uint64_t tag, size_t j)
 {
     return (unsigned char)(tag + j * 31 + (j >> 8));
@@ -123,7 +118,7 @@ static void arr_step(arr_t *a, rng_t *r, uint64_t *tag)
 
 static void *worker(void *arg)
 {
-    job_t *job = arg;
+    bench_job_t *job = arg;
     rng_t r;
     rng_seed(&r, 2000 + (uint64_t)job->id);
     str_t *s = xmalloc(sizeof(str_t) * STRINGS);
@@ -133,7 +128,7 @@ static void *worker(void *arg)
         str_reset(&s[i], &r, tag++);
     for (int i = 0; i < ARRAYS; i++)
         arr_reset(&a[i], &r, tag++, i & 1);
-    for (long step = 0; step < job->steps; step++) {
+    for (long step = 0; step < job->work; step++) {
         str_step(&s[step % STRINGS], &r, &tag);
         arr_step(&a[step % ARRAYS], &r, &tag);
     }
@@ -150,17 +145,5 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    int threads = (int)bench_arg(argc, argv, 1, 1);
-    double scale = bench_arg_f(argc, argv, 2, 1.0);
-    pthread_t tid[threads];
-    job_t job[threads];
-    for (int i = 0; i < threads; i++) {
-        job[i].id = i;
-        job[i].steps = (long)(STEPS_PER_SCALE * scale) / threads;
-        if (pthread_create(&tid[i], NULL, worker, &job[i]) != 0)
-            return 2;
-    }
-    for (int i = 0; i < threads; i++)
-        pthread_join(tid[i], NULL);
-    return 0;
+    return bench_run_threads(argc, argv, STEPS_PER_SCALE, worker);
 }
