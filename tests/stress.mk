@@ -24,11 +24,11 @@ STRESS_RUN       ?=
 
 .PHONY: test-stress test-programs
 
-$(STRESS_BINS): build/tests/%: tests/%.c tests/api_names.h include/gomalloc.h $(CORE_LIB)
+$(STRESS_BINS): build/tests/%: tests/%.c tests/api_names.h tests/stress_util.h include/gomalloc.h $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $(STRESS_NOBUILTIN) $< -o $@ $(CORE_LIB) $(STRESS_LDLIBS)
 
-$(STRESS_LIBC_BINS): build/tests/libc_%: tests/%.c tests/api_names.h
+$(STRESS_LIBC_BINS): build/tests/libc_%: tests/%.c tests/api_names.h tests/stress_util.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $(STRESS_NOBUILTIN) -DGM_TEST_LIBC_NAMES $< -o $@ $(STRESS_LDLIBS)
 

@@ -32,32 +32,14 @@
 #include <cmocka.h>
 
 #include "api_names.h"
+#include "stress_util.h"
 
-#define KiB ((size_t)1024)
-#define MiB (1024 * KiB)
 
 /* Seconds a child may take before it counts as hung. */
 #define CHILD_DEADLINE 20
 
 /* Child exit codes. */
 enum { CHILD_OK = 0, CHILD_ALLOC_FAILED = 10, CHILD_BAD_CONTENTS, CHILD_NOT_ZERO, CHILD_THREAD };
-
-static long scaled(long base)
-{
-    const char *s = getenv("GM_STRESS_SCALE");
-    double v = s ? strtod(s, NULL) : 1.0;
-    v = (double)base * (v > 0 ? v : 1.0);
-    return v < 1 ? 1 : (long)v;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 /* A block's first word holds its size, the rest a pattern derived from its
  * address; blocks are at least 16 bytes. */

@@ -28,28 +28,10 @@
 #include <cmocka.h>
 
 #include "api_names.h"
+#include "stress_util.h"
 
-#define KiB ((size_t)1024)
-#define MiB (1024 * KiB)
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static long scaled(long base)
-{
-    const char *s = getenv("GM_STRESS_SCALE");
-    double v = s ? strtod(s, NULL) : 1.0;
-    v = (double)base * (v > 0 ? v : 1.0);
-    return v < 1 ? 1 : (long)v;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static size_t pick_size(uint64_t *rng)
 {
@@ -82,24 +64,6 @@ static int pattern_check(const void *p, size_t n, uint64_t tag)
         if (b[i] != pattern_byte(tag, i))
             return 0;
     return 1;
-}
-
-static atomic_long failures;
-static char first_failure[256];
-static atomic_flag failure_noted = ATOMIC_FLAG_INIT;
-
-static void note_failure(const char *what, const void *p, size_t n)
-{
-    atomic_fetch_add(&failures, 1);
-    if (!atomic_flag_test_and_set(&failure_noted))
-        snprintf(first_failure, sizeof first_failure, "%s: block %p, %zu bytes", what, p, n);
-}
-
-static void assert_no_failures(void)
-{
-    long f = atomic_load(&failures);
-    if (f != 0)
-        fail_msg("%ld failures, first: %s", f, first_failure);
 }
 
 struct block {
@@ -236,8 +200,7 @@ static void run_waves(void *(*fn)(void *), long total, int wave, struct mem *qua
 static int reset(void **state)
 {
     (void)state;
-    atomic_store(&failures, 0);
-    atomic_flag_clear(&failure_noted);
+    clear_failures();
     gm_free(gm_malloc(1)); /* the allocator is initialised before any test key */
     return 0;
 }

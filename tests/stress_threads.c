@@ -30,33 +30,10 @@
 #include <cmocka.h>
 
 #include "api_names.h"
+#include "stress_util.h"
 
-#define KiB ((size_t)1024)
-#define MiB (1024 * KiB)
 
-/* ---- shared helpers: scale, random numbers, patterns, failures ------------ */
-
-static double stress_scale(void)
-{
-    const char *s = getenv("GM_STRESS_SCALE");
-    double v = s ? strtod(s, NULL) : 1.0;
-    return v > 0 ? v : 1.0;
-}
-
-static long scaled(long base)
-{
-    double v = (double)base * stress_scale();
-    return v < 1 ? 1 : (long)v;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
+/* ---- helpers: sizes and patterns (the rest in stress_util.h) ------------- */
 
 /* 16 B - 64 KiB, mostly small, about one in a thousand near 1 MiB. */
 static size_t pick_size(uint64_t *rng)
@@ -112,29 +89,10 @@ static int pattern_check(const void *p, size_t n, uint64_t tag, uintptr_t addr)
     return 1;
 }
 
-static atomic_long failures;
-static char first_failure[256];
-static atomic_flag failure_noted = ATOMIC_FLAG_INIT;
-
-static void note_failure(const char *what, const void *p, size_t n)
-{
-    atomic_fetch_add(&failures, 1);
-    if (!atomic_flag_test_and_set(&failure_noted))
-        snprintf(first_failure, sizeof first_failure, "%s: block %p, %zu bytes", what, p, n);
-}
-
-static void assert_no_failures(void)
-{
-    long f = atomic_load(&failures);
-    if (f != 0)
-        fail_msg("%ld failures, first: %s", f, first_failure);
-}
-
 static int reset_failures(void **state)
 {
     (void)state;
-    atomic_store(&failures, 0);
-    atomic_flag_clear(&failure_noted);
+    clear_failures();
     return 0;
 }
 
@@ -448,7 +406,7 @@ static void test_threads_ring_batches_freed_remotely(void **state)
 int main(void)
 {
     /* A deadlock must fail the run, not hang it. */
-    alarm((unsigned)(300 * (stress_scale() < 1 ? 1 : stress_scale())));
+    alarm((unsigned)(300 * (gm_test_scale() < 1 ? 1 : gm_test_scale())));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_threads_exchange_cross_free, reset_failures),
         cmocka_unit_test_setup(test_threads_producer_consumer, reset_failures),
