@@ -44,11 +44,9 @@ bool gm_os_commit(void *addr, size_t size);       /* PROT_NONE -> read/write */
  * range now reads as zero (MADV_DONTNEED), false if undefined (MADV_FREE). */
 bool gm_os_release(void *addr, size_t size);
 void gm_os_unmap(void *addr, size_t size);
-size_t gm_os_page_size(void);
 void gm_os_write(int fd, const char *buf, size_t len);
 /* Fault injection for tests: the Nth mapping call from now fails (0 = off). */
 void gm_os_fail_after(unsigned long calls);
-__attribute__((noreturn)) void gm_fatal(const char *what, const void *addr);
 __attribute__((noreturn)) void gm_fatal_msg(const char *msg);
 /* Formats v into buf (hex with 0x prefix, or decimal); returns the length. */
 size_t gm_fmt_hex(char *buf, uintptr_t v);
@@ -257,7 +255,6 @@ size_t gm_mheap_release_step(bool dense_too);
 size_t gm_mheap_release_all(void);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
-bool gm_mheap_range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n);
 void gm_mheap_lock(void);
 void gm_mheap_unlock(void);
 void gm_mheap_reinit_child(void);

@@ -266,7 +266,7 @@ static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     pages_in_use -= n;
 }
 
-bool gm_mheap_range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n) {
+static bool range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n) {
     return count_bits(a->dirty_bits, page, n) == 0;
 }
 
@@ -279,7 +279,7 @@ static gm_span_t *new_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t n, uin
     s->cls = cls;
     s->arena = a;
     s->state = cls ? GM_SPAN_SMALL : GM_SPAN_LARGE;
-    s->fresh_zero = gm_mheap_range_is_zero_locked(a, gm_page_index(addr), n);
+    s->fresh_zero = range_is_zero_locked(a, gm_page_index(addr), n);
     gm_pagemap_set_span(a, s);
     return s;
 }

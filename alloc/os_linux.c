@@ -44,13 +44,6 @@ static bool injected_failure(void) {
     return false;
 }
 
-size_t gm_os_page_size(void) {
-    static size_t cached;
-    if (!cached)
-        cached = (size_t)sysconf(_SC_PAGESIZE);
-    return cached;
-}
-
 static void *map_raw(size_t size, int prot) {
     int saved = errno;
     void *p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -161,17 +154,6 @@ static size_t append(char *buf, size_t at, size_t cap, const char *s) {
     while (*s && at < cap)
         buf[at++] = *s++;
     return at;
-}
-
-void gm_fatal(const char *what, const void *addr) {
-    char line[256];
-    size_t n = append(line, 0, sizeof line - 24, "gomalloc: ");
-    n = append(line, n, sizeof line - 24, what);
-    n = append(line, n, sizeof line - 24, " ");
-    n += gm_fmt_hex(line + n, (uintptr_t)addr);
-    line[n++] = '\n';
-    gm_os_write(2, line, n);
-    abort();
 }
 
 void gm_fatal_msg(const char *msg) {
