@@ -28,6 +28,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Everything declared below is internal to the library.  Saying so on the
+ * declarations (not only through -fvisibility=hidden, which covers
+ * definitions) lets the compiler address globals such as gm_secret directly
+ * instead of through the GOT: one load less on the fast paths. */
+#pragma GCC visibility push(hidden)
+
 #include "config.h"
 #include "sizeclasses.h"
 
@@ -122,21 +128,32 @@ static inline void gm_link_set(void *block, const void *next) {
     GM_VG_OWN_WORDS(block);
     *(uintptr_t *)block = (uintptr_t)next ^ gm_secret;
 }
-/* Marks a block free (for double-free detection) and links it. */
-static inline void gm_block_free_link(void *block, const void *next) {
+/* Marks a block free (for double-free detection) and links it.  The _key
+ * forms take gm_free_key already loaded: a store through block could alias
+ * it as far as the compiler knows, so the fast path reads it once. */
+static inline void gm_block_free_link_key(void *block, const void *next, uintptr_t key) {
     GM_VG_OWN_WORDS(block);
     ((uintptr_t *)block)[0] = (uintptr_t)next ^ gm_secret;
-    ((uintptr_t *)block)[1] = gm_free_key;
+    /* volatile keeps the two stores two plain moves: gcc would otherwise
+     * pair them into a vector store that takes four instructions. */
+    ((volatile uintptr_t *)block)[1] = key;
+}
+static inline void gm_block_free_link(void *block, const void *next) {
+    gm_block_free_link_key(block, next, gm_free_key);
 }
 /* Under memcheck the key is not read: memcheck reports double frees itself,
  * and a live block's second word is the program's (maybe undefined). */
-static inline bool gm_block_is_free(const void *block) {
+static inline bool gm_block_is_free_key(const void *block, uintptr_t key) {
 #if GM_VALGRIND
     (void)block;
+    (void)key;
     return false;
 #else
-    return ((const uintptr_t *)block)[1] == gm_free_key;
+    return ((const uintptr_t *)block)[1] == key;
 #endif
+}
+static inline bool gm_block_is_free(const void *block) {
+    return gm_block_is_free_key(block, gm_free_key);
 }
 static inline void gm_block_handout(void *block) { ((uintptr_t *)block)[1] = 0; }
 
@@ -280,20 +297,29 @@ struct gm_central_stats { uint64_t out_bytes, batch_bytes; };
 void gm_mcentral_stats(struct gm_central_stats *out);
 
 /* ---- mcache.c -------------------------------------------------------- */
-typedef struct gm_bin {
-    void *head;               /* owner thread only */
-    uint32_t count;           /* owner thread only */
-    uint32_t max;             /* owner thread only: flush above it */
-} gm_bin_t;
-
+/* The fast-path state is kept as arrays indexed by class rather than an array
+ * of structs so that x86 addressing scales the class index for free.  A
+ * list's length is max - room; room goes negative (-1) only between the push
+ * that overflows the list and the flush that follows.  The object-start
+ * multiplier and limit are copies of the class tables (all zero in
+ * gm_mcache_empty, so every free of a thread without a cache fails the start
+ * test and takes the slow path, which needs no NULL test on the fast path). */
 struct gm_mcache {
-    gm_bin_t bins[GM_NUM_CLASSES];  /* owner thread only */
-    size_t max_bytes;               /* owner: sum over bins of max * size */
+    void *head[GM_NUM_CLASSES];              /* owner thread only */
+    uint64_t start_magic[GM_NUM_CLASSES];    /* immutable: gm_class_divmagic */
+    uint64_t start_limit[GM_NUM_CLASSES];    /* immutable: gm_class_start_limit */
+    int64_t room[GM_NUM_CLASSES];            /* owner: pushes left before a flush */
+    uint32_t max[GM_NUM_CLASSES];            /* owner: bound on the list's length */
+    size_t max_bytes;               /* owner: sum over classes of max * size */
     size_t limit;                   /* immutable: bound on max_bytes */
     uint64_t refilled[2];           /* owner: classes refilled this epoch */
     uint32_t epoch;                 /* owner: last gm_scavenger_epoch seen */
     gm_mcache_t *next, *prev;       /* registry lock */
 };
+
+/* What gm_tls_cache points to while a thread has no cache: no objects, no
+ * room, object-start limits of zero. */
+extern const gm_mcache_t gm_mcache_empty;
 
 void *gm_mcache_alloc_slow(size_t size);
 /* Pushes ptr when the thread has no cache yet (or none any more). */
@@ -325,5 +351,7 @@ void *gm_debug_alloc(size_t size, size_t align, bool zero);
 void gm_debug_free(void *ptr, const char *call);
 void *gm_debug_realloc(void *ptr, size_t size);
 size_t gm_debug_usable(const void *ptr);
+
+#pragma GCC visibility pop
 
 #endif /* GM_INTERNAL_H */

@@ -3,7 +3,10 @@
  *
  * Each thread has a list of free objects per size class, reached through one
  * initial-exec __thread pointer (a dynamic TLS model could allocate on first
- * use and recurse into malloc).  The fast paths in mcache.h pop and push;
+ * use and recurse into malloc).  Until the thread's first slow path, and
+ * after it exits, the pointer leads to gm_mcache_empty, a read-only cache
+ * whose lists are empty and whose object-start limits are zero, so both fast
+ * paths fall through to this file without testing for NULL.  The fast paths in mcache.h pop and push;
  * this file refills an empty list and flushes a long one, in batches of
  * gm_class_batch[cls] objects moved with one mcentral lock round-trip.
  *
@@ -16,7 +19,7 @@
  * thread on another core than the one that last touched it; measured on the
  * cross-thread benchmarks (bench/).
  *
- * Bounds: a list's length is capped by bin.max, which starts at 1 and grows
+ * Bounds: a list's length is capped by max[cls], which starts at 1 and grows
  * (slow start) by one while below the batch size, then by a batch, each time
  * the list runs empty or overflows, but only while the sum over classes of
  * max * size stays within the thread's limit: GOMALLOC_THREAD_CACHE_KIB (4 MiB
@@ -42,7 +45,9 @@
  */
 #include "mcache.h"
 
-__thread gm_mcache_t *gm_tls_cache __attribute__((tls_model("initial-exec")));
+const gm_mcache_t gm_mcache_empty;
+__thread gm_mcache_t *gm_tls_cache __attribute__((tls_model("initial-exec"))) =
+    (gm_mcache_t *)&gm_mcache_empty;
 static __thread bool tls_exiting __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -65,20 +70,20 @@ static uint32_t bin_cap(uint8_t cls) {
 
 /* Slow start: lets a list hold more after it ran dry or overflowed. */
 static void grow_max(gm_mcache_t *c, uint8_t cls) {
-    gm_bin_t *b = &c->bins[cls];
     uint32_t batch = gm_class_batch[cls];
-    uint32_t step = b->max < batch ? 1 : batch;
+    uint32_t step = c->max[cls] < batch ? 1 : batch;
     size_t bytes = (size_t)step * gm_class_size[cls];
-    if (b->max + step > bin_cap(cls) || c->max_bytes + bytes > c->limit)
+    if (c->max[cls] + step > bin_cap(cls) || c->max_bytes + bytes > c->limit)
         return;
-    b->max += step;
+    c->max[cls] += step;
+    c->room[cls] += (int64_t)step;
     c->max_bytes += bytes;
 }
 
 static void thread_exit(void *arg) {
     gm_mcache_t *c = arg;
     tls_exiting = true;
-    gm_tls_cache = NULL;
+    gm_tls_cache = (gm_mcache_t *)&gm_mcache_empty;
     gm_mcache_flush_all(c);
     gm_mcache_registry_lock();
     if (c->prev)
@@ -116,7 +121,10 @@ static gm_mcache_t *create_cache(void) {
     if (!c)
         return NULL;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        c->bins[cls].max = 1;
+        c->max[cls] = 1;
+        c->room[cls] = 1;
+        c->start_magic[cls] = gm_class_divmagic[cls];
+        c->start_limit[cls] = gm_class_start_limit[cls];
         c->max_bytes += gm_class_size[cls];
     }
     c->epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
@@ -139,24 +147,23 @@ static gm_mcache_t *create_cache(void) {
 /* The calling thread's cache, created on first use; NULL while the thread
  * exits or when no memory is left for a cache. */
 static gm_mcache_t *current_cache(void) {
-    gm_mcache_t *c = gm_tls_cache;
+    gm_mcache_t *c = gm_mcache_current();
     if (c || tls_exiting || gm_options.debug)
         return c;   /* debug mode keeps every call on the checked slow path */
     return create_cache();
 }
 
-static void release_objects(gm_bin_t *b, uint8_t cls, uint32_t n);
+static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n);
 
 /* Gives back half of every list the thread did not need to refill lately. */
 static void trim_unused(gm_mcache_t *c) {
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        gm_bin_t *b = &c->bins[cls];
         bool refilled = (c->refilled[cls / 64] >> (cls % 64)) & 1;
-        uint32_t surplus = refilled ? 0 : b->count / 2;
+        uint32_t surplus = refilled ? 0 : gm_mcache_length(c, cls) / 2;
         uint32_t batch = gm_class_batch[cls];
         while (surplus > 0) {
             uint32_t n = surplus < batch ? surplus : batch;
-            release_objects(b, cls, n);
+            release_objects(c, cls, n);
             surplus -= n;
         }
     }
@@ -179,40 +186,38 @@ void *gm_mcache_alloc_slow(size_t size) {
         gm_block_handout(head);
         return head;
     }
-    gm_bin_t *b = &c->bins[cls];
-    if (!b->head) {
+    if (!c->head[cls]) {
         uint32_t want = gm_class_batch[cls];
         uint32_t got = gm_mcentral_take(cls, want, &head, &tail);
         if (!got)
             return NULL;
-        b->head = head;
-        b->count = got;
+        c->head[cls] = head;
+        c->room[cls] = (int64_t)c->max[cls] - got;
         grow_max(c, cls);
         c->refilled[cls / 64] |= (uint64_t)1 << (cls % 64);
         maybe_trim(c);
     }
-    void *p = b->head;
-    b->head = gm_link_get(p);
-    b->count--;
+    void *p = c->head[cls];
+    c->head[cls] = gm_link_get(p);
+    c->room[cls]++;
     gm_block_handout(p);
     return p;
 }
 
-/* Gives the first n objects of bin cls back to the mcentral. */
-static void release_objects(gm_bin_t *b, uint8_t cls, uint32_t n) {
-    void *head = b->head, *tail = head;
+/* Gives the first n objects of list cls back to the mcentral. */
+static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n) {
+    void *head = c->head[cls], *tail = head;
     for (uint32_t i = 1; i < n; i++)
         tail = gm_link_get(tail);
-    b->head = gm_link_get(tail);
+    c->head[cls] = gm_link_get(tail);
     gm_link_set(tail, NULL);
-    b->count -= n;
+    c->room[cls] += n;
     gm_mcentral_give(cls, head, tail, n);
 }
 
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
-    gm_bin_t *b = &c->bins[cls];
-    uint32_t batch = gm_class_batch[cls];
-    release_objects(b, cls, b->count < batch ? b->count : batch);
+    uint32_t batch = gm_class_batch[cls], length = gm_mcache_length(c, cls);
+    release_objects(c, cls, length < batch ? length : batch);
     grow_max(c, cls);
     maybe_trim(c);
 }
@@ -224,36 +229,38 @@ void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
         gm_mcentral_give(cls, ptr, ptr, 1);
         return;
     }
-    gm_bin_t *b = &c->bins[cls];
-    gm_block_free_link(ptr, b->head);
-    b->head = ptr;
-    if (++b->count > b->max)
+    gm_block_free_link(ptr, c->head[cls]);
+    c->head[cls] = ptr;
+    if (--c->room[cls] < 0)
         gm_mcache_flush_slow(c, cls);
 }
 
 void gm_mcache_flush_all(gm_mcache_t *c) {
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        gm_bin_t *b = &c->bins[cls];
-        uint32_t batch = gm_class_batch[cls];
-        while (b->count > 0)
-            release_objects(b, cls, b->count < batch ? b->count : batch);
-        c->max_bytes -= (size_t)(b->max - 1) * gm_class_size[cls];
-        b->max = 1;
+        uint32_t batch = gm_class_batch[cls], length;
+        while ((length = gm_mcache_length(c, cls)) > 0)
+            release_objects(c, cls, length < batch ? length : batch);
+        c->max_bytes -= (size_t)(c->max[cls] - 1) * gm_class_size[cls];
+        c->max[cls] = 1;
+        c->room[cls] = 1;
     }
 }
 
 void gm_mcache_flush_current(void) {
-    if (gm_tls_cache)
-        gm_mcache_flush_all(gm_tls_cache);
+    gm_mcache_t *c = gm_mcache_current();
+    if (c)
+        gm_mcache_flush_all(c);
 }
 
 uint64_t gm_mcache_cached_bytes(void) {
     uint64_t bytes = 0;
     gm_mcache_registry_lock();
     for (gm_mcache_t *c = registry; c; c = c->next)
-        for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
-            bytes += (uint64_t)__atomic_load_n(&c->bins[cls].count, __ATOMIC_RELAXED) *
-                     gm_class_size[cls];
+        for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+            int64_t length = (int64_t)__atomic_load_n(&c->max[cls], __ATOMIC_RELAXED) -
+                             __atomic_load_n(&c->room[cls], __ATOMIC_RELAXED);
+            bytes += length > 0 ? (uint64_t)length * gm_class_size[cls] : 0;
+        }
     gm_mcache_registry_unlock();
     return bytes;
 }

@@ -2,16 +2,18 @@
  * mcache.h — the inline fast paths of the per-thread cache.
  *
  * malloc: size -> class by one table load; pop the head of the thread's list
- * for that class.  Falls back (returns NULL) when the size is not small, the
- * thread has no cache yet, or the list is empty.  About a dozen instructions,
- * no lock, no atomic read-modify-write.
+ * for that class.  Falls back (returns NULL) when the size is not small or
+ * the list is empty (always so for a thread without a cache: its pointer
+ * leads to gm_mcache_empty).  No lock, no atomic read-modify-write.
  *
- * free: address -> arena -> page info (class and page index within the span),
- * check the address is the start of an object and not already free, push it
- * on the thread's list.  Falls back when the block is not small (large, huge,
- * foreign), is not an object start or is already free (the slow path reports
- * it), the thread has no cache, or the list grew past its bound (then the
- * slow path flushes a batch).  Links are encoded (see internal.h).
+ * free: address -> arena -> page info (class and the page's offset in its
+ * span), check the address is the start of an object (one multiply and one
+ * compare against the thread's copy of the class tables — zero in the empty
+ * cache, so a thread without a cache falls back here) and not already free,
+ * push it on the thread's list.  Falls back when the block is not small
+ * (large, huge, foreign), is not an object start or is already free (the
+ * slow path reports it), or the list is full (the slow path flushes a
+ * batch).  Links are encoded (see internal.h).
  */
 #ifndef GM_MCACHE_H
 #define GM_MCACHE_H
@@ -24,13 +26,11 @@ GM_INLINE void *gm_mcache_alloc_fast(size_t size) {
     if (GM_UNLIKELY(size > GM_MAX_SMALL_SIZE))
         return NULL;
     gm_mcache_t *c = gm_tls_cache;
-    if (GM_UNLIKELY(!c))
-        return NULL;
-    gm_bin_t *b = &c->bins[gm_size_to_class[(size + 15) >> 4]];
-    void *p = b->head;
+    uint8_t cls = gm_size_to_class[(size + 15) >> 4];
+    void *p = c->head[cls];
     if (GM_LIKELY(p)) {
-        b->head = gm_link_get(p);
-        b->count--;
+        c->head[cls] = gm_link_get(p);
+        c->room[cls]++;
         gm_block_handout(p);
     }
     return p;
@@ -47,14 +47,26 @@ GM_INLINE bool gm_mcache_free_fast(void *ptr) {
     uint8_t cls = gm_page_info_class(info);
     uint64_t offset = (addr & (GM_PAGE_SIZE - 1)) | gm_page_info_offset(info);
     gm_mcache_t *c = gm_tls_cache;
-    if (GM_UNLIKELY(!gm_class_is_start(cls, offset) || !c || gm_block_is_free(ptr)))
+    uintptr_t key = gm_free_key;
+    if (GM_UNLIKELY(offset * c->start_magic[cls] >= c->start_limit[cls] ||
+                    gm_block_is_free_key(ptr, key)))
         return false;
-    gm_bin_t *b = &c->bins[cls];
-    gm_block_free_link(ptr, b->head);
-    b->head = ptr;
-    if (GM_UNLIKELY(++b->count > b->max))
+    gm_block_free_link_key(ptr, c->head[cls], key);
+    c->head[cls] = ptr;
+    if (GM_UNLIKELY(--c->room[cls] < 0))
         gm_mcache_flush_slow(c, cls);
     return true;
+}
+
+/* The calling thread's cache, or NULL if it has none (yet, or any more). */
+static inline gm_mcache_t *gm_mcache_current(void) {
+    gm_mcache_t *c = gm_tls_cache;
+    return c == &gm_mcache_empty ? NULL : c;
+}
+
+/* Objects on list cls of cache c. */
+static inline uint32_t gm_mcache_length(const gm_mcache_t *c, uint8_t cls) {
+    return (uint32_t)((int64_t)c->max[cls] - c->room[cls]);
 }
 
 #endif /* GM_MCACHE_H */

@@ -37,7 +37,7 @@ static uint64_t own_cached_bytes(const gm_mcache_t *c)
 {
     uint64_t bytes = 0;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
-        bytes += (uint64_t)c->bins[cls].count * gm_class_size[cls];
+        bytes += (uint64_t)gm_mcache_length(c, cls) * gm_class_size[cls];
     return bytes;
 }
 
@@ -45,7 +45,7 @@ static size_t sum_max_bytes(const gm_mcache_t *c)
 {
     size_t bytes = 0;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
-        bytes += (size_t)c->bins[cls].max * gm_class_size[cls];
+        bytes += (size_t)c->max[cls] * gm_class_size[cls];
     return bytes;
 }
 
@@ -58,10 +58,11 @@ static uint32_t bin_cap(uint8_t cls)
     return by_bytes > 8192 ? 8192 : by_bytes;
 }
 
-static uint32_t bin_length(const gm_bin_t *b)
+/* Objects on list cls, counted by walking it. */
+static uint32_t bin_length(const gm_mcache_t *c, uint8_t cls)
 {
     uint32_t n = 0;
-    for (void *p = b->head; p; p = gm_link_get(p))
+    for (void *p = c->head[cls]; p; p = gm_link_get(p))
         n++;
     return n;
 }
@@ -71,31 +72,31 @@ static uint32_t bin_length(const gm_bin_t *b)
 static void *refill_body(void *arg)
 {
     (void)arg;
-    assert_null(gm_tls_cache);
+    assert_null(gm_mcache_current());
     uint64_t threads = live_threads();
     uint8_t cls = 10;
     void *p = gm_malloc(gm_class_size[cls]);
     assert_non_null(p);
-    gm_mcache_t *c = gm_tls_cache;
+    gm_mcache_t *c = gm_mcache_current();
     assert_non_null(c);
     assert_true(live_threads() == threads + 1);
     assert_true(c->limit == GM_THREAD_CACHE_DEFAULT);
     /* One batch came in and p was popped from it; max took its first step. */
-    assert_int_equal(c->bins[cls].count, gm_class_batch[cls] - 1u);
-    assert_int_equal(bin_length(&c->bins[cls]), c->bins[cls].count);
-    assert_int_equal(c->bins[cls].max, 2);
+    assert_int_equal(gm_mcache_length(c, cls), gm_class_batch[cls] - 1u);
+    assert_int_equal(bin_length(c, cls), gm_mcache_length(c, cls));
+    assert_int_equal(c->max[cls], 2);
     for (uint8_t other = 1; other < GM_NUM_CLASSES; other++) {
         if (other == cls)
             continue;
-        assert_int_equal(c->bins[other].count, 0);
-        assert_null(c->bins[other].head);
-        assert_int_equal(c->bins[other].max, 1);
+        assert_int_equal(gm_mcache_length(c, other), 0);
+        assert_null(c->head[other]);
+        assert_int_equal(c->max[other], 1);
     }
     assert_true(c->max_bytes == sum_max_bytes(c));
     /* The next objects come from the bin without a refill. */
     void *q = gm_malloc(gm_class_size[cls]);
     assert_non_null(q);
-    assert_int_equal(c->bins[cls].count, gm_class_batch[cls] - 2u);
+    assert_int_equal(gm_mcache_length(c, cls), gm_class_batch[cls] - 2u);
     gm_free(q);
     gm_free(p);
     return NULL;
@@ -116,23 +117,23 @@ static void *slow_start_body(void *arg)
     void **ps = malloc(n * sizeof *ps);
     assert_non_null(ps);
     ps[0] = gm_malloc(size);
-    gm_mcache_t *c = gm_tls_cache;
+    gm_mcache_t *c = gm_mcache_current();
     assert_non_null(c);
-    uint32_t max = c->bins[cls].max;
+    uint32_t max = c->max[cls];
     assert_true(max <= 2);   /* starts small */
     for (uint32_t i = 1; i < n; i++) {
         ps[i] = gm_malloc(size);
         assert_non_null(ps[i]);
-        assert_true(c->bins[cls].max >= max);   /* never shrinks while in use */
-        max = c->bins[cls].max;
+        assert_true(c->max[cls] >= max);   /* never shrinks while in use */
+        max = c->max[cls];
     }
     uint32_t after_mallocs = max;
     assert_true(after_mallocs > 2);
     for (uint32_t i = 0; i < n; i++) {
         gm_free(ps[i]);
-        assert_true(c->bins[cls].max >= max);
-        max = c->bins[cls].max;
-        assert_true(c->bins[cls].count <= c->bins[cls].max);
+        assert_true(c->max[cls] >= max);
+        max = c->max[cls];
+        assert_true(gm_mcache_length(c, cls) <= c->max[cls]);
     }
     assert_true(max > after_mallocs);
     assert_true(max <= bin_cap(cls));
@@ -162,17 +163,16 @@ static void test_mcache_free_keeps_bin_within_max(void **state)
             assert_non_null(ps[i]);
             ((char *)ps[i])[size - 1] = (char)i;
         }
-        gm_mcache_t *c = gm_tls_cache;
+        gm_mcache_t *c = gm_mcache_current();
         assert_non_null(c);
         for (uint32_t i = 0; i < n; i++) {
             assert_int_equal(((char *)ps[i])[size - 1], (char)i);
             gm_free(ps[i]);
-            gm_bin_t *b = &c->bins[cls];
-            if (b->count > b->max)
-                fail_msg("class %u: %u objects cached after free #%u, max %u", cls, b->count,
-                         i, b->max);
+            if (gm_mcache_length(c, cls) > c->max[cls])
+                fail_msg("class %u: %u objects cached after free #%u, max %u", cls,
+                         gm_mcache_length(c, cls), i, c->max[cls]);
         }
-        assert_int_equal(bin_length(&c->bins[cls]), c->bins[cls].count);
+        assert_int_equal(bin_length(c, cls), gm_mcache_length(c, cls));
         free(ps);
     }
 }
@@ -192,13 +192,13 @@ static void *bound_body(void *arg)
             for (uint32_t i = 0; i < n; i++)
                 gm_free(ps[i]);
             free(ps);
-            gm_mcache_t *c = gm_tls_cache;
+            gm_mcache_t *c = gm_mcache_current();
             assert_true(c->max_bytes <= c->limit);
             assert_true(c->max_bytes == sum_max_bytes(c));
             assert_true(own_cached_bytes(c) <= c->max_bytes);
         }
     }
-    gm_mcache_t *c = gm_tls_cache;
+    gm_mcache_t *c = gm_mcache_current();
     if (gm_test_scale() >= 1)   /* at full scale the limit is what stops growth */
         assert_true(c->max_bytes > c->limit / 2);
     return NULL;
@@ -220,15 +220,15 @@ static void test_mcache_flush_current_empties_bins(void **state)
         for (int i = 0; i < 64; i++)
             gm_free(ps[i]);
     }
-    gm_mcache_t *c = gm_tls_cache;
+    gm_mcache_t *c = gm_mcache_current();
     assert_non_null(c);
     assert_true(own_cached_bytes(c) > 0);
     gm_mcache_flush_current();
     size_t floor = 0;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        assert_int_equal(c->bins[cls].count, 0);
-        assert_null(c->bins[cls].head);
-        assert_int_equal(c->bins[cls].max, 1);
+        assert_int_equal(gm_mcache_length(c, cls), 0);
+        assert_null(c->head[cls]);
+        assert_int_equal(c->max[cls], 1);
         floor += gm_class_size[cls];
     }
     assert_true(c->max_bytes == floor);
@@ -236,7 +236,7 @@ static void test_mcache_flush_current_empties_bins(void **state)
     /* The cache still works after a flush. */
     void *p = gm_malloc(100);
     assert_non_null(p);
-    assert_ptr_equal(gm_tls_cache, c);
+    assert_ptr_equal(gm_mcache_current(), c);
     gm_free(p);
 }
 
@@ -256,7 +256,7 @@ static void *exit_body(void *arg)
     for (int i = 0; i < 500; i++)
         gm_free(ps[i]);
     probe->threads_inside = live_threads();
-    probe->cached_inside = own_cached_bytes(gm_tls_cache);
+    probe->cached_inside = own_cached_bytes(gm_mcache_current());
     return NULL;
 }
 
@@ -284,7 +284,7 @@ static bool late_ok;
 static void late_destructor(void *arg)
 {
     (void)arg;
-    late_cache_was_gone = gm_tls_cache == NULL;
+    late_cache_was_gone = gm_mcache_current() == NULL;
     bool ok = true;
     for (int i = 0; i < LATE_BLOCKS; i++) {
         void *scratch = gm_malloc(late_sizes[i]);
@@ -298,7 +298,7 @@ static void late_destructor(void *arg)
             gm_test_fill(late_blocks[i], late_sizes[i], (unsigned)i);
     }
     /* Freeing does not bring a cache back. */
-    late_ok = ok && gm_tls_cache == NULL;
+    late_ok = ok && gm_mcache_current() == NULL;
 }
 
 static void *late_key_body(void *arg)
@@ -418,13 +418,13 @@ static void test_mcache_cross_thread_free(void **state)
  * a cache and caches the block. */
 static void *free_first_body(void *arg)
 {
-    assert_null(gm_tls_cache);
+    assert_null(gm_mcache_current());
     gm_free(arg);
-    gm_mcache_t *c = gm_tls_cache;
+    gm_mcache_t *c = gm_mcache_current();
     assert_non_null(c);
     uint8_t cls = gm_size_to_class[(200 + 15) >> 4];
-    assert_int_equal(c->bins[cls].count, 1);
-    assert_ptr_equal(c->bins[cls].head, arg);
+    assert_int_equal(gm_mcache_length(c, cls), 1);
+    assert_ptr_equal(c->head[cls], arg);
     assert_ptr_equal(gm_malloc(200), arg);
     gm_free(arg);
     return NULL;
