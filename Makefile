@@ -95,7 +95,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 
 # ---- unit tests (cmocka, one file per layer) --------------------------------
 UNIT_NAMES := test_sizeclass test_fixalloc test_pagemap test_mheap test_mcentral \
-              test_mcache test_scavenger test_detect test_api
+              test_mcache test_pagecache test_scavenger test_detect test_api
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
 build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests

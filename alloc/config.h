@@ -49,6 +49,11 @@
 /* Blocks at or above this size get a mapping of their own (see mheap.c). */
 #define GM_HUGE_THRESHOLD ((size_t)16 << 20)
 
+/* Large blocks of up to this many pages freed by a thread are kept on its
+ * page cache (pagecache.c), up to GM_PAGE_CACHE_BYTES per thread. */
+#define GM_PAGE_CACHE_MAX_PAGES 32
+#define GM_PAGE_CACHE_BYTES ((size_t)1 << 20)
+
 /* Default bound on the bytes one thread's cache may hold. */
 #define GM_THREAD_CACHE_DEFAULT ((size_t)4 << 20)
 

@@ -184,6 +184,7 @@ struct gm_span {
     uint8_t state;            /* mheap lock */
     uint8_t in_partial;       /* mcentral lock: on the class's partial list */
     uint8_t fresh_zero;       /* pages were all zero when the span was made */
+    uint8_t thread_cached;    /* large, freed: on its thread's page cache */
     /* Small spans, all under the class's mcentral lock: */
     uint32_t nalloc;          /* objects out of the span (caches or program) */
     uint32_t freeindex;       /* objects at or above it were never handed out */
@@ -310,12 +311,27 @@ struct gm_mcache {
     uint64_t start_limit[GM_NUM_CLASSES];    /* immutable: gm_class_start_limit */
     int64_t room[GM_NUM_CLASSES];            /* owner: pushes left before a flush */
     uint32_t max[GM_NUM_CLASSES];            /* owner: bound on the list's length */
+    /* Page cache (pagecache.c): freed large blocks by page count. */
+    gm_span_t *large[GM_PAGE_CACHE_MAX_PAGES + 1];  /* owner */
+    size_t large_bytes;             /* owner (statistics read it racily) */
+    bool large_taken;               /* owner: a cached block was reused this epoch */
     size_t max_bytes;               /* owner: sum over classes of max * size */
     size_t limit;                   /* immutable: bound on max_bytes */
     uint64_t refilled[2];           /* owner: classes refilled this epoch */
     uint32_t epoch;                 /* owner: last gm_scavenger_epoch seen */
     gm_mcache_t *next, *prev;       /* registry lock */
 };
+
+/* ---- pagecache.c ----------------------------------------------------- */
+/* A cached large block of size bytes (alignment: a page) for the calling
+ * thread, or NULL. */
+void *gm_pagecache_take(size_t size);
+/* Keeps freed large span s on the calling thread's page cache; false when it
+ * does not qualify (too big, cache full, no thread cache). */
+bool gm_pagecache_put(gm_span_t *s);
+/* Gives every cached block of c back to the mheap (keep_if_taken: only if
+ * none was reused since the last call). */
+void gm_pagecache_flush(gm_mcache_t *c, bool keep_if_taken);
 
 /* What gm_tls_cache points to while a thread has no cache: no objects, no
  * room, object-start limits of zero. */
@@ -327,13 +343,18 @@ void gm_mcache_free_nocache(void *ptr, uint8_t cls);
 /* Called by the free fast path when bin cls grew past its bound. */
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls);
 void gm_mcache_flush_all(gm_mcache_t *c);
-uint64_t gm_mcache_cached_bytes(void);
+/* Bytes on the lists of all thread caches (small objects); the bytes of
+ * their page caches go to *large_out unless it is NULL. */
+uint64_t gm_mcache_cached_bytes(uint64_t *large_out);
 uint64_t gm_mcache_count(void);
 void gm_mcache_registry_lock(void);
 void gm_mcache_registry_unlock(void);
 void gm_mcache_reinit_child(void);
 void gm_mcache_init(void);
 void gm_mcache_flush_current(void);
+/* The calling thread's cache, created if it has none; NULL while the thread
+ * exits, in debug mode, or out of memory. */
+gm_mcache_t *gm_mcache_for_thread(void);
 
 /* ---- malloc.c -------------------------------------------------------- */
 void gm_init(void);

@@ -166,8 +166,10 @@ static GM_NOINLINE void *malloc_slow(size_t size) {
     gm_scavenger_check();
     if (GM_UNLIKELY(gm_options.debug))
         return gm_debug_alloc(size, MIN_ALIGN, false);
-    if (size > GM_MAX_SMALL_SIZE)
-        return alloc_large(size, PAGE, false);
+    if (size > GM_MAX_SMALL_SIZE) {
+        void *p = gm_pagecache_take(size);
+        return p ? p : alloc_large(size, PAGE, false);
+    }
     void *p = gm_mcache_alloc_slow(size);
     return p ? p : fail_nomem();
 }
@@ -188,8 +190,10 @@ static void *api_calloc(size_t count, size_t size) {
     gm_init();
     if (GM_UNLIKELY(gm_options.debug))
         return gm_debug_alloc(total, MIN_ALIGN, true);
-    if (total > GM_MAX_SMALL_SIZE)
-        return alloc_large(total, PAGE, true);
+    if (total > GM_MAX_SMALL_SIZE) {
+        void *p = gm_pagecache_take(total);
+        return p ? memset(p, 0, total) : alloc_large(total, PAGE, true);
+    }
     void *p = api_malloc(total);
     if (p)
         memset(p, 0, total);
@@ -220,7 +224,10 @@ void gm_raw_free(void *ptr, const char *call) {
     if (!s)
         gm_invalid_pointer(call, ptr);
     if (!s->cls) {
-        gm_mheap_free_span(s);
+        if (s->thread_cached)
+            gm_report_block(call, "double free of", ptr, 0);
+        if (!gm_pagecache_put(s))
+            gm_mheap_free_span(s);
         return;
     }
     if (gm_block_is_free(ptr))
@@ -264,7 +271,7 @@ size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out) {
     gm_span_t *s = gm_pagemap_span_of(addr);
     if (!s)
         gm_invalid_pointer(call, ptr);
-    if (s->cls && gm_block_is_free(ptr))
+    if (s->cls ? gm_block_is_free(ptr) : s->thread_cached)
         gm_report_block(call, strcmp(call, "malloc_usable_size()") ? "double free of" : "freed block",
                         ptr, s->cls);
     *cls_out = s->cls;
@@ -459,7 +466,8 @@ GM_EXPORT void gm_get_stats(struct gm_stats *out) {
     struct gm_central_stats c;
     gm_mheap_stats(&h);
     gm_mcentral_stats(&c);
-    uint64_t cached = gm_mcache_cached_bytes();
+    uint64_t large_cached;
+    uint64_t cached = gm_mcache_cached_bytes(&large_cached);
     memset(out, 0, sizeof *out);
     out->mapped = h.mapped;
     out->committed = h.committed;
@@ -468,7 +476,8 @@ GM_EXPORT void gm_get_stats(struct gm_stats *out) {
     out->heap_free = h.free;
     out->cached = cached + c.batch_bytes;
     out->small_in_use = c.out_bytes > out->cached ? c.out_bytes - out->cached : 0;
-    out->large_in_use = h.large_bytes;
+    out->cached += large_cached;
+    out->large_in_use = h.large_bytes > large_cached ? h.large_bytes - large_cached : 0;
     out->metadata = gm_fixalloc_mapped();
     out->huge_mapped = h.huge;
     out->threads = gm_mcache_count();

@@ -153,6 +153,8 @@ static gm_mcache_t *current_cache(void) {
     return create_cache();
 }
 
+gm_mcache_t *gm_mcache_for_thread(void) { return current_cache(); }
+
 static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n);
 
 /* Gives back half of every list the thread did not need to refill lately. */
@@ -168,6 +170,7 @@ static void trim_unused(gm_mcache_t *c) {
         }
     }
     c->refilled[0] = c->refilled[1] = 0;
+    gm_pagecache_flush(c, true);
     c->epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
 }
 
@@ -244,6 +247,7 @@ void gm_mcache_flush_all(gm_mcache_t *c) {
         c->max[cls] = 1;
         c->room[cls] = 1;
     }
+    gm_pagecache_flush(c, false);
 }
 
 void gm_mcache_flush_current(void) {
@@ -252,16 +256,20 @@ void gm_mcache_flush_current(void) {
         gm_mcache_flush_all(c);
 }
 
-uint64_t gm_mcache_cached_bytes(void) {
-    uint64_t bytes = 0;
+uint64_t gm_mcache_cached_bytes(uint64_t *large_out) {
+    uint64_t bytes = 0, large = 0;
     gm_mcache_registry_lock();
-    for (gm_mcache_t *c = registry; c; c = c->next)
+    for (gm_mcache_t *c = registry; c; c = c->next) {
         for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
             int64_t length = (int64_t)__atomic_load_n(&c->max[cls], __ATOMIC_RELAXED) -
                              __atomic_load_n(&c->room[cls], __ATOMIC_RELAXED);
             bytes += length > 0 ? (uint64_t)length * gm_class_size[cls] : 0;
         }
+        large += __atomic_load_n(&c->large_bytes, __ATOMIC_RELAXED);
+    }
     gm_mcache_registry_unlock();
+    if (large_out)
+        *large_out = large;
     return bytes;
 }
 

@@ -24,11 +24,15 @@ static void announce(const void *p) {
 }
 
 static int child(const char *name) {
-    char *p = gm_malloc(20), *q;
+    /* "large_" scenarios misuse a 100 KiB block, the others a small one. */
+    char *p = gm_malloc(strncmp(name, "large_", 6) ? 20 : 100 * 1024), *q;
     announce(p);
-    if (!strcmp(name, "double_free")) {
+    if (!strcmp(name, "double_free") || !strcmp(name, "large_double_free")) {
         gm_free(p);
         gm_free(p);
+    } else if (!strcmp(name, "large_usable_freed")) {
+        gm_free(p);
+        printf("%zu\n", gm_usable_size(p));
     } else if (!strcmp(name, "realloc_freed")) {
         gm_free(p);
         q = gm_realloc(p, 100);
@@ -136,6 +140,18 @@ static void test_detect_double_free(void **state) {
     expect_abort("double_free", false, "free()", "double free of", " (size class 2, 32 bytes)");
 }
 
+/* A freed large block waits in the thread's page cache: freeing it again
+ * must be caught there, not hand the same pages out twice later. */
+static void test_detect_large_double_free(void **state) {
+    (void)state;
+    expect_abort("large_double_free", false, "free()", "double free of", "");
+}
+
+static void test_detect_usable_size_of_freed_large_block(void **state) {
+    (void)state;
+    expect_abort("large_usable_freed", false, "malloc_usable_size()", "freed block", "");
+}
+
 static void test_detect_realloc_of_freed_block(void **state) {
     (void)state;
     expect_abort("realloc_freed", false, "realloc()", "double free of",
@@ -203,6 +219,8 @@ int main(int argc, char **argv) {
     self[n] = '\0';
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detect_double_free),
+        cmocka_unit_test(test_detect_large_double_free),
+        cmocka_unit_test(test_detect_usable_size_of_freed_large_block),
         cmocka_unit_test(test_detect_realloc_of_freed_block),
         cmocka_unit_test(test_detect_usable_size_of_freed_block),
         cmocka_unit_test(test_detect_corrupted_free_list_link),

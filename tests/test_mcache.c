@@ -232,7 +232,7 @@ static void test_mcache_flush_current_empties_bins(void **state)
         floor += gm_class_size[cls];
     }
     assert_true(c->max_bytes == floor);
-    assert_true(gm_mcache_cached_bytes() == 0);   /* the only live cache */
+    assert_true(gm_mcache_cached_bytes(NULL) == 0);   /* the only live cache */
     /* The cache still works after a flush. */
     void *p = gm_malloc(100);
     assert_non_null(p);
@@ -264,13 +264,13 @@ static void test_mcache_thread_exit_flushes_cache(void **state)
 {
     (void)state;
     gm_mcache_flush_current();
-    uint64_t threads = live_threads(), cached = gm_mcache_cached_bytes();
+    uint64_t threads = live_threads(), cached = gm_mcache_cached_bytes(NULL);
     struct exit_probe probe = {0, 0};
     run_in_thread(exit_body, &probe);
     assert_true(probe.threads_inside == threads + 1);
     assert_true(probe.cached_inside > 0);
     assert_true(live_threads() == threads);
-    assert_true(gm_mcache_cached_bytes() == cached);
+    assert_true(gm_mcache_cached_bytes(NULL) == cached);
 }
 
 /* ---- a key destructor that runs after gomalloc's -------------------------- */
