@@ -232,6 +232,7 @@ struct gm_arena {
     uint32_t free_pages;      /* mheap lock */
     uint32_t released_pages;  /* mheap lock: free pages with no memory behind */
     uint32_t max_run_hint;    /* mheap lock: no free run longer than this */
+    uint32_t free_hint;       /* mheap lock: no free page below word free_hint */
     gm_arena_t *next;         /* mheap lock: address-ordered list */
     /* Huge blocks (kind == GM_ARENA_HUGE): */
     uintptr_t huge_base;      /* immutable while mapped */

@@ -99,12 +99,13 @@ static uint32_t count_bits(const uint64_t *bits, uintptr_t start, uintptr_t n) {
 static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
 
-/* Lowest index of a run of n set bits in an arena's free bitmap, or -1.  On
- * failure *longest is an upper bound of the longest run present. */
-static long find_run(const uint64_t *bits, uint32_t n, uint32_t *longest) {
+/* Lowest index of a run of n set bits in an arena's free bitmap, at or
+ * above word from (no bit below it is set), or -1.  On failure *longest is
+ * an upper bound of the longest run present. */
+static long find_run(const uint64_t *bits, uint32_t from, uint32_t n, uint32_t *longest) {
     uint32_t run = 0, start = 0, best = 0;
     bool partial = false;
-    for (uint32_t w = 0; w < GM_ARENA_BITMAP_WORDS; w++) {
+    for (uint32_t w = from; w < GM_ARENA_BITMAP_WORDS; w++) {
         uint64_t x = bits[w];
         if (x == ~(uint64_t)0) {
             if (run == 0)
@@ -238,8 +239,10 @@ static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out
             if (a->free_pages < n || a->max_run_hint < n)
                 continue;
             uint32_t longest = 0;
+            while (a->free_hint < GM_ARENA_BITMAP_WORDS && !a->free_bits[a->free_hint])
+                a->free_hint++;
             long first = align > 1 ? find_run_aligned(a->free_bits, n, align)
-                                   : find_run(a->free_bits, n, &longest);
+                                   : find_run(a->free_bits, a->free_hint, n, &longest);
             if (first < 0) {
                 if (align <= 1)
                     a->max_run_hint = longest;
@@ -260,6 +263,7 @@ static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     uintptr_t first = gm_page_index(addr);
     bits_set(a->free_bits, first, n);
     bits_set(a->dirty_bits, first, n);
+    a->free_hint = min_u32(a->free_hint, (uint32_t)(first / 64));
     a->free_pages += n;
     a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
     pages_free_backed += n;
@@ -577,6 +581,7 @@ size_t gm_mheap_release_step(bool dense_too) {
     }
     a->free_pages += n;
     a->released_pages += n;
+    a->free_hint = min_u32(a->free_hint, chunk * 4);
     a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
     pthread_mutex_unlock(&heap_lock);
     return (size_t)n * PAGE;
