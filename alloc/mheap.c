@@ -38,8 +38,8 @@
  * unless asked (their huge page is worth more than a few free pages).
  *
  * Locking: heap_lock guards every arena's bitmaps, commit_end, page counts,
- * max_run_hint, the arena list, the pagemap writes, span state and the
- * statistics below.  It is taken after any mcentral lock and before fixalloc's.
+ * max_run_hint and free_hint, the arena list, the pagemap writes, span
+ * state, the spare span structs and the statistics below.  It is taken after any mcentral lock and before fixalloc's.
  */
 #include <string.h>
 
@@ -82,18 +82,42 @@ static uint64_t word_mask(uintptr_t b, uintptr_t k) {
         }                                                               \
     } while (0)
 
+/* Most runs (small spans) lie within one word: those skip the loop. */
+static bool in_one_word(uintptr_t start, uintptr_t n) { return start % 64 + n <= 64; }
+
 static void bits_set(uint64_t *bits, uintptr_t start, uintptr_t n) {
-    FOR_EACH_WORD(start, n, w, m, bits[w] |= m);
+    if (in_one_word(start, n))
+        bits[start / 64] |= word_mask(start % 64, n);
+    else
+        FOR_EACH_WORD(start, n, w, m, bits[w] |= m);
 }
 
 static void bits_clear(uint64_t *bits, uintptr_t start, uintptr_t n) {
-    FOR_EACH_WORD(start, n, w, m, bits[w] &= ~m);
+    if (in_one_word(start, n))
+        bits[start / 64] &= ~word_mask(start % 64, n);
+    else
+        FOR_EACH_WORD(start, n, w, m, bits[w] &= ~m);
+}
+
+/* popcount is a libgcc call on baseline x86-64: skip it for empty words. */
+static uint32_t popcount_masked(uint64_t x, uint64_t m) {
+    return (x & m) ? (uint32_t)__builtin_popcountll(x & m) : 0;
 }
 
 static uint32_t count_bits(const uint64_t *bits, uintptr_t start, uintptr_t n) {
+    if (in_one_word(start, n))
+        return popcount_masked(bits[start / 64], word_mask(start % 64, n));
     uint32_t count = 0;
-    FOR_EACH_WORD(start, n, w, m, count += (uint32_t)__builtin_popcountll(bits[w] & m));
+    FOR_EACH_WORD(start, n, w, m, count += popcount_masked(bits[w], m));
     return count;
+}
+
+static bool any_bits(const uint64_t *bits, uintptr_t start, uintptr_t n) {
+    if (in_one_word(start, n))
+        return (bits[start / 64] & word_mask(start % 64, n)) != 0;
+    uint64_t any = 0;
+    FOR_EACH_WORD(start, n, w, m, any |= bits[w] & m);
+    return any != 0;
 }
 
 static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
@@ -271,13 +295,22 @@ static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
 }
 
 static bool range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n) {
-    return count_bits(a->dirty_bits, page, n) == 0;
+    return !any_bits(a->dirty_bits, page, n);
 }
 
+/* Span structs of freed spans, linked through next: reused under the heap
+ * lock, so a span's life costs no fixalloc lock round trips once the heap
+ * has had as many spans as it needs. */
+static gm_span_t *spare_spans;              /* heap lock */
+
 static gm_span_t *new_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t n, uint8_t cls) {
-    gm_span_t *s = gm_fixalloc_alloc(&span_fa);
-    if (!s)
+    gm_span_t *s = spare_spans;
+    if (s) {
+        spare_spans = s->next;
+        memset(s, 0, sizeof *s);
+    } else if (!(s = gm_fixalloc_alloc(&span_fa))) {
         return NULL;
+    }
     s->base = addr;
     s->npages = n;
     s->cls = cls;
@@ -338,8 +371,9 @@ void gm_mheap_free_span(gm_span_t *s) {
     s->state = GM_SPAN_FREE;
     gm_pagemap_clear_span(a, s);
     free_pages_locked(a, s->base, s->npages);
+    s->next = spare_spans;
+    spare_spans = s;
     pthread_mutex_unlock(&heap_lock);
-    gm_fixalloc_free(&span_fa, s);
 }
 
 /* ---- huge blocks ------------------------------------------------------- */
