@@ -50,6 +50,8 @@ bool gm_os_commit(void *addr, size_t size);       /* PROT_NONE -> read/write */
  * range now reads as zero (MADV_DONTNEED), false if undefined (MADV_FREE). */
 bool gm_os_release(void *addr, size_t size);
 void gm_os_unmap(void *addr, size_t size);
+/* A coarse monotonic clock in milliseconds (wraps; compare differences). */
+uint32_t gm_os_clock_ms(void);
 void gm_os_write(int fd, const char *buf, size_t len);
 /* Fault injection for tests: the Nth mapping call from now fails (0 = off). */
 void gm_os_fail_after(unsigned long calls);
@@ -234,9 +236,13 @@ struct gm_arena {
     uint32_t max_run_hint;    /* mheap lock: no free run longer than this */
     uint32_t free_hint;       /* mheap lock: no free page below word free_hint */
     gm_arena_t *next;         /* mheap lock: address-ordered list */
-    /* Huge blocks (kind == GM_ARENA_HUGE): */
-    uintptr_t huge_base;      /* immutable while mapped */
-    size_t huge_size;         /* immutable while mapped */
+    /* Huge blocks (kind == GM_ARENA_HUGE), see mheap.c: */
+    uintptr_t huge_base;      /* immutable while mapped: lo */
+    size_t huge_size;         /* mheap lock; the owner reads it while the block is out */
+    size_t huge_backed;       /* mheap lock */
+    size_t huge_commit;       /* mheap lock */
+    size_t huge_dirty;        /* mheap lock */
+    uint32_t idle_since_ms;   /* mheap lock: gm_os_clock_ms() when cached or given slack */
     bool huge_cached;         /* mheap lock: freed, kept for reuse */
 };
 
@@ -264,12 +270,14 @@ gm_span_t *gm_pagemap_span_of(uintptr_t addr);
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
 gm_span_t *gm_mheap_alloc_large(size_t size, size_t align);
 void gm_mheap_free_span(gm_span_t *s);
-void *gm_mheap_alloc_huge(size_t size, size_t align, bool *fresh);
+/* *dirty: how many of the block's first bytes may be non-zero. */
+void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty);
 void gm_mheap_free_huge(gm_arena_t *a);
-/* Unmaps one cached huge mapping, or else gives the backed free pages of one
- * 2 MiB chunk back to the OS (the highest such chunk; dense ones only if
- * dense_too); returns the bytes released. */
-size_t gm_mheap_release_step(bool dense_too);
+/* Unmaps one cached huge reservation, or else gives the backed free pages of
+ * one 2 MiB chunk back to the OS (the highest such chunk); returns the bytes
+ * released.  Memory freed only recently and dense chunks are left alone
+ * unless force. */
+size_t gm_mheap_release_step(bool force);
 /* Gives every free, still-backed page back to the OS; returns bytes given. */
 size_t gm_mheap_release_all(void);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */

@@ -144,12 +144,12 @@ static void *alloc_large(size_t size, size_t align, bool zero) {
         size = 1;
     size_t span_need = size + (align > PAGE ? align : 0);
     if (span_need >= GM_HUGE_THRESHOLD) {
-        bool fresh;
-        void *p = gm_mheap_alloc_huge(size, align, &fresh);
+        size_t dirty;
+        void *p = gm_mheap_alloc_huge(size, align, &dirty);
         if (!p)
             return fail_nomem();
-        if (zero && !fresh)   /* new mappings are zero, reused ones are not */
-            memset(p, 0, size);
+        if (zero && dirty)   /* only a reused reservation's written part */
+            memset(p, 0, dirty);
         return p;
     }
     gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);

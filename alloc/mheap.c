@@ -14,11 +14,12 @@
  * coalesce by construction and no free-run structure needs splitting or
  * merging.  max_run_hint lets a search skip arenas that cannot serve it.
  *
- * Huge blocks (>= GM_HUGE_THRESHOLD, 16 MiB) get a mapping of their own and
- * an arena descriptor entered in the pagemap for every slot they cover: a
- * block that size would pin a quarter of an arena against fragmentation, its
- * mapping cost is small next to touching its pages, and unmapping it on free
- * returns it to the OS at once.
+ * Huge blocks (>= GM_HUGE_THRESHOLD, 16 MiB) get a reservation of whole
+ * slots of their own and an arena descriptor entered in the pagemap for every
+ * slot: a block that size would pin a quarter of an arena against
+ * fragmentation.  A freed reservation is kept a while and hosts the next huge
+ * block of any size up to its own, with the pages it already faulted in
+ * (see "huge blocks" below).
  *
  * Per-page state, all under the mheap lock:
  *   free_bits      1 = page not in any span or block;
@@ -31,15 +32,20 @@
  * released_pages counts the free arena's released bits; the globals below
  * count pages in use and free-but-backed pages (the scavenger's measure).
  *
- * Returning pages (gm_mheap_release_step, driven by scavenger.c): the backed
- * free pages of one 2 MiB chunk, the highest that has any, are taken out of
- * the free set under the lock, released with madvise outside it, and put
- * back as free and released.  Chunks at least 96.9% in use are left alone
- * unless asked (their huge page is worth more than a few free pages).
+ * Returning pages (gm_mheap_release_step, driven by scavenger.c): first idle
+ * huge memory (a cached reservation is unmapped, or an in-use block's slack
+ * given back); else the backed free pages of one 2 MiB chunk, the highest that
+ * has any, are taken out of the free set under the lock, released with
+ * madvise outside it, and put back as free and released.  Chunks at least
+ * 96.9% in use are left alone unless asked (their huge page is worth more
+ * than a few free pages).
  *
  * Locking: heap_lock guards every arena's bitmaps, commit_end, page counts,
  * max_run_hint and free_hint, the arena list, the pagemap writes, span
- * state, the spare span structs and the statistics below.  It is taken after any mcentral lock and before fixalloc's.
+ * state, the spare span structs, the huge descriptors' fields and tables and
+ * the statistics below.  A huge descriptor in no table (being handed out, not
+ * yet returned) is its thread's alone.  The lock is taken after any mcentral
+ * lock and before fixalloc's.
  */
 #include <string.h>
 
@@ -378,114 +384,137 @@ void gm_mheap_free_span(gm_span_t *s) {
 
 /* ---- huge blocks ------------------------------------------------------- */
 
-/* Reserves [p, p + reserve) for a huge block and enters it in the pagemap.
- * Returns NULL with *refused set when the OS said no, and NULL alone when the
- * range shares a pagemap slot with another gomalloc region. */
-static void *map_huge_locked(gm_arena_t *d, size_t reserve, size_t align, bool *refused) {
-    void *p = gm_os_reserve(reserve, align);
-    *refused = p == NULL;
-    if (!p)
-        return NULL;
-    if (!gm_pagemap_claim((uintptr_t)p, reserve, d)) {
-        gm_os_unmap(p, reserve);
-        return NULL;
-    }
-    d->lo = (uintptr_t)p;
-    d->hi = d->lo + reserve;
-    return p;
+/* A huge block starts a reservation of whole 64 MiB slots of its own, aligned
+ * to a slot (or to a larger alignment asked for), so its descriptor owns
+ * every pagemap slot it covers and a reservation can later host a block of any
+ * size up to its own.  Per descriptor, under the heap lock:
+ *   huge_size    bytes handed out (while cached: those of the last block);
+ *   huge_backed  [lo, lo + huge_backed) may have memory behind it;
+ *   huge_commit  [lo, lo + huge_commit) is read/write;
+ *   huge_dirty   [lo, lo + huge_dirty) may hold non-zero bytes.
+ * Invariants: huge_size <= huge_backed <= huge_commit <= hi - lo (huge_size
+ * only while handed out); huge_dirty <= huge_commit.
+ *
+ * Freed reservations are kept for reuse (tcmalloc and glibc keep large blocks
+ * too), at most HUGE_CACHE_SLOTS of them.  A request takes the cached
+ * reservation that fits it best: the one whose backed bytes cover it with the
+ * least to spare, else the one with the most backed bytes (the fewest pages
+ * to fault in).  Pages already faulted in stay: the spare backed tail of a
+ * block (its slack) is kept for the next block the reservation hosts, for at
+ * most HUGE_SLACK_SLOTS blocks at a time, else given back at once.  On
+ * bench/large.c (4 blocks of 64 KiB..64 MiB alive) giving the slack back
+ * faulted three times the pages and took twice the time.
+ *
+ * Idle memory (cached reservations' backed bytes and slack) stays under
+ * HUGE_IDLE_BYTES: a block freed past it is unmapped.  It counts as free
+ * backed memory, so the scavenger gives it back (oldest first, once idle for
+ * HUGE_IDLE_MS) when it works towards its goal, and malloc_trim at once.
+ * Slack is given back under the heap lock: the block is in use, and only the
+ * lock keeps it from being freed, reused or grown meanwhile. */
+#define HUGE_CACHE_SLOTS 8
+#define HUGE_SLACK_SLOTS 8
+#define HUGE_IDLE_BYTES ((size_t)256 << 20)
+#define HUGE_IDLE_MS 100
+static gm_arena_t *huge_cache[HUGE_CACHE_SLOTS];   /* heap lock: freed */
+static gm_arena_t *huge_slack[HUGE_SLACK_SLOTS];   /* heap lock: in use, with slack */
+static size_t huge_idle_bytes;                      /* heap lock: cached backed + slack */
+static uint64_t huge_reserved, huge_committed;      /* heap lock: every descriptor */
+
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) & ~(to - 1); }
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+/* Counts bytes of huge memory as idle (n > 0) or not idle any more. */
+static void note_idle_locked(ptrdiff_t n) {
+    huge_idle_bytes += (size_t)n;
+    pages_free_backed += (uint64_t)(n / (ptrdiff_t)PAGE);
 }
 
-/* Freed huge mappings kept for reuse (tcmalloc and glibc keep large blocks
- * too): a program that allocates and frees a 32 MiB buffer in a loop would
- * otherwise map, fault in and unmap 32 MiB every time.  At most
- * HUGE_CACHE_SLOTS mappings and HUGE_CACHE_BYTES in all (on bench/large.c,
- * 2 and 128 MiB took the time from 1.17 s to 0.77 s for 9% more peak RSS;
- * 4 and 256 MiB gave 0.55 s for 28% more); they count as free
- * backed memory, so the scavenger unmaps them when it works towards its goal,
- * and malloc_trim unmaps them at once. */
-#define HUGE_CACHE_SLOTS 2
-#define HUGE_CACHE_BYTES ((size_t)128 << 20)
-static gm_arena_t *huge_cache[HUGE_CACHE_SLOTS];   /* heap lock */
-static size_t huge_cache_bytes;                     /* heap lock */
+/* Whether cached d serves a request of size bytes better than cached e. */
+static bool fits_better(const gm_arena_t *d, const gm_arena_t *e, size_t size) {
+    bool d_covers = d->huge_backed >= size, e_covers = e->huge_backed >= size;
+    if (d_covers != e_covers)
+        return d_covers;
+    return d_covers ? d->huge_backed < e->huge_backed : d->huge_backed > e->huge_backed;
+}
 
-/* A cached mapping of at least size bytes (wasting at most a quarter), aligned
- * to align; NULL if none. */
+/* Removes and returns the cached reservation that best hosts size bytes at
+ * an address aligned to align; NULL if none can. */
 static gm_arena_t *take_cached_huge_locked(size_t size, size_t align) {
+    int best = -1;
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
         gm_arena_t *d = huge_cache[i];
-        if (!d || d->huge_size < size || d->huge_size - size > size / 4 ||
-            (d->huge_base & (align - 1)))
+        if (!d || d->hi - d->lo < size || (d->lo & (align - 1)))
             continue;
-        huge_cache[i] = NULL;
-        huge_cache_bytes -= d->huge_size;
-        pages_free_backed -= d->huge_size / PAGE;
-        __atomic_store_n(&d->huge_cached, false, __ATOMIC_RELAXED);
-        return d;
+        if (best < 0 || fits_better(d, huge_cache[best], size))
+            best = i;
     }
-    return NULL;
+    if (best < 0)
+        return NULL;
+    gm_arena_t *d = huge_cache[best];
+    huge_cache[best] = NULL;
+    note_idle_locked(-(ptrdiff_t)d->huge_backed);
+    __atomic_store_n(&d->huge_cached, false, __ATOMIC_RELAXED);
+    return d;
 }
 
-/* Keeps d for reuse if there is room; false if it must be unmapped. */
+/* Keeps freed d for reuse if there is room; false if it must be unmapped. */
 static bool cache_huge_locked(gm_arena_t *d) {
-    if (huge_cache_bytes + d->huge_size > HUGE_CACHE_BYTES)
+    if (huge_idle_bytes + d->huge_backed > HUGE_IDLE_BYTES)
         return false;
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
         if (huge_cache[i])
             continue;
         huge_cache[i] = d;
-        huge_cache_bytes += d->huge_size;
-        pages_free_backed += d->huge_size / PAGE;
+        note_idle_locked((ptrdiff_t)d->huge_backed);
+        d->idle_since_ms = gm_os_clock_ms();
         __atomic_store_n(&d->huge_cached, true, __ATOMIC_RELAXED);
         return true;
     }
     return false;
 }
 
-/* The exact size is tried first: it wastes no address space and usually
- * lands clear of other regions.  If it shares a slot with one, the block
- * takes whole slots of its own instead, which cannot collide.  *fresh says
- * whether the memory is known to be zero (a new mapping). */
-void *gm_mheap_alloc_huge(size_t size, size_t align, bool *fresh) {
-    size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
-    if (align < PAGE)
-        align = PAGE;
-    pthread_mutex_lock(&heap_lock);
-    gm_arena_t *cached = take_cached_huge_locked(size, align);
-    if (cached) {
-        huge_bytes += cached->huge_size;
-        huge_count++;
-        pthread_mutex_unlock(&heap_lock);
-        *fresh = false;
-        return (void *)cached->huge_base;
+/* Lets in-use d keep its slack if there is room; false if it must go. */
+static bool keep_slack_locked(gm_arena_t *d) {
+    size_t slack = d->huge_backed - d->huge_size;
+    if (huge_idle_bytes + slack > HUGE_IDLE_BYTES)
+        return false;
+    for (int i = 0; i < HUGE_SLACK_SLOTS; i++) {
+        if (huge_slack[i])
+            continue;
+        huge_slack[i] = d;
+        note_idle_locked((ptrdiff_t)slack);
+        d->idle_since_ms = gm_os_clock_ms();
+        return true;
     }
-    pthread_mutex_unlock(&heap_lock);
-    *fresh = true;
-    gm_arena_t *d = gm_fixalloc_alloc(&arena_fa);
-    if (!d)
-        return NULL;
-    bool refused;
-    pthread_mutex_lock(&heap_lock);
-    void *p = map_huge_locked(d, size, align, &refused);
-    if (!p && !refused) {
-        size_t whole = (size + GM_ARENA_SIZE - 1) & ~(GM_ARENA_SIZE - 1);
-        p = map_huge_locked(d, whole, align > GM_ARENA_SIZE ? align : GM_ARENA_SIZE, &refused);
+    return false;
+}
+
+/* Forgets d's slack (d is being freed, or its slack given back). */
+static void forget_slack_locked(gm_arena_t *d) {
+    for (int i = 0; i < HUGE_SLACK_SLOTS; i++) {
+        if (huge_slack[i] != d)
+            continue;
+        huge_slack[i] = NULL;
+        note_idle_locked(-(ptrdiff_t)(d->huge_backed - d->huge_size));
+        return;
     }
-    if (p && !gm_os_commit(p, size)) {
-        gm_pagemap_unclaim(d->lo, d->hi - d->lo);
-        gm_os_unmap(p, d->hi - d->lo);
-        p = NULL;
-    }
-    if (p) {
-        d->kind = GM_ARENA_HUGE;
-        d->huge_base = (uintptr_t)p;
-        d->huge_size = size;
-        huge_bytes += size;
-        huge_count++;
-    }
-    pthread_mutex_unlock(&heap_lock);
-    if (!p)
-        gm_fixalloc_free(&arena_fa, d);
-    return p;
+}
+
+/* Gives back d's backed bytes above keep. */
+static void trim_huge(gm_arena_t *d, size_t keep) {
+    if (d->huge_backed <= keep)
+        return;
+    if (gm_os_release((void *)(d->lo + keep), d->huge_backed - keep))
+        d->huge_dirty = min_size(d->huge_dirty, keep);
+    d->huge_backed = keep;
+}
+
+/* Takes d out of the pagemap and the totals; the caller unmaps it after
+ * dropping the lock (unmap_huge). */
+static void unregister_huge_locked(gm_arena_t *d) {
+    gm_pagemap_unclaim(d->lo, d->hi - d->lo);
+    huge_reserved -= d->hi - d->lo;
+    huge_committed -= d->huge_commit;
 }
 
 static void unmap_huge(gm_arena_t *d) {
@@ -493,38 +522,155 @@ static void unmap_huge(gm_arena_t *d) {
     gm_fixalloc_free(&arena_fa, d);
 }
 
+/* Reserves whole slots for a block of size bytes aligned to align and enters
+ * them in the pagemap; false when the OS refuses. */
+static bool reserve_huge_locked(gm_arena_t *d, size_t size, size_t align) {
+    size_t reserve = round_up(size, GM_ARENA_SIZE);
+    void *p = gm_os_reserve(reserve, align > GM_ARENA_SIZE ? align : GM_ARENA_SIZE);
+    if (!p)
+        return false;
+    if (!gm_pagemap_claim((uintptr_t)p, reserve, d)) {   /* whole slots: never */
+        gm_os_unmap(p, reserve);
+        return false;
+    }
+    d->kind = GM_ARENA_HUGE;
+    d->lo = d->base = d->huge_base = (uintptr_t)p;
+    d->hi = d->lo + reserve;
+    huge_reserved += reserve;
+    return true;
+}
+
+/* Unmaps every cached reservation now, under the lock: when the OS refuses
+ * address space, the cache's is the first to give back (RLIMIT_AS). */
+static bool drop_all_cached_huge_locked(void) {
+    bool any = false;
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+        gm_arena_t *d = huge_cache[i];
+        if (!d)
+            continue;
+        huge_cache[i] = NULL;
+        note_idle_locked(-(ptrdiff_t)d->huge_backed);
+        unregister_huge_locked(d);
+        unmap_huge(d);
+        any = true;
+    }
+    return any;
+}
+
+/* A new reservation for size bytes, its first size bytes committed. */
+static gm_arena_t *map_huge(size_t size, size_t align) {
+    gm_arena_t *d = gm_fixalloc_alloc(&arena_fa);
+    if (!d)
+        return NULL;
+    pthread_mutex_lock(&heap_lock);
+    bool ok = reserve_huge_locked(d, size, align) ||
+              (drop_all_cached_huge_locked() && reserve_huge_locked(d, size, align));
+    pthread_mutex_unlock(&heap_lock);
+    if (!ok) {
+        gm_fixalloc_free(&arena_fa, d);
+        return NULL;
+    }
+    return d;
+}
+
+/* Commits d up to size bytes (d is ours alone: new, or just taken from the
+ * cache); on refusal unmaps it and returns false. */
+static bool commit_huge(gm_arena_t *d, size_t size) {
+    size_t old = d->huge_commit;
+    if (old >= size)
+        return true;
+    bool ok = gm_os_commit((void *)(d->lo + old), size - old);
+    pthread_mutex_lock(&heap_lock);
+    if (ok) {
+        d->huge_commit = size;
+        huge_committed += size - old;
+    } else {
+        unregister_huge_locked(d);
+    }
+    pthread_mutex_unlock(&heap_lock);
+    if (!ok)
+        unmap_huge(d);
+    return ok;
+}
+
+/* A huge block of at least size bytes aligned to align; *dirty is how many
+ * of its first bytes may be non-zero (0 for a new mapping). */
+void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty) {
+    size = round_up(size, PAGE);
+    if (align < PAGE)
+        align = PAGE;
+    pthread_mutex_lock(&heap_lock);
+    gm_arena_t *d = take_cached_huge_locked(size, align);
+    pthread_mutex_unlock(&heap_lock);
+    if (!d && !(d = map_huge(size, align)))
+        return NULL;
+    if (!commit_huge(d, size))
+        return NULL;
+    *dirty = min_size(d->huge_dirty, size);
+    pthread_mutex_lock(&heap_lock);
+    d->huge_size = size;
+    if (d->huge_backed < size)
+        d->huge_backed = size;
+    if (d->huge_dirty < size)
+        d->huge_dirty = size;
+    huge_bytes += size;
+    huge_count++;
+    bool trim = d->huge_backed > size && !keep_slack_locked(d);
+    pthread_mutex_unlock(&heap_lock);
+    if (trim)   /* the tail is not the program's: no lock needed */
+        trim_huge(d, size);
+    return (void *)d->lo;
+}
+
 void gm_mheap_free_huge(gm_arena_t *d) {
     pthread_mutex_lock(&heap_lock);
+    forget_slack_locked(d);
     huge_bytes -= d->huge_size;
     huge_count--;
     bool kept = cache_huge_locked(d);
     if (!kept)
-        gm_pagemap_unclaim(d->lo, d->hi - d->lo);
+        unregister_huge_locked(d);
     pthread_mutex_unlock(&heap_lock);
     if (!kept)
         unmap_huge(d);
 }
 
-/* Unmaps one cached huge mapping (all of them if all); returns the bytes. */
-static size_t drop_cached_huge(bool all) {
-    size_t dropped = 0;
-    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
-        pthread_mutex_lock(&heap_lock);
-        gm_arena_t *d = huge_cache[i];
-        if (d) {
-            huge_cache[i] = NULL;
-            huge_cache_bytes -= d->huge_size;
-            pages_free_backed -= d->huge_size / PAGE;
-            gm_pagemap_unclaim(d->lo, d->hi - d->lo);
-            dropped += d->huge_size;
-        }
-        pthread_mutex_unlock(&heap_lock);
-        if (d) {
-            unmap_huge(d);
-            if (!all)
-                break;
+/* The slot of the table entry idle longest, if idle for HUGE_IDLE_MS or
+ * recent_too; -1 if none. */
+static int idlest_locked(gm_arena_t *const *table, int n, bool recent_too) {
+    int oldest = -1;
+    uint32_t now = gm_os_clock_ms(), age = 0;
+    for (int i = 0; i < n; i++) {
+        if (table[i] && (oldest < 0 || now - table[i]->idle_since_ms > age)) {
+            oldest = i;
+            age = now - table[i]->idle_since_ms;
         }
     }
+    return oldest >= 0 && (recent_too || age >= HUGE_IDLE_MS) ? oldest : -1;
+}
+
+/* Gives back idle huge memory: unmaps the cached reservation idle longest,
+ * or else the slack of the block idle longest; returns the bytes. */
+static size_t drop_idle_huge(bool recent_too) {
+    pthread_mutex_lock(&heap_lock);
+    int i = idlest_locked(huge_cache, HUGE_CACHE_SLOTS, recent_too);
+    gm_arena_t *d = NULL;
+    size_t dropped = 0;
+    if (i >= 0) {
+        d = huge_cache[i];
+        huge_cache[i] = NULL;
+        dropped = d->huge_backed;
+        note_idle_locked(-(ptrdiff_t)dropped);
+        unregister_huge_locked(d);
+    } else if ((i = idlest_locked(huge_slack, HUGE_SLACK_SLOTS, recent_too)) >= 0) {
+        gm_arena_t *s = huge_slack[i];
+        dropped = s->huge_backed - s->huge_size;
+        forget_slack_locked(s);
+        trim_huge(s, s->huge_size);
+    }
+    pthread_mutex_unlock(&heap_lock);
+    if (d)
+        unmap_huge(d);
     return dropped;
 }
 
@@ -550,8 +696,8 @@ static uint32_t chunk_in_use(const gm_arena_t *a, uint32_t c) {
     return CHUNK_PAGES - free;
 }
 
-/* The highest chunk with backed free pages (not dense unless dense_too). */
-static bool pick_chunk_locked(bool dense_too, gm_arena_t **out, uint32_t *chunk) {
+/* The highest chunk with backed free pages (not dense unless force). */
+static bool pick_chunk_locked(bool force, gm_arena_t **out, uint32_t *chunk) {
     bool found = false;
     for (gm_arena_t *a = arenas; a; a = a->next) {
         if (a->free_pages == a->released_pages)
@@ -560,7 +706,7 @@ static bool pick_chunk_locked(bool dense_too, gm_arena_t **out, uint32_t *chunk)
             uint64_t masks[4];
             if (!chunk_backed_free(a, (uint32_t)c, masks))
                 continue;
-            if (!dense_too && chunk_in_use(a, (uint32_t)c) >= DENSE_IN_USE)
+            if (!force && chunk_in_use(a, (uint32_t)c) >= DENSE_IN_USE)
                 continue;
             *out = a;
             *chunk = (uint32_t)c;
@@ -573,15 +719,15 @@ static bool pick_chunk_locked(bool dense_too, gm_arena_t **out, uint32_t *chunk)
 
 /* Gives back the backed free pages of one chunk; returns the bytes released,
  * 0 when there is nothing (eligible) left. */
-size_t gm_mheap_release_step(bool dense_too) {
-    size_t dropped = drop_cached_huge(false);
+size_t gm_mheap_release_step(bool force) {
+    size_t dropped = drop_idle_huge(force);
     if (dropped)
         return dropped;
     gm_arena_t *a;
     uint32_t chunk;
     uint64_t masks[4];
     pthread_mutex_lock(&heap_lock);
-    if (!pick_chunk_locked(dense_too, &a, &chunk)) {
+    if (!pick_chunk_locked(force, &a, &chunk)) {
         pthread_mutex_unlock(&heap_lock);
         return 0;
     }
@@ -644,8 +790,9 @@ void gm_mheap_stats(struct gm_heap_stats *out) {
     }
     out->free = pages_free_backed * PAGE;
     out->in_use = pages_in_use * PAGE + huge_bytes;
-    out->mapped = reserved_bytes + huge_bytes + huge_cache_bytes;
-    out->committed += huge_bytes + huge_cache_bytes;
+    out->released += huge_committed - huge_bytes - huge_idle_bytes;
+    out->mapped = reserved_bytes + huge_reserved;
+    out->committed += huge_committed;
     out->huge = huge_bytes;
     out->large_blocks = large_count + huge_count;
     out->large_bytes = large_bytes + huge_bytes;

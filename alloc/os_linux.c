@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -108,6 +109,12 @@ void gm_os_unmap(void *addr, size_t size) {
     int saved = errno;
     munmap(addr, size);
     errno = saved;
+}
+
+uint32_t gm_os_clock_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+    return (uint32_t)((uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000);
 }
 
 void gm_os_write(int fd, const char *buf, size_t len) {

@@ -368,6 +368,26 @@ static void test_api_calloc_zeroed_huge(void **state)
     calloc_after_dirty(100 * MiB + 777, 1);
 }
 
+/* A freed huge block's reservation hosts later blocks of other sizes: calloc
+ * of a smaller one, then of a bigger one than was written, reads zero. */
+static void test_api_calloc_zeroed_huge_other_sizes(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {40 * MiB, 20 * MiB + 4321, 60 * MiB, 17 * MiB, 64 * MiB};
+    gm_release();
+    char *p = gm_malloc(30 * MiB);
+    assert_non_null(p);
+    memset(p, 0xa5, gm_usable_size(p));
+    gm_free(p);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char *q = gm_calloc(1, sizes[i]);
+        assert_non_null(q);
+        assert_true(all_zero(q, sizes[i]));
+        memset(q, 0x5a, gm_usable_size(q));
+        gm_free(q);
+    }
+}
+
 /* ---- alignment ----------------------------------------------------------- */
 
 static const size_t align_sizes[] = { 1, 100, 5000, 100000 };
@@ -772,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_api_calloc_zeroed_small),
         cmocka_unit_test(test_api_calloc_zeroed_large),
         cmocka_unit_test(test_api_calloc_zeroed_huge),
+        cmocka_unit_test(test_api_calloc_zeroed_huge_other_sizes),
         cmocka_unit_test(test_api_aligned_alloc_every_power_of_two),
         cmocka_unit_test(test_api_memalign_every_power_of_two),
         cmocka_unit_test(test_api_posix_memalign_every_power_of_two),

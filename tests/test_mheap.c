@@ -236,9 +236,10 @@ static void test_mheap_huge_aligned_and_registered(void **state)
     static const size_t aligns[] = {8 * KiB, 64 * KiB, 2 * MiB, 64 * MiB};
     for (size_t k = 0; k < sizeof aligns / sizeof aligns[0]; k++) {
         size_t size = 17 * MiB + 123;
-        bool fresh;
+        size_t dirty;
+        gm_mheap_release_all();   /* a new reservation, not a cached one */
         struct gm_heap_stats before = stats();
-        void *p = gm_mheap_alloc_huge(size, aligns[k], &fresh);
+        void *p = gm_mheap_alloc_huge(size, aligns[k], &dirty);
         assert_non_null(p);
         uintptr_t addr = (uintptr_t)p;
         assert_true(gm_test_aligned(addr, aligns[k]));
@@ -248,14 +249,17 @@ static void test_mheap_huge_aligned_and_registered(void **state)
         assert_true(a->huge_base == addr);
         assert_true(a->huge_size >= size && a->huge_size % PAGE == 0);
         assert_ptr_equal(gm_pagemap_arena(addr + size - 1), a);
-        assert_true(fresh);
+        assert_true(dirty == 0);
         assert_true(gm_test_all_zero(p, 4096));
         ((volatile char *)p)[0] = 1;
         ((volatile char *)p)[size - 1] = 1;
         struct gm_heap_stats mid = stats();
         assert_true(mid.huge == before.huge + a->huge_size);
         assert_true(mid.in_use == before.in_use + a->huge_size);
-        assert_true(mid.mapped == before.mapped + a->huge_size);
+        /* Whole 64 MiB slots of address space, only the block committed. */
+        assert_true(a->hi - a->lo >= a->huge_size && (a->hi - a->lo) % GM_ARENA_SIZE == 0);
+        assert_true(mid.mapped == before.mapped + (a->hi - a->lo));
+        assert_true(mid.committed == before.committed + a->huge_size);
         assert_true(mid.large_blocks == before.large_blocks + 1);
         gm_mheap_free_huge(a);
         gm_mheap_release_all();   /* unmaps freed huge blocks kept for reuse */
@@ -280,8 +284,8 @@ static void test_mheap_huge_free_unregisters_only_itself(void **state)
     void *p[N];
     gm_arena_t *a[N];
     for (int i = 0; i < N; i++) {
-        bool fresh;
-        p[i] = gm_mheap_alloc_huge(size, PAGE, &fresh);
+        size_t dirty;
+        p[i] = gm_mheap_alloc_huge(size, PAGE, &dirty);
         if (!p[i])
             fail_msg("gm_mheap_alloc_huge(16 MiB) #%d returned NULL with %d huge blocks alive",
                      i, i);
@@ -365,15 +369,20 @@ static void test_mheap_oom_large_then_recovers(void **state)
 static void test_mheap_oom_huge_then_recovers(void **state)
 {
     (void)state;
-    bool fresh;
+    size_t dirty;
     gm_mheap_release_all();   /* no cached huge mapping may serve the request */
     struct gm_heap_stats before = stats();
     gm_os_fail_after(1);
-    assert_null(gm_mheap_alloc_huge(20 * MiB, PAGE, &fresh));
+    assert_null(gm_mheap_alloc_huge(20 * MiB, PAGE, &dirty));
     struct gm_heap_stats after = stats();
     assert_true(after.huge == before.huge);
     assert_true(after.mapped == before.mapped);
-    void *p = gm_mheap_alloc_huge(20 * MiB, PAGE, &fresh);
+    gm_os_fail_after(2);   /* the reservation works, its commit does not */
+    assert_null(gm_mheap_alloc_huge(20 * MiB, PAGE, &dirty));
+    after = stats();
+    assert_true(after.huge == before.huge);
+    assert_true(after.mapped == before.mapped);
+    void *p = gm_mheap_alloc_huge(20 * MiB, PAGE, &dirty);
     assert_non_null(p);
     gm_arena_t *a = gm_pagemap_arena((uintptr_t)p);
     assert_non_null(a);
@@ -382,30 +391,91 @@ static void test_mheap_oom_huge_then_recovers(void **state)
     assert_true(stats().huge == before.huge);
 }
 
-/* A freed huge block is kept and handed out again for a similar size (not
- * zero any more), and malloc_trim's release unmaps it. */
-static void test_mheap_huge_reused_then_released(void **state)
+/* A freed huge reservation hosts the next huge block of any size up to its
+ * own, at the same address: a smaller one keeps the faulted tail as slack, a
+ * bigger one faults in only the part above what was backed.  *dirty covers
+ * what was written; malloc_trim's release unmaps the reservation. */
+static void test_mheap_huge_reused_for_other_sizes(void **state)
 {
     (void)state;
-    bool fresh;
+    size_t dirty;
     gm_mheap_release_all();
-    char *p = gm_mheap_alloc_huge(24 * MiB, PAGE, &fresh);
+    char *p = gm_mheap_alloc_huge(24 * MiB, PAGE, &dirty);
     assert_non_null(p);
-    assert_true(fresh);
-    p[0] = 9;
+    assert_true(dirty == 0);
+    memset(p, 7, 24 * MiB);
     gm_arena_t *a = gm_pagemap_arena((uintptr_t)p);
     gm_mheap_free_huge(a);
     assert_ptr_equal(gm_pagemap_arena((uintptr_t)p), a);   /* kept */
     assert_true(stats().free >= 24 * MiB);
-    char *q = gm_mheap_alloc_huge(22 * MiB, PAGE, &fresh);
+
+    char *q = gm_mheap_alloc_huge(17 * MiB, PAGE, &dirty);   /* smaller */
     assert_ptr_equal(q, p);
-    assert_false(fresh);
+    assert_true(dirty == 17 * MiB);
+    assert_true(a->huge_size == 17 * MiB && a->huge_backed == 24 * MiB);
+    assert_true(stats().free >= 7 * MiB);                      /* the slack */
     gm_mheap_free_huge(a);
-    char *r = gm_mheap_alloc_huge(8 * MiB + 24 * MiB, PAGE, &fresh);   /* too big: new */
-    assert_non_null(r);
-    assert_true(fresh);
+
+    char *r = gm_mheap_alloc_huge(40 * MiB, PAGE, &dirty);   /* bigger */
+    assert_ptr_equal(r, p);
+    assert_true(dirty == 24 * MiB);
+    assert_true(r[24 * MiB - 1] == 7);
+    assert_true(gm_test_all_zero(r + 24 * MiB, 16 * MiB));
+    memset(r, 1, 40 * MiB);
+    gm_mheap_free_huge(a);
+
+    char *big = gm_mheap_alloc_huge(64 * MiB + PAGE, PAGE, &dirty);   /* past it: new */
+    assert_non_null(big);
+    assert_true(big != p && dirty == 0);
+    gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)big));
+    assert_true(gm_mheap_release_all() >= 40 * MiB);
+    assert_null(gm_pagemap_arena((uintptr_t)p));
+    assert_null(gm_pagemap_arena((uintptr_t)big));
+    assert_true(stats().free == 0);
+}
+
+/* Of several cached reservations the one whose backed bytes cover the
+ * request with the least to spare is taken. */
+static void test_mheap_huge_reuse_best_fit(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {40 * MiB, 20 * MiB, 30 * MiB};
+    char *p[3];
+    size_t dirty;
+    gm_mheap_release_all();
+    for (int i = 0; i < 3; i++) {
+        p[i] = gm_mheap_alloc_huge(sizes[i], PAGE, &dirty);
+        assert_non_null(p[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)p[i]));
+    char *q = gm_mheap_alloc_huge(25 * MiB, PAGE, &dirty);
+    assert_ptr_equal(q, p[2]);
+    char *r = gm_mheap_alloc_huge(50 * MiB, PAGE, &dirty);   /* none covers: most backed */
+    assert_ptr_equal(r, p[0]);
+    gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)q));
     gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)r));
-    assert_true(gm_mheap_release_all() >= 24 * MiB);
+    gm_mheap_release_all();
+    for (int i = 0; i < 3; i++)
+        assert_null(gm_pagemap_arena((uintptr_t)p[i]));
+}
+
+/* Reusing a cached reservation for a bigger block needs a commit; when the OS
+ * refuses it the request fails and the heap is as before, less the cache. */
+static void test_mheap_oom_huge_reuse_commit(void **state)
+{
+    (void)state;
+    size_t dirty;
+    gm_mheap_release_all();
+    struct gm_heap_stats before = stats();
+    char *p = gm_mheap_alloc_huge(16 * MiB, PAGE, &dirty);
+    assert_non_null(p);
+    gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)p));
+    gm_os_fail_after(1);
+    assert_null(gm_mheap_alloc_huge(32 * MiB, PAGE, &dirty));
+    struct gm_heap_stats after = stats();
+    assert_true(after.mapped == before.mapped && after.huge == before.huge);
+    assert_true(after.free == before.free);
     assert_null(gm_pagemap_arena((uintptr_t)p));
 }
 
@@ -422,7 +492,9 @@ int main(void)
         cmocka_unit_test_teardown(test_mheap_huge_aligned_and_registered, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_free_unregisters_only_itself, reset_faults),
         cmocka_unit_test_teardown(test_mheap_stats_track_alloc_free_release, reset_faults),
-        cmocka_unit_test_teardown(test_mheap_huge_reused_then_released, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_huge_reused_for_other_sizes, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_huge_reuse_best_fit, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_oom_huge_reuse_commit, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_large_then_recovers, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_huge_then_recovers, reset_faults),
     };
