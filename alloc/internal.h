@@ -181,7 +181,7 @@ enum gm_span_state { GM_SPAN_FREE = 0, GM_SPAN_SMALL, GM_SPAN_LARGE };
 
 struct gm_span {
     uintptr_t base;           /* immutable while in use */
-    uint32_t npages;          /* immutable while in use */
+    uint32_t npages;          /* mheap lock; large blocks change it in realloc */
     uint8_t cls;              /* immutable while in use; 0 = large block */
     uint8_t state;            /* mheap lock */
     uint8_t in_partial;       /* mcentral lock: on the class's partial list */
@@ -270,6 +270,11 @@ gm_span_t *gm_pagemap_span_of(uintptr_t addr);
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
 gm_span_t *gm_mheap_alloc_large(size_t size, size_t align);
 void gm_mheap_free_span(gm_span_t *s);
+/* In-place realloc: false, nothing changed, if the block cannot be resized
+ * where it is (large: the pages after it are not free; huge: the size is past
+ * its reservation, or the OS refused the commit). */
+bool gm_mheap_resize_large(gm_span_t *s, size_t size);
+bool gm_mheap_resize_huge(gm_arena_t *d, size_t size);
 /* *dirty: how many of the block's first bytes may be non-zero. */
 void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty);
 void gm_mheap_free_huge(gm_arena_t *a);

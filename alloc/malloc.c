@@ -294,17 +294,34 @@ GM_EXPORT size_t gm_usable_size(const void *ptr) {
 
 /* ---- realloc --------------------------------------------------------------- */
 
-/* Whether a block of usable size old can serve a request of size in place:
- * same size class, or a shrink to no less than half. */
-static bool fits_in_place(size_t old, size_t size) {
+/* Whether a small block of usable size old can serve a request of size in
+ * place: same size class, or a shrink to no less than half. */
+static bool small_fits_in_place(size_t old, size_t size) {
     if (size > old)
         return false;
-    if (old <= GM_MAX_SMALL_SIZE &&
-        gm_class_size[gm_size_to_class[(size + 15) >> 4]] == old)
+    if (gm_class_size[gm_size_to_class[(size + 15) >> 4]] == old)
         return true;
     return size >= old / 2;
 }
 
+/* Resizes a large or huge block where it is: a large block grows into the
+ * free pages after it and shrinks by giving its tail pages back; a huge one
+ * grows or shrinks within its reservation.  Either stays what it is (large
+ * below GM_HUGE_THRESHOLD, huge at or above it); false if it cannot. */
+static bool resize_in_place(void *ptr, size_t size) {
+    if (size <= GM_MAX_SMALL_SIZE)
+        return false;
+    gm_arena_t *a = gm_pagemap_arena((uintptr_t)ptr);
+    if (a->kind == GM_ARENA_HUGE)
+        return size >= GM_HUGE_THRESHOLD && gm_mheap_resize_huge(a, size);
+    return size < GM_HUGE_THRESHOLD &&
+           gm_mheap_resize_large(gm_pagemap_span_of((uintptr_t)ptr), size);
+}
+
+/* Blocks stay where they are when they can: a small block within its class
+ * (or shrinking to no less than half), a large or huge one resized in place
+ * (or, failing that, shrinking to no less than half); otherwise allocate,
+ * copy, free. */
 static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
     if (!ptr)
         return api_malloc(size);
@@ -316,8 +333,10 @@ static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
             free_slow(ptr, "realloc()");
         return NULL;
     }
-    size_t old = usable_size_checked(ptr, "realloc()");
-    if (fits_in_place(old, size))
+    uint8_t cls;
+    size_t old = gm_raw_usable(ptr, "realloc()", &cls);
+    if (cls ? small_fits_in_place(old, size)
+            : resize_in_place(ptr, size) || (size <= old && size >= old / 2))
         return ptr;
     void *p = api_malloc(size);
     if (!p)

@@ -14,6 +14,9 @@
  * coalesce by construction and no free-run structure needs splitting or
  * merging.  max_run_hint lets a search skip arenas that cannot serve it.
  *
+ * realloc resizes a large block in place when it can: growing takes the free
+ * pages right after it, shrinking frees its tail (gm_mheap_resize_large).
+ *
  * Huge blocks (>= GM_HUGE_THRESHOLD, 16 MiB) get a reservation of whole
  * slots of their own and an arena descriptor entered in the pagemap for every
  * slot: a block that size would pin a quarter of an arena against
@@ -367,6 +370,39 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     return s;
 }
 
+/* Grows or shrinks large block s in place to npages: the pages after it must
+ * be free pages of its arena; a shrink gives the tail back. */
+static bool resize_large_locked(gm_span_t *s, uint32_t npages) {
+    gm_arena_t *a = s->arena;
+    uintptr_t first = gm_page_index(s->base);
+    if (npages > s->npages) {
+        uint32_t more = npages - s->npages;
+        uintptr_t end = s->base + (uintptr_t)npages * PAGE;
+        if (first + npages > GM_ARENA_PAGES || end > a->hi ||
+            count_bits(a->free_bits, first + s->npages, more) != more ||
+            !take_pages_locked(a, first + s->npages, more))
+            return false;
+        bits_set(a->dirty_bits, first + s->npages, more);
+    } else if (npages < s->npages) {
+        free_pages_locked(a, s->base + (uintptr_t)npages * PAGE, s->npages - npages);
+    }
+    large_bytes -= s->large_size;
+    s->npages = npages;
+    s->large_size = (size_t)npages * PAGE;
+    large_bytes += s->large_size;
+    return true;
+}
+
+/* Resizes large block s in place to at least size bytes (size > 0); false,
+ * changing nothing, when the pages after it are not free. */
+bool gm_mheap_resize_large(gm_span_t *s, size_t size) {
+    uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
+    pthread_mutex_lock(&heap_lock);
+    bool ok = resize_large_locked(s, npages);
+    pthread_mutex_unlock(&heap_lock);
+    return ok;
+}
+
 void gm_mheap_free_span(gm_span_t *s) {
     gm_arena_t *a = s->arena;
     pthread_mutex_lock(&heap_lock);
@@ -620,6 +656,37 @@ void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty) {
     if (trim)   /* the tail is not the program's: no lock needed */
         trim_huge(d, size);
     return (void *)d->lo;
+}
+
+/* Resizes huge block d in place to size bytes (at least GM_HUGE_THRESHOLD),
+ * within its reservation: growing commits what is not yet read/write, a
+ * shrink leaves the tail as slack.  False, changing nothing, when size does
+ * not fit the reservation or the OS refuses the commit.  Under the lock
+ * throughout, since the scavenger may be giving the slack back. */
+bool gm_mheap_resize_huge(gm_arena_t *d, size_t size) {
+    size = round_up(size, PAGE);
+    if (size > d->hi - d->lo)
+        return false;
+    pthread_mutex_lock(&heap_lock);
+    bool ok = d->huge_commit >= size ||
+              gm_os_commit((void *)(d->lo + d->huge_commit), size - d->huge_commit);
+    if (ok) {
+        forget_slack_locked(d);
+        if (d->huge_commit < size) {
+            huge_committed += size - d->huge_commit;
+            d->huge_commit = size;
+        }
+        huge_bytes = huge_bytes - d->huge_size + size;
+        d->huge_size = size;
+        if (d->huge_backed < size)
+            d->huge_backed = size;
+        if (d->huge_dirty < size)
+            d->huge_dirty = size;
+        if (d->huge_backed > size && !keep_slack_locked(d))
+            trim_huge(d, size);
+    }
+    pthread_mutex_unlock(&heap_lock);
+    return ok;
 }
 
 void gm_mheap_free_huge(gm_arena_t *d) {

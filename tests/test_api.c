@@ -193,6 +193,71 @@ static void test_api_realloc_preserves_contents(void **state)
     gm_free(p);
 }
 
+/* A large block grows into free pages after it and shrinks by giving its
+ * tail back, keeping its address and contents; it moves when the pages after
+ * it are taken. */
+static void test_api_realloc_large_in_place(void **state)
+{
+    (void)state;
+    char *p = gm_malloc(200 * KiB);
+    assert_non_null(p);
+    fill(p, 200 * KiB, 21);
+    char *q = gm_realloc(p, 60 * KiB);           /* shrink: the tail goes back */
+    assert_ptr_equal(q, p);
+    assert_true(gm_usable_size(q) < 100 * KiB);
+    assert_true(check(q, 60 * KiB, 21));
+    q = gm_realloc(q, 190 * KiB);                /* the tail is free: grow in place */
+    assert_ptr_equal(q, p);
+    assert_true(gm_usable_size(q) >= 190 * KiB);
+    assert_true(check(q, 60 * KiB, 21));
+    fill(q, 190 * KiB, 22);
+    q = gm_realloc(q, 60 * KiB);
+    assert_ptr_equal(q, p);
+    /* Take the pages after it (first fit reaches them in a bounded number of
+     * blocks), then growing must move, with the contents. */
+    void *blocks[4096];
+    int n = 0;
+    uintptr_t after = (uintptr_t)q + gm_usable_size(q);
+    while (n < 4096) {
+        blocks[n] = gm_malloc(40 * KiB);
+        assert_non_null(blocks[n]);
+        if ((uintptr_t)blocks[n++] == after)
+            break;
+    }
+    assert_true((uintptr_t)blocks[n - 1] == after);
+    char *r = gm_realloc(q, 190 * KiB);
+    assert_non_null(r);
+    assert_true(r != q);
+    assert_true(check(r, 60 * KiB, 22));
+    for (int i = 0; i < n; i++)
+        gm_free(blocks[i]);
+    gm_free(r);
+}
+
+/* A huge block grows and shrinks within its reservation (64 MiB slots) in
+ * place; past it, it moves. */
+static void test_api_realloc_huge_in_place(void **state)
+{
+    (void)state;
+    char *p = gm_malloc(20 * MiB);
+    assert_non_null(p);
+    fill(p, 20 * MiB, 31);
+    char *q = gm_realloc(p, 50 * MiB);
+    assert_ptr_equal(q, p);
+    assert_true(gm_usable_size(q) >= 50 * MiB);
+    assert_true(check(q, 20 * MiB, 31));
+    fill(q, 50 * MiB, 32);
+    q = gm_realloc(q, 17 * MiB);
+    assert_ptr_equal(q, p);
+    assert_true(gm_usable_size(q) < 20 * MiB);
+    assert_true(check(q, 17 * MiB, 32));
+    char *r = gm_realloc(q, 70 * MiB);
+    assert_non_null(r);
+    assert_true(check(r, 17 * MiB, 32));
+    memset(r + 17 * MiB, 1, 53 * MiB);
+    gm_free(r);
+}
+
 /* ---- failures: ENOMEM, EINVAL -------------------------------------------- */
 
 static void test_api_oversize_fails_with_enomem(void **state)
@@ -792,6 +857,8 @@ int main(void)
         cmocka_unit_test(test_api_calloc_zeroed_small),
         cmocka_unit_test(test_api_calloc_zeroed_large),
         cmocka_unit_test(test_api_calloc_zeroed_huge),
+        cmocka_unit_test(test_api_realloc_large_in_place),
+        cmocka_unit_test(test_api_realloc_huge_in_place),
         cmocka_unit_test(test_api_calloc_zeroed_huge_other_sizes),
         cmocka_unit_test(test_api_aligned_alloc_every_power_of_two),
         cmocka_unit_test(test_api_memalign_every_power_of_two),

@@ -479,6 +479,34 @@ static void test_mheap_oom_huge_reuse_commit(void **state)
     assert_null(gm_pagemap_arena((uintptr_t)p));
 }
 
+/* A large block resizes in place: it grows into the free pages after it and
+ * shrinks by freeing its tail, and in-use bytes follow; growing over pages
+ * that are taken fails and changes nothing. */
+static void test_mheap_large_resize_in_place(void **state)
+{
+    (void)state;
+    gm_span_t *s = gm_mheap_alloc_large(6 * PAGE, PAGE);
+    assert_non_null(s);
+    uintptr_t at = s->base;
+    gm_mheap_free_span(s);
+    s = gm_mheap_alloc_large(3 * PAGE, PAGE);   /* first fit: same place, 3 free after */
+    assert_true(s->base == at);
+    struct gm_heap_stats st0 = stats();
+    assert_true(gm_mheap_resize_large(s, 5 * PAGE + 1));
+    assert_true(s->base == at && s->npages == 6 && s->large_size == 6 * PAGE);
+    assert_true(stats().in_use == st0.in_use + 3 * PAGE);
+    memset((void *)at, 3, 6 * PAGE);
+    assert_true(gm_mheap_resize_large(s, 2 * PAGE));
+    assert_true(s->npages == 2 && stats().in_use == st0.in_use - PAGE);
+    gm_span_t *t = gm_mheap_alloc_large(4 * PAGE, PAGE);   /* the freed tail */
+    assert_true(t->base == at + 2 * PAGE);
+    assert_false(gm_mheap_resize_large(s, 3 * PAGE));
+    assert_true(s->npages == 2 && s->large_size == 2 * PAGE);
+    gm_mheap_free_span(t);
+    gm_mheap_free_span(s);
+    assert_true(stats().in_use == st0.in_use - 3 * PAGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +522,7 @@ int main(void)
         cmocka_unit_test_teardown(test_mheap_stats_track_alloc_free_release, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_reused_for_other_sizes, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_reuse_best_fit, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_large_resize_in_place, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_huge_reuse_commit, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_large_then_recovers, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_huge_then_recovers, reset_faults),
