@@ -7,7 +7,8 @@
  * alignment asked for, fill pattern) in 256 slots and checks after every
  * operation:
  *   - alignment (16, or the alignment requested), gm_usable_size >= size and
- *     the usable size stable for the block's life;
+ *     the usable size stable for the block's life (a realloc in place of a
+ *     large or huge block may change it, never below the new size);
  *   - contents: the whole block on free / realloc / hand-off, head, tail and
  *     a sampled window otherwise; calloc memory zeroed; realloc keeps
  *     min(old, new) bytes; a same-block shrink to no less than half the
@@ -382,7 +383,11 @@ static void realloc_done(int s, struct block old, void *p, size_t size, int err,
     struct block probe = old;
     probe.p = p;
     check_range(&probe, 0, keep, what);
-    if (p == old.p && gm_usable_size(p) != old.usable)
+    /* Large and huge blocks (whole 8 KiB pages) resize in place; small ones
+     * keep their class. */
+    size_t now = p == old.p ? gm_usable_size(p) : 0;
+    if (p == old.p && (now < size ||
+                       (now != old.usable && (now % 8192 || old.usable % 8192))))
         fail("%s: in-place block %p changed usable size %zu -> %zu", what, p, old.usable,
              gm_usable_size(p));
     release_slot(&slots[s]);
