@@ -333,8 +333,8 @@ static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
             free_slow(ptr, "realloc()");
         return NULL;
     }
-    uint8_t cls;
-    size_t old = gm_raw_usable(ptr, "realloc()", &cls);
+    uint8_t cls = gm_small_class_of(ptr);
+    size_t old = GM_LIKELY(cls) ? gm_class_size[cls] : gm_raw_usable(ptr, "realloc()", &cls);
     if (cls ? small_fits_in_place(old, size)
             : resize_in_place(ptr, size) || (size <= old && size >= old / 2))
         return ptr;

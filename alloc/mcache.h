@@ -58,6 +58,22 @@ GM_INLINE bool gm_mcache_free_fast(void *ptr) {
     return true;
 }
 
+/* The class of ptr if it is the start of a small block that is not free,
+ * else 0 (large, huge, foreign, interior or freed: the caller's slow lookup
+ * decides).  The free fast path's checks, against the global tables. */
+GM_INLINE uint8_t gm_small_class_of(const void *ptr) {
+    uintptr_t addr = (uintptr_t)ptr;
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    if (GM_UNLIKELY(!a))
+        return 0;
+    gm_page_info_t info = a->page_info[gm_page_index(addr)];
+    uint8_t cls = gm_page_info_class(info);
+    uint64_t offset = (addr & (GM_PAGE_SIZE - 1)) | gm_page_info_offset(info);
+    if (!gm_class_is_start(cls, offset) || gm_block_is_free(ptr))
+        return 0;
+    return cls;
+}
+
 /* The calling thread's cache, or NULL if it has none (yet, or any more). */
 static inline gm_mcache_t *gm_mcache_current(void) {
     gm_mcache_t *c = gm_tls_cache;
