@@ -4,19 +4,22 @@
  *
  * Thread caches move objects in batches of gm_class_batch[cls].  A batch that
  * a cache gives back is parked whole in batches[] when there is room, and the
- * next cache that needs objects takes it whole: a producer thread and a
- * consumer thread trade memory with one lock round-trip per batch and no
- * pagemap walk.  Only when the stock is full (or empty) do objects go back to
- * (or come out of) their spans.
+ * next cache that needs objects takes it: a producer thread and a consumer
+ * thread trade memory with one lock round-trip per batch and no pagemap walk.
+ * A cache that asks for fewer (a list still in slow start) gets the first
+ * objects of the top batch and the rest stays parked, so parked memory is
+ * used before any span is carved.  Only when the stock is full (or empty) do
+ * objects go back to (or come out of) their spans.
  *
  * Invariants:
  *   1. A span is on partial iff it has a free object (in_partial mirrors it).
  *   2. A span whose objects are all back (nalloc == 0) is returned to the
  *      heap at once; an mcentral holds no empty spans.  (Debug mode keeps
  *      them, so a block's memory keeps its layout: see debug.c.)
- *   3. Every parked batch holds exactly gm_class_batch[cls] objects, linked
- *      through word 0; nbatches <= max_batches(cls), a bound of about 256 KiB
- *      of parked memory per class.
+ *   3. Every parked batch holds between 1 and gm_class_batch[cls] objects
+ *      (batch_counts), linked through word 0; only full batches are parked,
+ *      a take may leave the rest of the top one.  nbatches <=
+ *      max_batches(cls), a bound of about 256 KiB of parked memory per class.
  *
  * Locking: one lock per class guards everything in its gm_mcentral_t and the
  * mutable fields of that class's spans.  A thread holds at most one mcentral
@@ -33,6 +36,7 @@ struct gm_mcentral {
     gm_span_t *partial;             /* spans with free objects */
     void *batches[MAX_BATCHES];     /* parked batches: heads */
     void *batch_tails[MAX_BATCHES]; /* and their last objects */
+    uint32_t batch_counts[MAX_BATCHES];  /* and their lengths */
     uint32_t nbatches;
     uint64_t out_objects;           /* objects out of this class's spans */
 } __attribute__((aligned(GM_CACHELINE)));
@@ -106,18 +110,33 @@ static uint32_t take_from_spans_locked(gm_mcentral_t *c, uint8_t cls, uint32_t n
     return got;
 }
 
+/* Takes up to n objects off the top parked batch; the rest stays parked. */
+static uint32_t take_parked_locked(gm_mcentral_t *c, uint32_t n, void **head, void **tail) {
+    uint32_t top = c->nbatches - 1, have = c->batch_counts[top];
+    *head = c->batches[top];
+    if (have <= n) {
+        *tail = c->batch_tails[top];
+        c->nbatches--;
+        return have;
+    }
+    void *last = *head;
+    for (uint32_t i = 1; i < n; i++)
+        last = gm_link_get(last);
+    c->batches[top] = gm_link_get(last);
+    c->batch_counts[top] = have - n;
+    gm_link_set(last, NULL);
+    *tail = last;
+    return n;
+}
+
 uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail) {
     gm_mcentral_t *c = &centrals[cls];
     uint32_t got;
     pthread_mutex_lock(&c->lock);
-    if (n == gm_class_batch[cls] && c->nbatches > 0) {
-        c->nbatches--;
-        *head = c->batches[c->nbatches];
-        *tail = c->batch_tails[c->nbatches];
-        got = n;
-    } else {
+    if (c->nbatches > 0)
+        got = take_parked_locked(c, n, head, tail);
+    else
         got = take_from_spans_locked(c, cls, n, head, tail);
-    }
     pthread_mutex_unlock(&c->lock);
     return got;
 }
@@ -148,6 +167,7 @@ void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n) {
     if (n == gm_class_batch[cls] && c->nbatches < max_batches(cls)) {
         c->batches[c->nbatches] = head;
         c->batch_tails[c->nbatches] = tail;
+        c->batch_counts[c->nbatches] = n;
         c->nbatches++;
     } else {
         give_to_spans_locked(c, head, n);
@@ -158,8 +178,10 @@ void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n) {
 void gm_mcentral_drain(uint8_t cls) {
     gm_mcentral_t *c = &centrals[cls];
     pthread_mutex_lock(&c->lock);
-    while (c->nbatches > 0)
-        give_to_spans_locked(c, c->batches[--c->nbatches], gm_class_batch[cls]);
+    while (c->nbatches > 0) {
+        c->nbatches--;
+        give_to_spans_locked(c, c->batches[c->nbatches], c->batch_counts[c->nbatches]);
+    }
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -169,7 +191,8 @@ void gm_mcentral_stats(struct gm_central_stats *out) {
         gm_mcentral_t *c = &centrals[cls];
         pthread_mutex_lock(&c->lock);
         out->out_bytes += c->out_objects * gm_class_size[cls];
-        out->batch_bytes += (uint64_t)c->nbatches * gm_class_batch[cls] * gm_class_size[cls];
+        for (uint32_t i = 0; i < c->nbatches; i++)
+            out->batch_bytes += (uint64_t)c->batch_counts[i] * gm_class_size[cls];
         pthread_mutex_unlock(&c->lock);
     }
 }

@@ -87,6 +87,7 @@ static void test_mcentral_take_gives_valid_list(void **state)
         for (size_t k = 0; k < 3; k++) {
             void *h = NULL, *t = NULL;
             uint32_t n = counts[k];
+            gm_mcentral_drain(cls);   /* nothing parked: all n come from spans */
             assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
             check_list(cls, h, t, n);
             fill_list(h, gm_class_size[cls], cls);
@@ -144,6 +145,37 @@ static void test_mcentral_batch_parked_and_returned_whole(void **state)
         gm_mcentral_give(cls, h2, t2, n);
         gm_mcentral_drain(cls);
         assert_true(parked_bytes() == parked);
+    }
+}
+
+/* A take smaller than the top parked batch gets its first objects and leaves
+ * the rest parked; the next take gets the rest, fewer than it asked for,
+ * before any span is carved.  Nothing new comes from the heap. */
+static void test_mcentral_small_take_splits_parked_batch(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint32_t n = gm_class_batch[cls], size = gm_class_size[cls];
+        if (n < 2)
+            continue;
+        uint32_t k = n / 2;
+        void *h, *t, *h1, *t1, *h2, *t2;
+        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        fill_list(h, size, 5u * cls);
+        uint64_t parked = parked_bytes(), in_use = heap_in_use();
+        gm_mcentral_give(cls, h, t, n);
+        assert_int_equal(gm_mcentral_take(cls, k, &h1, &t1), k);
+        assert_ptr_equal(h1, h);
+        check_list(cls, h1, t1, k);
+        assert_true(parked_bytes() == parked + (uint64_t)(n - k) * size);
+        assert_int_equal(gm_mcentral_take(cls, n, &h2, &t2), n - k);
+        assert_ptr_equal(t2, t);
+        check_list(cls, h2, t2, n - k);
+        assert_true(parked_bytes() == parked);
+        assert_true(heap_in_use() == in_use);
+        gm_mcentral_give(cls, h1, t1, k);
+        gm_mcentral_give(cls, h2, t2, n - k);
+        gm_mcentral_drain(cls);
     }
 }
 
@@ -241,6 +273,7 @@ int main(void)
         cmocka_unit_test_teardown(test_mcentral_take_gives_valid_list, drain_all),
         cmocka_unit_test_teardown(test_mcentral_take_distinct_across_calls, drain_all),
         cmocka_unit_test_teardown(test_mcentral_batch_parked_and_returned_whole, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_small_take_splits_parked_batch, drain_all),
         cmocka_unit_test_teardown(test_mcentral_partial_batch_not_parked, drain_all),
         cmocka_unit_test_teardown(test_mcentral_parked_batches_bounded, drain_all),
         cmocka_unit_test_teardown(test_mcentral_empty_span_returns_to_heap, drain_all),
