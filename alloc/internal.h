@@ -332,6 +332,8 @@ struct gm_mcache {
     size_t max_bytes;               /* owner: sum over classes of max * size */
     size_t limit;                   /* immutable: bound on max_bytes */
     uint64_t refilled[2];           /* owner: classes refilled this epoch */
+    uint64_t overflowed[2];         /* owner: classes whose list overflowed this epoch */
+    uint16_t overages[GM_NUM_CLASSES]; /* owner: overflows since the last refill */
     uint32_t epoch;                 /* owner: last gm_scavenger_epoch seen */
     gm_mcache_t *next, *prev;       /* registry lock */
 };

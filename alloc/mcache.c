@@ -6,9 +6,10 @@
  * use and recurse into malloc).  Until the thread's first slow path, and
  * after it exits, the pointer leads to gm_mcache_empty, a read-only cache
  * whose lists are empty and whose object-start limits are zero, so both fast
- * paths fall through to this file without testing for NULL.  The fast paths in mcache.h pop and push;
- * this file refills an empty list and flushes a long one, in batches of
- * gm_class_batch[cls] objects moved with one mcentral lock round-trip.
+ * paths fall through to this file without testing for NULL.  The fast paths
+ * in mcache.h pop and push; this file refills an empty list and flushes a
+ * long one, in batches of gm_class_batch[cls] objects moved with one
+ * mcentral lock round-trip.
  *
  * Remote frees: a block freed by a thread other than the one that allocated
  * it goes on the *freeing* thread's list, as in tcmalloc and jemalloc, not
@@ -19,19 +20,31 @@
  * thread on another core than the one that last touched it; measured on the
  * cross-thread benchmarks (bench/).
  *
- * Bounds: a list's length is capped by max[cls], which starts at 1 and grows
- * (slow start) by one while below the batch size, then by a batch, each time
- * the list runs empty or overflows, but only while the sum over classes of
- * max * size stays within the thread's limit: GOMALLOC_THREAD_CACHE_KIB (4 MiB
- * by default), lowered so that all threads together stay near 64 MiB, never
- * below 256 KiB (and one object per class whatever the limit).  So a thread
- * never caches more than its limit plus one batch, and a thread that uses a
- * class a little keeps a little of it.
+ * Bounds: a list's length is capped by max[cls] (tcmalloc's max_length).  It
+ * starts at 1, and a refill takes min(max, batch) objects, so a thread that
+ * uses a class a little holds a little of it.  Below the batch size max
+ * grows by one on every refill or overflow (slow start).  From there, as in
+ * tcmalloc, every refill grows it by a batch and a run of overflows with no
+ * refill between them takes a batch off, never below the batch size, with
+ * two changes: a refill grows the list only if it has overflowed since the
+ * last trim (the thread frees as well as allocates the class), and the run
+ * must be longer than max / batch + MAX_OVERAGES (a burst of frees longer
+ * than the list should make it grow, not shrink).  So a thread that only
+ * allocates a class holds at most a batch of it, and so does a thread that
+ * only frees it (the consumer of a producer/consumer pair), instead of a
+ * whole cache's worth; one that does both in bursts grows the list until a
+ * burst fits.  Growth also stops at bin_cap (256 KiB of a class) and where
+ * the sum over classes of max * size would pass the thread's limit:
+ * GOMALLOC_THREAD_CACHE_KIB (4 MiB by default), lowered so that all threads
+ * together stay near 64 MiB, never below 256 KiB (and one object per class
+ * whatever the limit).  So a thread never caches more than its limit plus
+ * one batch.
  *
  * Surplus: about once a second (gm_scavenger_epoch) a thread's next slow
  * path gives back half of every list it did not have to refill since the
- * last time.  A thread that stops calling malloc and free keeps its cache,
- * within its bound, until it exits or calls malloc_trim.
+ * last time, and takes a batch off the max of each such list.  A thread that
+ * stops calling malloc and free keeps its cache, within its bound, until it
+ * exits or calls malloc_trim.
  *
  * Thread exit: a pthread key destructor flushes every list to the mcentrals
  * and frees the cache.  Destructors that run later and call malloc or free
@@ -68,16 +81,71 @@ static uint32_t bin_cap(uint8_t cls) {
     return by_bytes > 8192 ? 8192 : by_bytes;
 }
 
-/* Slow start: lets a list hold more after it ran dry or overflowed. */
-static void grow_max(gm_mcache_t *c, uint8_t cls) {
-    uint32_t batch = gm_class_batch[cls];
-    uint32_t step = c->max[cls] < batch ? 1 : batch;
+/* A list shrinks by a batch after this many overflows with no refill, on
+ * top of one per batch it holds (see adjust_on_overflow). */
+#define MAX_OVERAGES 3
+
+/* Sets list cls's bound; room follows, so the length stays what it is. */
+static void set_max(gm_mcache_t *c, uint8_t cls, uint32_t max) {
+    c->max_bytes -= (size_t)c->max[cls] * gm_class_size[cls];
+    c->max_bytes += (size_t)max * gm_class_size[cls];
+    c->room[cls] += (int64_t)max - c->max[cls];
+    c->max[cls] = max;
+}
+
+/* Lets a list hold step more objects, within the class's and thread's caps. */
+static void grow_max(gm_mcache_t *c, uint8_t cls, uint32_t step) {
+    uint32_t max = c->max[cls];
     size_t bytes = (size_t)step * gm_class_size[cls];
-    if (c->max[cls] + step > bin_cap(cls) || c->max_bytes + bytes > c->limit)
+    if (max + step > bin_cap(cls) || c->max_bytes + bytes > c->limit)
         return;
-    c->max[cls] += step;
-    c->room[cls] += (int64_t)step;
-    c->max_bytes += bytes;
+    set_max(c, cls, max + step);
+}
+
+/* A batch off a list's bound, not below one batch.  A list longer than the
+ * new bound goes back down to it at its next push. */
+static void shrink_max(gm_mcache_t *c, uint8_t cls) {
+    uint32_t max = c->max[cls], batch = gm_class_batch[cls];
+    if (max > batch)
+        set_max(c, cls, max - batch > batch ? max - batch : batch);
+}
+
+static bool class_bit(const uint64_t bits[2], uint8_t cls) {
+    return (bits[cls / 64] >> (cls % 64)) & 1;
+}
+
+static void set_class_bit(uint64_t bits[2], uint8_t cls) {
+    bits[cls / 64] |= (uint64_t)1 << (cls % 64);
+}
+
+/* The list ran dry.  Past slow start it grows by a batch only if it has
+ * overflowed since the last trim: the thread frees as well as allocates
+ * this class.  A thread that only allocates it would gain nothing from a
+ * longer list and would use up the thread's bound. */
+static void grow_on_refill(gm_mcache_t *c, uint8_t cls) {
+    uint32_t batch = gm_class_batch[cls];
+    if (c->max[cls] < batch)
+        grow_max(c, cls, 1);
+    else if (class_bit(c->overflowed, cls))
+        grow_max(c, cls, batch);
+    c->overages[cls] = 0;
+}
+
+/* The list overflowed: grow in slow start, else shrink if it keeps doing so
+ * with no refill between (the thread frees more than it allocates).  A
+ * burst of frees overflows a list of max objects about burst / batch - max /
+ * batch times, so only overflows past max / batch + MAX_OVERAGES count: a
+ * list that bursts of frees overflow a few times keeps growing on the
+ * refills between them until a burst fits. */
+static void adjust_on_overflow(gm_mcache_t *c, uint8_t cls) {
+    uint32_t batch = gm_class_batch[cls];
+    set_class_bit(c->overflowed, cls);
+    if (c->max[cls] < batch) {
+        grow_max(c, cls, 1);
+    } else if (++c->overages[cls] > c->max[cls] / batch + MAX_OVERAGES) {
+        shrink_max(c, cls);
+        c->overages[cls] = 0;
+    }
 }
 
 static void thread_exit(void *arg) {
@@ -160,9 +228,11 @@ static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n);
 /* Gives back half of every list the thread did not need to refill lately. */
 static void trim_unused(gm_mcache_t *c) {
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        bool refilled = (c->refilled[cls / 64] >> (cls % 64)) & 1;
+        bool refilled = class_bit(c->refilled, cls);
         uint32_t surplus = refilled ? 0 : gm_mcache_length(c, cls) / 2;
         uint32_t batch = gm_class_batch[cls];
+        if (!refilled)
+            shrink_max(c, cls);
         while (surplus > 0) {
             uint32_t n = surplus < batch ? surplus : batch;
             release_objects(c, cls, n);
@@ -170,6 +240,7 @@ static void trim_unused(gm_mcache_t *c) {
         }
     }
     c->refilled[0] = c->refilled[1] = 0;
+    c->overflowed[0] = c->overflowed[1] = 0;
     gm_pagecache_flush(c, true);
     c->epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
 }
@@ -190,14 +261,15 @@ void *gm_mcache_alloc_slow(size_t size) {
         return head;
     }
     if (!c->head[cls]) {
-        uint32_t want = gm_class_batch[cls];
+        uint32_t batch = gm_class_batch[cls];
+        uint32_t want = c->max[cls] < batch ? c->max[cls] : batch;
         uint32_t got = gm_mcentral_take(cls, want, &head, &tail);
         if (!got)
             return NULL;
         c->head[cls] = head;
         c->room[cls] = (int64_t)c->max[cls] - got;
-        grow_max(c, cls);
-        c->refilled[cls / 64] |= (uint64_t)1 << (cls % 64);
+        grow_on_refill(c, cls);
+        set_class_bit(c->refilled, cls);
         maybe_trim(c);
     }
     void *p = c->head[cls];
@@ -221,7 +293,7 @@ static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n) {
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
     uint32_t batch = gm_class_batch[cls], length = gm_mcache_length(c, cls);
     release_objects(c, cls, length < batch ? length : batch);
-    grow_max(c, cls);
+    adjust_on_overflow(c, cls);
     maybe_trim(c);
 }
 
@@ -246,7 +318,9 @@ void gm_mcache_flush_all(gm_mcache_t *c) {
         c->max_bytes -= (size_t)(c->max[cls] - 1) * gm_class_size[cls];
         c->max[cls] = 1;
         c->room[cls] = 1;
+        c->overages[cls] = 0;
     }
+    c->overflowed[0] = c->overflowed[1] = 0;
     gm_pagecache_flush(c, false);
 }
 

@@ -5,12 +5,16 @@
  * Tests that need a thread without a cache run their body in a new thread
  * (run_in_thread); the main thread's cache persists from test to test.
  * Checked: the first malloc creates the cache and refills the bin with one
- * batch; bin.max starts at 1 and grows (slow start); after any free a bin
- * holds no more than its max; max_bytes stays within the thread's limit and
- * equals the sum of max * size; flushing empties every bin; a thread that
- * exits leaves no cache and no cached bytes behind; malloc and free work
- * from a key destructor that runs after the cache is gone; blocks freed by
- * another thread are fine to reuse.
+ * object (max starts at 1); max grows by one per refill (slow start) up to
+ * the batch size and no further while the thread only allocates or only
+ * frees; bursts of mallocs and frees longer than the list grow it until a
+ * burst fits, and a run of frees alone shrinks it back to a batch; a thread
+ * that frees other threads' blocks keeps at most a batch per class; after
+ * any free a bin holds no more than its max; max_bytes stays within the
+ * thread's limit and equals the sum of max * size; flushing empties every
+ * bin; a thread that exits leaves no cache and no cached bytes behind;
+ * malloc and free work from a key destructor that runs after the cache is
+ * gone; blocks freed by another thread are fine to reuse.
  */
 #include <pthread.h>
 
@@ -81,9 +85,9 @@ static void *refill_body(void *arg)
     assert_non_null(c);
     assert_true(live_threads() == threads + 1);
     assert_true(c->limit == GM_THREAD_CACHE_DEFAULT);
-    /* One batch came in and p was popped from it; max took its first step. */
-    assert_int_equal(gm_mcache_length(c, cls), gm_class_batch[cls] - 1u);
-    assert_int_equal(bin_length(c, cls), gm_mcache_length(c, cls));
+    /* max was 1: one object came in and was handed out; max took a step. */
+    assert_int_equal(gm_mcache_length(c, cls), 0);
+    assert_null(c->head[cls]);
     assert_int_equal(c->max[cls], 2);
     for (uint8_t other = 1; other < GM_NUM_CLASSES; other++) {
         if (other == cls)
@@ -93,10 +97,12 @@ static void *refill_body(void *arg)
         assert_int_equal(c->max[other], 1);
     }
     assert_true(c->max_bytes == sum_max_bytes(c));
-    /* The next objects come from the bin without a refill. */
+    /* The next refill brings two: one handed out, one left in the list. */
     void *q = gm_malloc(gm_class_size[cls]);
     assert_non_null(q);
-    assert_int_equal(gm_mcache_length(c, cls), gm_class_batch[cls] - 2u);
+    assert_int_equal(gm_mcache_length(c, cls), 1);
+    assert_int_equal(bin_length(c, cls), 1);
+    assert_int_equal(c->max[cls], 3);
     gm_free(q);
     gm_free(p);
     return NULL;
@@ -113,7 +119,7 @@ static void *slow_start_body(void *arg)
     (void)arg;
     uint8_t cls = 5;
     uint32_t size = gm_class_size[cls], batch = gm_class_batch[cls];
-    uint32_t n = 8 * batch;
+    uint32_t n = batch * batch;   /* refills of 1, 2, ... objects reach the batch */
     void **ps = malloc(n * sizeof *ps);
     assert_non_null(ps);
     ps[0] = gm_malloc(size);
@@ -127,16 +133,13 @@ static void *slow_start_body(void *arg)
         assert_true(c->max[cls] >= max);   /* never shrinks while in use */
         max = c->max[cls];
     }
-    uint32_t after_mallocs = max;
-    assert_true(after_mallocs > 2);
+    /* Only allocating: slow start reaches the batch size and stops there. */
+    assert_int_equal(max, batch);
     for (uint32_t i = 0; i < n; i++) {
         gm_free(ps[i]);
-        assert_true(c->max[cls] >= max);
-        max = c->max[cls];
+        assert_int_equal(c->max[cls], batch);   /* only freeing: no growth */
         assert_true(gm_mcache_length(c, cls) <= c->max[cls]);
     }
-    assert_true(max > after_mallocs);
-    assert_true(max <= bin_cap(cls));
     assert_true(c->max_bytes == sum_max_bytes(c));
     free(ps);
     return NULL;
@@ -146,6 +149,116 @@ static void test_mcache_slow_start_grows_max(void **state)
 {
     (void)state;
     run_in_thread(slow_start_body, NULL);
+}
+
+/* Allocates burst objects of class cls, then frees them all. */
+static void burst(uint8_t cls, void **ps, uint32_t burst_len)
+{
+    for (uint32_t i = 0; i < burst_len; i++)
+        assert_non_null(ps[i] = gm_malloc(gm_class_size[cls]));
+    for (uint32_t i = 0; i < burst_len; i++)
+        gm_free(ps[i]);
+}
+
+/* A thread that allocates and frees a class in bursts longer than its list
+ * grows the list until a whole burst fits; when it then only frees, the
+ * list shrinks back to one batch. */
+struct bursts {
+    void **others;   /* blocks of the class allocated by another thread */
+    uint32_t n_others;
+};
+
+static void *bursts_body(void *arg)
+{
+    struct bursts *x = arg;
+    uint8_t cls = 5;
+    uint32_t batch = gm_class_batch[cls], burst_len = 4 * batch;
+    void **ps = malloc(burst_len * sizeof *ps);
+    assert_non_null(ps);
+    for (int round = 0; round < 12; round++)
+        burst(cls, ps, burst_len);
+    gm_mcache_t *c = gm_mcache_current();
+    assert_true(c->max[cls] >= burst_len);
+    assert_true(c->max[cls] <= bin_cap(cls));
+    /* A whole burst now comes from and goes back to the list. */
+    uint32_t before = gm_mcache_length(c, cls);
+    assert_true(before >= burst_len);
+    for (uint32_t i = 0; i < burst_len; i++)
+        assert_non_null(ps[i] = gm_malloc(gm_class_size[cls]));
+    assert_int_equal(gm_mcache_length(c, cls), before - burst_len);
+    for (uint32_t i = 0; i < burst_len; i++)
+        gm_free(ps[i]);
+    assert_int_equal(gm_mcache_length(c, cls), before);
+    /* Frees with no allocation between them take the list back down. */
+    for (uint32_t i = 0; i < x->n_others; i++)
+        gm_free(x->others[i]);
+    assert_int_equal(c->max[cls], batch);
+    assert_true(gm_mcache_length(c, cls) <= batch);
+    assert_true(c->max_bytes == sum_max_bytes(c));
+    free(ps);
+    return NULL;
+}
+
+static void test_mcache_bursts_grow_list_and_frees_shrink_it(void **state)
+{
+    (void)state;
+    struct bursts x = {.n_others = 64 * gm_class_batch[5]};
+    x.others = malloc(x.n_others * sizeof *x.others);
+    assert_non_null(x.others);
+    for (uint32_t i = 0; i < x.n_others; i++)
+        assert_non_null(x.others[i] = gm_malloc(gm_class_size[5]));
+    run_in_thread(bursts_body, &x);
+    free(x.others);
+}
+
+/* A thread that only frees blocks other threads allocated (a consumer) keeps
+ * at most about one batch per class, whatever it frees. */
+struct consumer {
+    void **blocks;
+    uint32_t n;
+    uint64_t cached;
+    bool within_batch;
+};
+
+static uint32_t consumer_size(uint32_t i)
+{
+    return 16 + i * 53 % 4000;
+}
+
+static void *consumer_body(void *arg)
+{
+    struct consumer *x = arg;
+    for (uint32_t i = 0; i < x->n; i++)
+        gm_free(x->blocks[i]);
+    gm_mcache_t *c = gm_mcache_current();
+    x->within_batch = true;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        if (c->max[cls] > gm_class_batch[cls] ||
+            gm_mcache_length(c, cls) > gm_class_batch[cls])
+            x->within_batch = false;
+    x->cached = own_cached_bytes(c);
+    return NULL;
+}
+
+static void test_mcache_consumer_keeps_one_batch_per_class(void **state)
+{
+    (void)state;
+    struct consumer x = {.n = (uint32_t)gm_test_scaled(200000, 20000)};
+    x.blocks = malloc(x.n * sizeof *x.blocks);
+    assert_non_null(x.blocks);
+    uint64_t bound = 0, freed = 0;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        if (gm_class_size[cls] <= 4016)
+            bound += (uint64_t)gm_class_batch[cls] * gm_class_size[cls];
+    for (uint32_t i = 0; i < x.n; i++) {
+        assert_non_null(x.blocks[i] = gm_malloc(consumer_size(i)));
+        freed += gm_usable_size(x.blocks[i]);
+    }
+    run_in_thread(consumer_body, &x);
+    assert_true(x.within_batch);
+    assert_true(x.cached <= bound);
+    assert_true(x.cached < freed / 8);
+    free(x.blocks);
 }
 
 /* ---- flush and bounds ----------------------------------------------------- */
@@ -180,11 +293,13 @@ static void test_mcache_free_keeps_bin_within_max(void **state)
 static void *bound_body(void *arg)
 {
     (void)arg;
-    size_t budget = (size_t)gm_test_scaled(512 << 10, 16 << 10);
-    for (int round = 0; round < 2; round++) {
+    /* Bursts of 8 batches: each round grows every list by a batch, towards
+     * 8 batches a class, more than the thread's limit allows in all. */
+    int rounds = (int)gm_test_scaled(12, 2);
+    for (int round = 0; round < rounds; round++) {
         for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
             uint32_t size = gm_class_size[cls];
-            uint32_t n = (uint32_t)(budget / size) + 2u * gm_class_batch[cls];
+            uint32_t n = 8u * gm_class_batch[cls];
             void **ps = malloc(n * sizeof *ps);
             assert_non_null(ps);
             for (uint32_t i = 0; i < n; i++)
@@ -443,6 +558,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mcache_first_malloc_creates_cache_and_refills),
         cmocka_unit_test(test_mcache_slow_start_grows_max),
+        cmocka_unit_test(test_mcache_bursts_grow_list_and_frees_shrink_it),
+        cmocka_unit_test(test_mcache_consumer_keeps_one_batch_per_class),
         cmocka_unit_test(test_mcache_free_keeps_bin_within_max),
         cmocka_unit_test(test_mcache_thread_bound_after_heavy_use),
         cmocka_unit_test(test_mcache_flush_current_empties_bins),
