@@ -298,6 +298,17 @@ struct gm_heap_stats {
 void gm_mheap_stats(struct gm_heap_stats *out);
 
 /* ---- mcentral.c ------------------------------------------------------ */
+/* Objects moved between a thread cache and the mcentral at a time: the size
+ * table's batch, cut to GM_TRANSFER_BYTES and never below two objects.  A
+ * thread cache and the mcentral each hold about one such batch of every
+ * class in use, so its bytes, not its object count, set their memory. */
+#define GM_TRANSFER_BYTES ((uint32_t)8 << 10)
+static inline uint32_t gm_transfer_count(uint8_t cls) {
+    uint32_t by_bytes = GM_TRANSFER_BYTES / gm_class_size[cls];
+    uint32_t batch = gm_class_batch[cls];
+    by_bytes = by_bytes < 2 ? 2 : by_bytes;
+    return by_bytes < batch ? by_bytes : batch;
+}
 /* Moves up to n objects of class cls into a list; returns how many (0 on
  * out-of-memory). */
 uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail);

@@ -8,8 +8,8 @@
  * whose lists are empty and whose object-start limits are zero, so both fast
  * paths fall through to this file without testing for NULL.  The fast paths
  * in mcache.h pop and push; this file refills an empty list and flushes a
- * long one, in batches of gm_class_batch[cls] objects moved with one
- * mcentral lock round-trip.
+ * long one, in batches of gm_transfer_count(cls) objects (at most 8 KiB)
+ * moved with one mcentral lock round-trip.
  *
  * Remote frees: a block freed by a thread other than the one that allocated
  * it goes on the *freeing* thread's list, as in tcmalloc and jemalloc, not
@@ -75,7 +75,7 @@ static int exit_key_state;             /* atomic: 0 none, 1 creating, 2 ready */
 /* Most objects one class's list may hold. */
 static uint32_t bin_cap(uint8_t cls) {
     uint32_t by_bytes = (uint32_t)((256u << 10) / gm_class_size[cls]);
-    uint32_t batch = gm_class_batch[cls];
+    uint32_t batch = gm_transfer_count(cls);
     if (by_bytes < 2 * batch)
         by_bytes = 2 * batch;
     return by_bytes > 8192 ? 8192 : by_bytes;
@@ -105,7 +105,7 @@ static void grow_max(gm_mcache_t *c, uint8_t cls, uint32_t step) {
 /* A batch off a list's bound, not below one batch.  A list longer than the
  * new bound goes back down to it at its next push. */
 static void shrink_max(gm_mcache_t *c, uint8_t cls) {
-    uint32_t max = c->max[cls], batch = gm_class_batch[cls];
+    uint32_t max = c->max[cls], batch = gm_transfer_count(cls);
     if (max > batch)
         set_max(c, cls, max - batch > batch ? max - batch : batch);
 }
@@ -123,7 +123,7 @@ static void set_class_bit(uint64_t bits[2], uint8_t cls) {
  * this class.  A thread that only allocates it would gain nothing from a
  * longer list and would use up the thread's bound. */
 static void grow_on_refill(gm_mcache_t *c, uint8_t cls) {
-    uint32_t batch = gm_class_batch[cls];
+    uint32_t batch = gm_transfer_count(cls);
     if (c->max[cls] < batch)
         grow_max(c, cls, 1);
     else if (class_bit(c->overflowed, cls))
@@ -138,7 +138,7 @@ static void grow_on_refill(gm_mcache_t *c, uint8_t cls) {
  * list that bursts of frees overflow a few times keeps growing on the
  * refills between them until a burst fits. */
 static void adjust_on_overflow(gm_mcache_t *c, uint8_t cls) {
-    uint32_t batch = gm_class_batch[cls];
+    uint32_t batch = gm_transfer_count(cls);
     set_class_bit(c->overflowed, cls);
     if (c->max[cls] < batch) {
         grow_max(c, cls, 1);
@@ -230,7 +230,7 @@ static void trim_unused(gm_mcache_t *c) {
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
         bool refilled = class_bit(c->refilled, cls);
         uint32_t surplus = refilled ? 0 : gm_mcache_length(c, cls) / 2;
-        uint32_t batch = gm_class_batch[cls];
+        uint32_t batch = gm_transfer_count(cls);
         if (!refilled)
             shrink_max(c, cls);
         while (surplus > 0) {
@@ -261,7 +261,7 @@ void *gm_mcache_alloc_slow(size_t size) {
         return head;
     }
     if (!c->head[cls]) {
-        uint32_t batch = gm_class_batch[cls];
+        uint32_t batch = gm_transfer_count(cls);
         uint32_t want = c->max[cls] < batch ? c->max[cls] : batch;
         uint32_t got = gm_mcentral_take(cls, want, &head, &tail);
         if (!got)
@@ -291,7 +291,7 @@ static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n) {
 }
 
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
-    uint32_t batch = gm_class_batch[cls], length = gm_mcache_length(c, cls);
+    uint32_t batch = gm_transfer_count(cls), length = gm_mcache_length(c, cls);
     release_objects(c, cls, length < batch ? length : batch);
     adjust_on_overflow(c, cls);
     maybe_trim(c);
@@ -312,7 +312,7 @@ void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
 
 void gm_mcache_flush_all(gm_mcache_t *c) {
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        uint32_t batch = gm_class_batch[cls], length;
+        uint32_t batch = gm_transfer_count(cls), length;
         while ((length = gm_mcache_length(c, cls)) > 0)
             release_objects(c, cls, length < batch ? length : batch);
         c->max_bytes -= (size_t)(c->max[cls] - 1) * gm_class_size[cls];

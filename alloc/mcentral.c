@@ -2,23 +2,24 @@
  * mcentral.c — per size class: the spans with free objects, and a small stock
  * of ready-made batches (tcmalloc's transfer cache) between thread caches.
  *
- * Thread caches move objects in batches of gm_class_batch[cls].  A batch that
- * a cache gives back is parked whole in batches[] when there is room, and the
- * next cache that needs objects takes it: a producer thread and a consumer
- * thread trade memory with one lock round-trip per batch and no pagemap walk.
- * A cache that asks for fewer (a list still in slow start) gets the first
- * objects of the top batch and the rest stays parked, so parked memory is
- * used before any span is carved.  Only when the stock is full (or empty) do
- * objects go back to (or come out of) their spans.
+ * Thread caches move objects in batches of gm_transfer_count(cls) (at most
+ * 8 KiB, see internal.h).  A batch that a cache gives back is parked whole
+ * in batches[] when there is room, and the next cache that needs objects
+ * takes it: a producer thread and a consumer thread trade memory with one
+ * lock round-trip per batch and no pagemap walk.  A cache that asks for
+ * fewer (a list still in slow start) gets the first objects of the top
+ * batch and the rest stays parked, so parked memory is used before any span
+ * is carved.  Only when the stock is full (or empty) do objects go back to
+ * (or come out of) their spans.
  *
  * Invariants:
  *   1. A span is on partial iff it has a free object (in_partial mirrors it).
  *   2. A span whose objects are all back (nalloc == 0) is returned to the
  *      heap at once; an mcentral holds no empty spans.  (Debug mode keeps
  *      them, so a block's memory keeps its layout: see debug.c.)
- *   3. Every parked batch holds between 1 and gm_class_batch[cls] objects
- *      (batch_counts), linked through word 0; only full batches are parked,
- *      a take may leave the rest of the top one.  nbatches <=
+ *   3. Every parked batch holds between 1 and gm_transfer_count(cls)
+ *      objects (batch_counts), linked through word 0; only full batches are
+ *      parked, a take may leave the rest of the top one.  nbatches <=
  *      max_batches(cls), a bound of about 256 KiB of parked memory per class.
  *
  * Locking: one lock per class guards everything in its gm_mcentral_t and the
@@ -46,7 +47,7 @@ static gm_mcentral_t centrals[GM_NUM_CLASSES] = {
 };
 
 static uint32_t max_batches(uint8_t cls) {
-    size_t per_batch = (size_t)gm_class_batch[cls] * gm_class_size[cls];
+    size_t per_batch = (size_t)gm_transfer_count(cls) * gm_class_size[cls];
     size_t n = PARKED_BYTES_PER_CLASS / per_batch;
     return n > MAX_BATCHES ? MAX_BATCHES : (uint32_t)n;
 }
@@ -164,7 +165,7 @@ static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n) {
 void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n) {
     gm_mcentral_t *c = &centrals[cls];
     pthread_mutex_lock(&c->lock);
-    if (n == gm_class_batch[cls] && c->nbatches < max_batches(cls)) {
+    if (n == gm_transfer_count(cls) && c->nbatches < max_batches(cls)) {
         c->batches[c->nbatches] = head;
         c->batch_tails[c->nbatches] = tail;
         c->batch_counts[c->nbatches] = n;

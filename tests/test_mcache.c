@@ -57,8 +57,8 @@ static size_t sum_max_bytes(const gm_mcache_t *c)
 static uint32_t bin_cap(uint8_t cls)
 {
     uint32_t by_bytes = (uint32_t)((256u << 10) / gm_class_size[cls]);
-    if (by_bytes < 2u * gm_class_batch[cls])
-        by_bytes = 2u * gm_class_batch[cls];
+    if (by_bytes < 2u * gm_transfer_count(cls))
+        by_bytes = 2u * gm_transfer_count(cls);
     return by_bytes > 8192 ? 8192 : by_bytes;
 }
 
@@ -118,7 +118,7 @@ static void *slow_start_body(void *arg)
 {
     (void)arg;
     uint8_t cls = 5;
-    uint32_t size = gm_class_size[cls], batch = gm_class_batch[cls];
+    uint32_t size = gm_class_size[cls], batch = gm_transfer_count(cls);
     uint32_t n = batch * batch;   /* refills of 1, 2, ... objects reach the batch */
     void **ps = malloc(n * sizeof *ps);
     assert_non_null(ps);
@@ -172,7 +172,7 @@ static void *bursts_body(void *arg)
 {
     struct bursts *x = arg;
     uint8_t cls = 5;
-    uint32_t batch = gm_class_batch[cls], burst_len = 4 * batch;
+    uint32_t batch = gm_transfer_count(cls), burst_len = 4 * batch;
     void **ps = malloc(burst_len * sizeof *ps);
     assert_non_null(ps);
     for (int round = 0; round < 12; round++)
@@ -202,7 +202,7 @@ static void *bursts_body(void *arg)
 static void test_mcache_bursts_grow_list_and_frees_shrink_it(void **state)
 {
     (void)state;
-    struct bursts x = {.n_others = 64 * gm_class_batch[5]};
+    struct bursts x = {.n_others = 64 * gm_transfer_count(5)};
     x.others = malloc(x.n_others * sizeof *x.others);
     assert_non_null(x.others);
     for (uint32_t i = 0; i < x.n_others; i++)
@@ -233,8 +233,8 @@ static void *consumer_body(void *arg)
     gm_mcache_t *c = gm_mcache_current();
     x->within_batch = true;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
-        if (c->max[cls] > gm_class_batch[cls] ||
-            gm_mcache_length(c, cls) > gm_class_batch[cls])
+        if (c->max[cls] > gm_transfer_count(cls) ||
+            gm_mcache_length(c, cls) > gm_transfer_count(cls))
             x->within_batch = false;
     x->cached = own_cached_bytes(c);
     return NULL;
@@ -249,7 +249,7 @@ static void test_mcache_consumer_keeps_one_batch_per_class(void **state)
     uint64_t bound = 0, freed = 0;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
         if (gm_class_size[cls] <= 4016)
-            bound += (uint64_t)gm_class_batch[cls] * gm_class_size[cls];
+            bound += (uint64_t)gm_transfer_count(cls) * gm_class_size[cls];
     for (uint32_t i = 0; i < x.n; i++) {
         assert_non_null(x.blocks[i] = gm_malloc(consumer_size(i)));
         freed += gm_usable_size(x.blocks[i]);
@@ -268,7 +268,7 @@ static void test_mcache_free_keeps_bin_within_max(void **state)
     (void)state;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
         uint32_t size = gm_class_size[cls];
-        uint32_t n = (uint32_t)gm_test_scaled(3 * bin_cap(cls), 3 * gm_class_batch[cls]);
+        uint32_t n = (uint32_t)gm_test_scaled(3 * bin_cap(cls), 3 * gm_transfer_count(cls));
         void **ps = malloc(n * sizeof *ps);
         assert_non_null(ps);
         for (uint32_t i = 0; i < n; i++) {
@@ -299,7 +299,7 @@ static void *bound_body(void *arg)
     for (int round = 0; round < rounds; round++) {
         for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
             uint32_t size = gm_class_size[cls];
-            uint32_t n = 8u * gm_class_batch[cls];
+            uint32_t n = 8u * gm_transfer_count(cls);
             void **ps = malloc(n * sizeof *ps);
             assert_non_null(ps);
             for (uint32_t i = 0; i < n; i++)

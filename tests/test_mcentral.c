@@ -83,7 +83,7 @@ static void test_mcentral_take_gives_valid_list(void **state)
 {
     (void)state;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        uint32_t counts[] = {1, gm_class_batch[cls], gm_class_objects[cls] + 1u};
+        uint32_t counts[] = {1, gm_transfer_count(cls), gm_class_objects[cls] + 1u};
         for (size_t k = 0; k < 3; k++) {
             void *h = NULL, *t = NULL;
             uint32_t n = counts[k];
@@ -104,7 +104,7 @@ static void test_mcentral_take_distinct_across_calls(void **state)
     (void)state;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
         enum { ROUNDS = 5 };
-        uint32_t n = gm_class_batch[cls] + 1u, size = gm_class_size[cls];
+        uint32_t n = gm_transfer_count(cls) + 1u, size = gm_class_size[cls];
         void *h[ROUNDS], *t[ROUNDS];
         uintptr_t *addrs = malloc(ROUNDS * n * sizeof *addrs);
         assert_non_null(addrs);
@@ -123,13 +123,29 @@ static void test_mcentral_take_distinct_across_calls(void **state)
     }
 }
 
+/* A transfer moves at most GM_TRANSFER_BYTES (two objects for the biggest
+ * classes), never more than the table's batch, never fewer than two (or
+ * the table's batch when it is smaller). */
+static void test_mcentral_transfer_count_bounded(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
+        assert_true(n <= gm_class_batch[cls]);
+        assert_true(n >= 2 || n == gm_class_batch[cls]);
+        assert_true((uint64_t)n * size <= GM_TRANSFER_BYTES || n <= 2);
+        if (n < gm_class_batch[cls])   /* cut: as many as fit */
+            assert_true((uint64_t)(n + 1) * size > GM_TRANSFER_BYTES);
+    }
+}
+
 /* A whole batch given back is parked and the next whole-batch take returns
  * it as it was: same head, same tail, same objects, contents untouched. */
 static void test_mcentral_batch_parked_and_returned_whole(void **state)
 {
     (void)state;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        uint32_t n = gm_class_batch[cls], size = gm_class_size[cls];
+        uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
         void *h, *t, *h2, *t2;
         assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
         fill_list(h, size, 7u * cls);
@@ -155,7 +171,7 @@ static void test_mcentral_small_take_splits_parked_batch(void **state)
 {
     (void)state;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        uint32_t n = gm_class_batch[cls], size = gm_class_size[cls];
+        uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
         if (n < 2)
             continue;
         uint32_t k = n / 2;
@@ -184,7 +200,7 @@ static void test_mcentral_partial_batch_not_parked(void **state)
 {
     (void)state;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        uint32_t n = gm_class_batch[cls] + 1u;
+        uint32_t n = gm_transfer_count(cls) + 1u;
         void *h, *t;
         assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
         uint64_t parked = parked_bytes();
@@ -201,7 +217,7 @@ static void test_mcentral_parked_batches_bounded(void **state)
     (void)state;
     enum { ROUNDS = 70 };   /* more than the stock's 64 slots */
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls += 4) {
-        uint32_t n = gm_class_batch[cls], size = gm_class_size[cls];
+        uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
         void *h[ROUNDS], *t[ROUNDS];
         for (int r = 0; r < ROUNDS; r++)
             assert_int_equal(gm_mcentral_take(cls, n, &h[r], &t[r]), n);
@@ -270,6 +286,7 @@ static void test_mcentral_objects_back_one_by_one_free_spans(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mcentral_transfer_count_bounded),
         cmocka_unit_test_teardown(test_mcentral_take_gives_valid_list, drain_all),
         cmocka_unit_test_teardown(test_mcentral_take_distinct_across_calls, drain_all),
         cmocka_unit_test_teardown(test_mcentral_batch_parked_and_returned_whole, drain_all),
