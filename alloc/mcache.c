@@ -35,7 +35,7 @@
  * whole cache's worth; one that does both in bursts grows the list until a
  * burst fits.  Growth also stops at bin_cap (256 KiB of a class) and where
  * the sum over classes of max * size would pass the thread's limit:
- * GOMALLOC_THREAD_CACHE_KIB (4 MiB by default), lowered so that all threads
+ * GOMALLOC_THREAD_CACHE_KIB (2 MiB by default), lowered so that all threads
  * together stay near 64 MiB, never below 256 KiB (and one object per class
  * whatever the limit).  So a thread never caches more than its limit plus
  * one batch.

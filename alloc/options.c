@@ -5,7 +5,7 @@
  *   GOMALLOC_RETAIN_PERCENT=N      free-but-backed memory kept, as a share of
  *                                  memory in use (10)
  *   GOMALLOC_MADVISE=dontneed|free how pages are returned (dontneed)
- *   GOMALLOC_THREAD_CACHE_KIB=N    bound on one thread's cache (4096)
+ *   GOMALLOC_THREAD_CACHE_KIB=N    bound on one thread's cache (2048)
  *   GOMALLOC_DEBUG=0|1             checked slow paths for every call (0)
  *
  * Read by gm_init from environ (getenv's own table, no allocation), before
