@@ -11,7 +11,7 @@
 #include "testutil.h"
 
 #define PAGE ((uint64_t)GM_PAGE_SIZE)
-#define PARKED_LIMIT ((uint64_t)256 << 10)   /* mcentral.c: parked bytes per class */
+#define PARKED_LIMIT ((uint64_t)64 << 10)   /* mcentral.c: parked bytes per class */
 
 static uint64_t heap_in_use(void)
 {
