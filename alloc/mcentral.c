@@ -12,6 +12,15 @@
  * is carved.  Only when the stock is full (or empty) do objects go back to
  * (or come out of) their spans.
  *
+ * The stock's bound adapts, as tcmalloc's transfer caches do: it starts at
+ * 64 KiB of a class and grows by a batch, up to 256 KiB, each time a take
+ * finds the stock empty after a give found it full (batches went to their
+ * spans and are carved out again: one more parked batch would have saved
+ * both trips).  Parked memory is out of reach of every other class and
+ * keeps its spans from going back to the heap, so a class whose traffic
+ * does not cycle through the stock keeps the small bound; malloc_trim
+ * (gm_mcentral_drain) resets it.
+ *
  * Invariants:
  *   1. A span is on partial iff it has a free object (in_partial mirrors it).
  *   2. A span whose objects are all back (nalloc == 0) is returned to the
@@ -19,8 +28,8 @@
  *      them, so a block's memory keeps its layout: see debug.c.)
  *   3. Every parked batch holds between 1 and gm_transfer_count(cls)
  *      objects (batch_counts), linked through word 0; only full batches are
- *      parked, a take may leave the rest of the top one.  nbatches <=
- *      max_batches(cls), a bound of about 64 KiB of parked memory per class.
+ *      parked, a take may leave the rest of the top one.  nbatches <= bound
+ *      <= batches_in(cls, PARKED_MAX_BYTES), at most 64 batches.
  *
  * Locking: one lock per class guards everything in its gm_mcentral_t and the
  * mutable fields of that class's spans.  A thread holds at most one mcentral
@@ -30,10 +39,11 @@
 #include "internal.h"
 
 #define MAX_BATCHES 64
-/* Parked memory per class.  More only holds memory that a burst left behind
- * out of reach of other classes: at 256 KiB, bench/realloc peaked 10 MiB
- * higher and ran 10% slower, and prodcons ran no faster. */
-#define PARKED_BYTES_PER_CLASS ((size_t)64 << 10)
+/* Bounds of the parked stock per class.  A fixed 256 KiB held memory that
+ * bursts left behind (bench/realloc peaked 10 MiB higher); a fixed 64 KiB
+ * sent fastpath-512's bursts of 1000 blocks through the spans (30% slower). */
+#define PARKED_MIN_BYTES ((size_t)64 << 10)
+#define PARKED_MAX_BYTES ((size_t)256 << 10)
 
 struct gm_mcentral {
     pthread_mutex_t lock;
@@ -42,6 +52,9 @@ struct gm_mcentral {
     void *batch_tails[MAX_BATCHES]; /* and their last objects */
     uint32_t batch_counts[MAX_BATCHES];  /* and their lengths */
     uint32_t nbatches;
+    uint32_t bound;                 /* most batches parked now; 0 = minimum */
+    bool missed_full;               /* a give found the stock full since the
+                                       last take found it empty */
     uint64_t out_objects;           /* objects out of this class's spans */
 } __attribute__((aligned(GM_CACHELINE)));
 
@@ -49,10 +62,17 @@ static gm_mcentral_t centrals[GM_NUM_CLASSES] = {
     [0 ... GM_NUM_CLASSES - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
 
-static uint32_t max_batches(uint8_t cls) {
+/* Batches of class cls that fit in bytes of parked memory. */
+static uint32_t batches_in(uint8_t cls, size_t bytes) {
     size_t per_batch = (size_t)gm_transfer_count(cls) * gm_class_size[cls];
-    size_t n = PARKED_BYTES_PER_CLASS / per_batch;
+    size_t n = bytes / per_batch;
     return n > MAX_BATCHES ? MAX_BATCHES : (uint32_t)n;
+}
+
+static uint32_t stock_bound(gm_mcentral_t *c, uint8_t cls) {
+    if (!c->bound)
+        c->bound = batches_in(cls, PARKED_MIN_BYTES);
+    return c->bound;
 }
 
 static void partial_push(gm_mcentral_t *c, gm_span_t *s) {
@@ -137,10 +157,16 @@ uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail) {
     gm_mcentral_t *c = &centrals[cls];
     uint32_t got;
     pthread_mutex_lock(&c->lock);
-    if (c->nbatches > 0)
+    if (c->nbatches > 0) {
         got = take_parked_locked(c, n, head, tail);
-    else
+    } else {
+        /* Batches went to the spans and come back from them: room for one
+         * more would have saved both trips. */
+        if (c->missed_full && stock_bound(c, cls) < batches_in(cls, PARKED_MAX_BYTES))
+            c->bound++;
+        c->missed_full = false;
         got = take_from_spans_locked(c, cls, n, head, tail);
+    }
     pthread_mutex_unlock(&c->lock);
     return got;
 }
@@ -168,12 +194,14 @@ static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n) {
 void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n) {
     gm_mcentral_t *c = &centrals[cls];
     pthread_mutex_lock(&c->lock);
-    if (n == gm_transfer_count(cls) && c->nbatches < max_batches(cls)) {
+    bool whole = n == gm_transfer_count(cls);
+    if (whole && c->nbatches < stock_bound(c, cls)) {
         c->batches[c->nbatches] = head;
         c->batch_tails[c->nbatches] = tail;
         c->batch_counts[c->nbatches] = n;
         c->nbatches++;
     } else {
+        c->missed_full |= whole;
         give_to_spans_locked(c, head, n);
     }
     pthread_mutex_unlock(&c->lock);
@@ -186,6 +214,8 @@ void gm_mcentral_drain(uint8_t cls) {
         c->nbatches--;
         give_to_spans_locked(c, c->batches[c->nbatches], c->batch_counts[c->nbatches]);
     }
+    c->bound = 0;
+    c->missed_full = false;
     pthread_mutex_unlock(&c->lock);
 }
 

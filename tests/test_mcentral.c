@@ -11,7 +11,8 @@
 #include "testutil.h"
 
 #define PAGE ((uint64_t)GM_PAGE_SIZE)
-#define PARKED_LIMIT ((uint64_t)64 << 10)   /* mcentral.c: parked bytes per class */
+#define PARKED_LIMIT ((uint64_t)64 << 10)       /* mcentral.c: parked bytes per class, */
+#define PARKED_MAX_LIMIT ((uint64_t)256 << 10)  /* growing to this with use */
 
 static uint64_t heap_in_use(void)
 {
@@ -235,6 +236,43 @@ static void test_mcentral_parked_batches_bounded(void **state)
     }
 }
 
+/* A stock that batches overflow and that then runs dry grows by a batch per
+ * round, up to its largest bound; a drain takes it back to the smallest. */
+static void test_mcentral_parked_bound_grows_with_round_trips(void **state)
+{
+    (void)state;
+    enum { MAXB = 64 };
+    uint8_t cls = gm_size_to_class[(512 + 15) >> 4];
+    uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
+    uint64_t per_batch = (uint64_t)n * size;
+    uint32_t low = (uint32_t)(PARKED_LIMIT / per_batch);
+    uint32_t high = (uint32_t)(PARKED_MAX_LIMIT / per_batch);
+    assert_true(low < high && high + 2 <= MAXB);
+    void *h[MAXB], *t[MAXB];
+    gm_mcentral_drain(cls);
+    uint64_t parked = parked_bytes();
+    for (uint32_t round = 0; round < high - low + 4; round++) {
+        /* More batches than the stock holds go back: the rest to the spans. */
+        uint32_t k = high + 2;
+        for (uint32_t i = 0; i < k; i++)
+            assert_int_equal(gm_mcentral_take(cls, n, &h[i], &t[i]), n);
+        for (uint32_t i = 0; i < k; i++)
+            gm_mcentral_give(cls, h[i], t[i], n);
+        uint64_t now = parked_bytes() - parked;
+        uint32_t expect = low + round < high ? low + round : high;
+        if (now != expect * per_batch)
+            fail_msg("round %u: %lu bytes parked, expected %u batches of %lu", round,
+                     (unsigned long)now, expect, (unsigned long)per_batch);
+    }
+    gm_mcentral_drain(cls);
+    for (uint32_t i = 0; i < high; i++)
+        assert_int_equal(gm_mcentral_take(cls, n, &h[i], &t[i]), n);
+    for (uint32_t i = 0; i < high; i++)
+        gm_mcentral_give(cls, h[i], t[i], n);
+    assert_true(parked_bytes() - parked == low * per_batch);   /* back to the minimum */
+    gm_mcentral_drain(cls);
+}
+
 /* Taking every object of one fresh span and giving them all back (then
  * draining the stock) returns the span's pages to the heap. */
 static void test_mcentral_empty_span_returns_to_heap(void **state)
@@ -293,6 +331,7 @@ int main(void)
         cmocka_unit_test_teardown(test_mcentral_small_take_splits_parked_batch, drain_all),
         cmocka_unit_test_teardown(test_mcentral_partial_batch_not_parked, drain_all),
         cmocka_unit_test_teardown(test_mcentral_parked_batches_bounded, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_parked_bound_grows_with_round_trips, drain_all),
         cmocka_unit_test_teardown(test_mcentral_empty_span_returns_to_heap, drain_all),
         cmocka_unit_test_teardown(test_mcentral_objects_back_one_by_one_free_spans, drain_all),
     };
