@@ -41,6 +41,8 @@
 #define GM_ARENA_PAGES (GM_ARENA_SIZE >> 13)
 #define GM_ARENA_MAP_ENTRIES ((uintptr_t)1 << (GM_ADDRESS_BITS - GM_ARENA_SHIFT))
 #define GM_ARENA_BITMAP_WORDS (GM_ARENA_PAGES / 64)
+/* Run-length classes of the page search hints: 2^0 .. 2^13 pages. */
+#define GM_RUN_CLASSES 14
 
 /* Committing grows an arena's readable range in steps of this size, so a run
  * of small span allocations costs one mprotect per 2 MiB, not one per span. */

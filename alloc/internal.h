@@ -234,7 +234,9 @@ struct gm_arena {
     uint32_t free_pages;      /* mheap lock */
     uint32_t released_pages;  /* mheap lock: free pages with no memory behind */
     uint32_t max_run_hint;    /* mheap lock: no free run longer than this */
-    uint32_t free_hint;       /* mheap lock: no free page below word free_hint */
+    /* mheap lock: no run of at least 2^k free pages starts below bitmap word
+     * run_from[k] (k = 0: no free page at all below it). */
+    uint8_t run_from[GM_RUN_CLASSES];
     gm_arena_t *next;         /* mheap lock: address-ordered list */
     /* Huge blocks (kind == GM_ARENA_HUGE), see mheap.c: */
     uintptr_t huge_base;      /* immutable while mapped: lo */

@@ -44,7 +44,7 @@
  * than a few free pages).
  *
  * Locking: heap_lock guards every arena's bitmaps, commit_end, page counts,
- * max_run_hint and free_hint, the arena list, the pagemap writes, span
+ * max_run_hint and run_from, the arena list, the pagemap writes, span
  * state, the spare span structs, the huge descriptors' fields and tables and
  * the statistics below.  A huge descriptor in no table (being handed out, not
  * yet returned) is its thread's alone.  The lock is taken after any mcentral
@@ -264,6 +264,35 @@ static bool take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
     return true;
 }
 
+/* ---- search hints -------------------------------------------------------
+ * First fit scans an arena's bitmap from a start word.  run_from[k] keeps,
+ * per run length class, where that scan may start: a search for n pages
+ * (2^k <= n) starts at run_from[k]; its outcome moves run_from up for the
+ * classes it proves empty below; a free moves it down for the classes its
+ * merged run belongs to.  So a search for a long run skips the low words
+ * that small holes keep fragmented. */
+
+static uint32_t floor_log2(uint32_t n) { return 31 - (uint32_t)__builtin_clz(n); }
+
+/* A search for n pages found its first run at page first (or none, -1):
+ * no run of n or more pages starts below it. */
+static void note_search_locked(gm_arena_t *a, uint32_t n, long first) {
+    uint32_t word = first < 0 ? GM_ARENA_BITMAP_WORDS : (uint32_t)first / 64;
+    uint32_t k = floor_log2(n) + ((n & (n - 1)) != 0);   /* 2^k >= n */
+    for (; k < GM_RUN_CLASSES; k++)
+        if (a->run_from[k] < word)
+            a->run_from[k] = (uint8_t)(word < 255 ? word : 255);
+}
+
+/* A run of length pages (GM_ARENA_PAGES: of unknown extent) now starts at or
+ * above page start... or anywhere, when unknown. */
+static void note_free_run_locked(gm_arena_t *a, uintptr_t start, uint32_t length) {
+    uint32_t word = length >= GM_ARENA_PAGES ? 0 : (uint32_t)(start / 64);
+    for (uint32_t k = 0; k < GM_RUN_CLASSES && ((uint32_t)1 << k) <= length; k++)
+        if (a->run_from[k] > word)
+            a->run_from[k] = (uint8_t)word;
+}
+
 /* Takes n pages, aligned to align pages, from the lowest place that has them;
  * returns their address and arena, or 0 when the OS refuses more memory. */
 static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out) {
@@ -272,10 +301,10 @@ static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out
             if (a->free_pages < n || a->max_run_hint < n)
                 continue;
             uint32_t longest = 0;
-            while (a->free_hint < GM_ARENA_BITMAP_WORDS && !a->free_bits[a->free_hint])
-                a->free_hint++;
             long first = align > 1 ? find_run_aligned(a->free_bits, n, align)
-                                   : find_run(a->free_bits, a->free_hint, n, &longest);
+                                   : find_run(a->free_bits, a->run_from[floor_log2(n)], n, &longest);
+            if (align <= 1)
+                note_search_locked(a, n, first);
             if (first < 0) {
                 if (align <= 1)
                     a->max_run_hint = longest;
@@ -292,13 +321,47 @@ static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out
     return 0;
 }
 
+/* Length of the run of set bits that contains [first, first + n) (all set),
+ * or GM_ARENA_PAGES when it reaches further than RUN_SCAN_WORDS words on a
+ * side (then it is not worth measuring: the arena is mostly free). */
+#define RUN_SCAN_WORDS 8
+static uint32_t run_around(const uint64_t *bits, uintptr_t first, uintptr_t n, uintptr_t *start) {
+    uintptr_t lo = first, hi = first + n;
+    for (int words = 0; lo > 0; words++) {
+        if (words == RUN_SCAN_WORDS)
+            return (uint32_t)GM_ARENA_PAGES;   /* *start is left alone */
+        uintptr_t b = (lo - 1) % 64;   /* bits b, b-1, ... of word (lo-1)/64 */
+        uint64_t inv = ~(bits[(lo - 1) / 64] << (63 - b));
+        uintptr_t ones = inv ? (uintptr_t)__builtin_clzll(inv) : 64;
+        ones = ones < b + 1 ? ones : b + 1;
+        lo -= ones;
+        if (ones < b + 1)
+            break;
+    }
+    for (int words = 0; hi < GM_ARENA_PAGES; words++) {
+        if (words == RUN_SCAN_WORDS)
+            return (uint32_t)GM_ARENA_PAGES;
+        uintptr_t b = hi % 64;         /* bits b, b+1, ... of word hi/64 */
+        uint64_t inv = ~(bits[hi / 64] >> b);
+        uintptr_t ones = inv ? (uintptr_t)__builtin_ctzll(inv) : 64;
+        hi += ones;
+        if (ones < 64 - b)
+            break;
+    }
+    *start = lo;
+    return (uint32_t)(hi - lo);
+}
+
 static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     uintptr_t first = gm_page_index(addr);
     bits_set(a->free_bits, first, n);
     bits_set(a->dirty_bits, first, n);
-    a->free_hint = min_u32(a->free_hint, (uint32_t)(first / 64));
     a->free_pages += n;
-    a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
+    /* The longest run can only have grown to the one this free merged into. */
+    uintptr_t start = 0;
+    uint32_t run = run_around(a->free_bits, first, n, &start);
+    a->max_run_hint = max_u32(a->max_run_hint, run);
+    note_free_run_locked(a, start, run);
     pages_free_backed += n;
     pages_in_use -= n;
 }
@@ -790,7 +853,7 @@ size_t gm_mheap_release_step(bool force) {
     size_t dropped = drop_idle_huge(force);
     if (dropped)
         return dropped;
-    gm_arena_t *a;
+    gm_arena_t *a = NULL;
     uint32_t chunk;
     uint64_t masks[4];
     pthread_mutex_lock(&heap_lock);
@@ -828,7 +891,7 @@ size_t gm_mheap_release_step(bool force) {
     }
     a->free_pages += n;
     a->released_pages += n;
-    a->free_hint = min_u32(a->free_hint, chunk * 4);
+    note_free_run_locked(a, 0, (uint32_t)GM_ARENA_PAGES);
     a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
     pthread_mutex_unlock(&heap_lock);
     return (size_t)n * PAGE;
