@@ -308,9 +308,11 @@ static bool small_fits_in_place(size_t old, size_t size) {
  * free pages after it and shrinks by giving its tail pages back; a huge one
  * grows or shrinks within its reservation.  Either stays what it is (large
  * below GM_HUGE_THRESHOLD, huge at or above it); false if it cannot. */
-static bool resize_in_place(void *ptr, size_t size) {
+static bool resize_in_place(void *ptr, size_t size, size_t old) {
     if (size <= GM_MAX_SMALL_SIZE)
         return false;
+    if (size <= old && old - size < PAGE)
+        return true;   /* same pages: nothing to do, no lock to take */
     gm_arena_t *a = gm_pagemap_arena((uintptr_t)ptr);
     if (a->kind == GM_ARENA_HUGE)
         return size >= GM_HUGE_THRESHOLD && gm_mheap_resize_huge(a, size);
@@ -336,7 +338,7 @@ static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
     uint8_t cls = gm_small_class_of(ptr);
     size_t old = GM_LIKELY(cls) ? gm_class_size[cls] : gm_raw_usable(ptr, "realloc()", &cls);
     if (cls ? small_fits_in_place(old, size)
-            : resize_in_place(ptr, size) || (size <= old && size >= old / 2))
+            : resize_in_place(ptr, size, old) || (size <= old && size >= old / 2))
         return ptr;
     void *p = api_malloc(size);
     if (!p)
