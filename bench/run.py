@@ -19,7 +19,9 @@ bench  builds the workloads in bench/*.c (cc -O2 -pthread) into bench/work/,
        (quick.* for --quick, so a quick run never replaces a full result).
 insn   counts instructions per malloc+free pair with callgrind: fastpath in
        pair mode is run with N1 and N2 pairs and (Ir(N2)-Ir(N1))/(N2-N1) is
-       reported, so start-up cost cancels.  Writes bench/results/insn.csv and
+       reported, so start-up cost cancels; the share counted in the fastpath
+       binary itself (loop, calls, PLT jumps) is printed once, so the
+       allocators' own cost is the figure minus it.  Writes bench/results/insn.csv and
        compares gomalloc against bench/insn-baseline.csv (rewritten with
        --update-baseline).
 report redraws the tables, summary and chart from the raw runs of the last
@@ -575,8 +577,36 @@ def cmd_report(args):
 
 # ---------------------------------------------------------------- insn
 
+def object_ir(text, path):
+    """Instructions executed in the code of one object (an executable or a
+    library) in a callgrind output file: the self cost of its functions."""
+    names, cur, total, skip = {}, None, 0, False
+    for line in text.splitlines():
+        if line.startswith(("ob=", "cob=")):
+            # "(id) name" defines a compressed name, "(id)" uses it; cob=
+            # lines (callees' objects) define names that ob= lines reuse.
+            m = re.match(r"c?ob=(?:\((\d+)\))?\s*(.*)", line)
+            key, name = m.group(1), m.group(2)
+            if key and name:
+                names[key] = name
+            if line.startswith("ob="):
+                cur = names.get(key, name) if key else name
+        elif line.startswith("calls="):
+            skip = True   # the next cost line is the call's inclusive cost
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            if skip:
+                skip = False
+            elif cur == path:
+                parts = line.split()
+                if len(parts) > 1:
+                    total += int(parts[1])
+    return total
+
+
 def callgrind_ir(lib, size, n):
-    """Total instructions of one fastpath pair-mode run under callgrind."""
+    """Total instructions of one fastpath pair-mode run under callgrind, and
+    those spent in the fastpath binary itself (its loop, and the calls and
+    PLT jumps to malloc and free): (total, harness)."""
     fd, out = tempfile.mkstemp(prefix="gmcg-", suffix=".out")
     os.close(fd)
     cmd = ["valgrind", "--tool=callgrind", "--trace-children=no",
@@ -592,15 +622,19 @@ def callgrind_ir(lib, size, n):
     if r.returncode != 0 or not m:
         tail = r.stderr.decode(errors="replace").strip().splitlines()[-1:]
         return None, "exit %d %s" % (r.returncode, " ".join(tail)[:100])
-    return int(m.group(1)), ""
+    return (int(m.group(1)), object_ir(text, os.path.join(BIN, "fastpath"))), ""
 
 
-def insn_pair_cost(lib, size, n1, n2):
+def insn_pair_cost(lib, size, n1, n2, harness=None):
+    """Instructions per pair; with harness (a list), appends the share of
+    them spent in the benchmark binary."""
     i1, err = callgrind_ir(lib, size, n1)
     i2, err2 = (None, "") if i1 is None else callgrind_ir(lib, size, n2)
     if i1 is None or i2 is None:
         return None, err or err2
-    return (i2 - i1) / (n2 - n1), ""
+    if harness is not None:
+        harness.append((i2[1] - i1[1]) / (n2 - n1))
+    return (i2[0] - i1[0]) / (n2 - n1), ""
 
 
 def insn_one(lib, size):
@@ -608,15 +642,17 @@ def insn_one(lib, size):
     first: when a pair is very costly (an allocator that returns a large block
     to the OS on every free), N1 and N2 shrink so that no run exceeds about
     INSN_BUDGET instructions."""
-    per, err = insn_pair_cost(lib, size, INSN_PROBE, 2 * INSN_PROBE)
+    harness = []
+    per, err = insn_pair_cost(lib, size, INSN_PROBE, 2 * INSN_PROBE, harness)
     if per is None:
-        return None, err
+        return None, err, None
     n2 = INSN_N2
     if per * n2 > INSN_BUDGET:
         n2 = max(2 * INSN_PROBE, int(INSN_BUDGET / max(per, 1)) // 1000 * 1000)
     if n2 == 2 * INSN_PROBE:
-        return per, ""
-    return insn_pair_cost(lib, size, n2 // 2, n2)
+        return per, "", harness[-1]
+    per, err = insn_pair_cost(lib, size, n2 // 2, n2, harness)
+    return per, err, harness[-1] if harness else None
 
 
 def read_baseline(path):
@@ -639,7 +675,8 @@ def cmd_insn(args):
         for name, lib, _ in allocs:
             for size in INSN_SIZES:
                 jobs[(name, size)] = ex.submit(insn_one, lib, size)
-    res = {k: v.result() for k, v in jobs.items()}
+    res = {k: v.result()[:2] for k, v in jobs.items()}
+    harness = [v.result()[2] for v in jobs.values() if v.result()[2] is not None]
     basefile = os.path.join(BENCH, "insn-baseline.csv")
     base = read_baseline(basefile)
     head = ["size"] + names + (["gomalloc vs baseline"]
@@ -648,6 +685,10 @@ def cmd_insn(args):
              "'fastpath SIZE N pair', (Ir(N2) - Ir(N1)) / (N2 - N1), N1=%d, "
              "N2=%d (fewer when a pair is so costly that a run would pass "
              "%.0fM instructions)" % (INSN_N1, INSN_N2, INSN_BUDGET / 1e6),
+             "", "The benchmark's own share of each pair (its loop, the two calls "
+             "and their PLT jumps, counted in the fastpath binary): %s "
+             "instructions; the rest is the allocator's." %
+             ("%.1f" % statistics.median(harness) if harness else "unknown"),
              "", "| " + " | ".join(head) + " |",
              "|" + "---:|" * len(head)]
     rows = []
