@@ -281,11 +281,12 @@ static void note_search_locked(gm_arena_t *a, uint32_t n, long first) {
     uint32_t k = floor_log2(n) + ((n & (n - 1)) != 0);   /* 2^k >= n */
     for (; k < GM_RUN_CLASSES; k++)
         if (a->run_from[k] < word)
-            a->run_from[k] = (uint8_t)(word < 255 ? word : 255);
+            a->run_from[k] = (uint8_t)word;   /* <= 128 */
 }
 
-/* A run of length pages (GM_ARENA_PAGES: of unknown extent) now starts at or
- * above page start... or anywhere, when unknown. */
+/* A free left a run of length pages starting at page start (length
+ * GM_ARENA_PAGES: extent unknown, it may start anywhere): a run of any class
+ * up to its length may now start there. */
 static void note_free_run_locked(gm_arena_t *a, uintptr_t start, uint32_t length) {
     uint32_t word = length >= GM_ARENA_PAGES ? 0 : (uint32_t)(start / 64);
     for (uint32_t k = 0; k < GM_RUN_CLASSES && ((uint32_t)1 << k) <= length; k++)
