@@ -151,6 +151,53 @@ static void test_mheap_free_neighbours_coalesce(void **state)
     free(held);
 }
 
+/* The search hints never hide a run: after searches for 2 pages have gone
+ * past a 3-page hole's word, a free that makes the hole still has the next
+ * 2-page request land in it (first fit). */
+static void test_mheap_search_hint_sees_new_hole(void **state)
+{
+    (void)state;
+    enum { MAX = 8192 };
+    gm_span_t **held = malloc(MAX * sizeof *held);
+    assert_non_null(held);
+    size_t n = 0;
+    gm_span_t *p[6];
+    for (;;) {   /* six adjacent single pages, everything below them in use */
+        assert_true(n + 6 <= MAX);
+        for (int i = 0; i < 6; i++)
+            p[i] = span(1);
+        bool adjacent = true;
+        for (int i = 1; i < 6; i++)
+            adjacent &= p[i]->base == p[0]->base + (uintptr_t)i * PAGE;
+        if (adjacent)
+            break;
+        for (int i = 0; i < 6; i++)
+            held[n++] = p[i];
+    }
+    uintptr_t at = p[0]->base;
+    gm_mheap_free_span(p[0]);
+    gm_mheap_free_span(p[2]);
+    gm_mheap_free_span(p[4]);
+    /* 2-page runs, first fit, until one lies a bitmap word (64 pages) past the
+     * holes: the searches that found them moved the hint past the holes. */
+    gm_span_t *x;
+    do {
+        assert_true(n < MAX);
+        x = span(2);
+        assert_true(x->base > p[5]->base);
+        held[n++] = x;
+    } while (x->base < at + 64 * PAGE);
+    gm_mheap_free_span(p[1]);   /* p0 .. p2: a 3-page hole */
+    gm_span_t *y = span(2);
+    assert_true(y->base == at);
+    gm_mheap_free_span(y);
+    gm_mheap_free_span(p[3]);
+    gm_mheap_free_span(p[5]);
+    while (n > 0)
+        gm_mheap_free_span(held[--n]);
+    free(held);
+}
+
 static void test_mheap_large_aligned(void **state)
 {
     (void)state;
@@ -513,7 +560,8 @@ int main(void)
         cmocka_unit_test_teardown(test_mheap_spans_aligned_distinct_disjoint, reset_faults),
         cmocka_unit_test_teardown(test_mheap_first_fit_reuses_freed_middle_run, reset_faults),
         cmocka_unit_test_teardown(test_mheap_free_neighbours_coalesce, reset_faults),
-        cmocka_unit_test_teardown(test_mheap_large_aligned, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_search_hint_sees_new_hole, reset_faults),
+                cmocka_unit_test_teardown(test_mheap_large_aligned, reset_faults),
         cmocka_unit_test_teardown(test_mheap_fresh_run_is_zero, reset_faults),
         cmocka_unit_test_teardown(test_mheap_reused_run_not_zero, reset_faults),
         cmocka_unit_test_teardown(test_mheap_release_all_makes_runs_zero, reset_faults),
