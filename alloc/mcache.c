@@ -40,8 +40,9 @@
  * whatever the limit).  So a thread never caches more than its limit plus
  * one batch.
  *
- * Surplus: about once a second (gm_scavenger_epoch) a thread's next slow
- * path gives back half of every list it did not have to refill since the
+ * Surplus: about once a second (gm_scavenger_epoch, which advances while
+ * the scavenger thread runs, i.e. once the heap has held 32 MiB) a thread's
+ * next slow path gives back half of every list it did not have to refill since the
  * last time, and takes a batch off the max of each such list.  A thread that
  * stops calling malloc and free keeps its cache, within its bound, until it
  * exits or calls malloc_trim.

@@ -17,7 +17,8 @@
  * owner's large_bytes, which statistics count as cached, not in use.
  * Memory held: at most GM_PAGE_CACHE_BYTES per thread, flushed back to the
  * mheap on thread exit, malloc_trim, and by the epoch trim (about once a
- * second) when the thread reused none of them since the last epoch.
+ * second, while the scavenger thread runs) when the thread reused none of
+ * them since the last epoch.
  *
  * Locking: the lists belong to their thread; the mheap lock is taken only to
  * give blocks back.
