@@ -13,6 +13,8 @@
  * address order.  Freeing sets the bits back, so neighbouring free runs
  * coalesce by construction and no free-run structure needs splitting or
  * merging.  max_run_hint lets a search skip arenas that cannot serve it.
+ * One exception: freed 1-page small spans wait on a short stack (page_stack,
+ * see "freed single pages" below) for the next 1-page span, bits untouched.
  *
  * realloc resizes a large block in place when it can: growing takes the free
  * pages right after it, shrinking frees its tail (gm_mheap_resize_large).
@@ -25,7 +27,7 @@
  * (see "huge blocks" below).
  *
  * Per-page state, all under the mheap lock:
- *   free_bits      1 = page not in any span or block;
+ *   free_bits      1 = page not in any span or block (nor on page_stack);
  *   dirty_bits     1 = page may hold non-zero bytes (written since it was
  *                  fresh from the OS or released with MADV_DONTNEED);
  *   released_bits  1 = free page with no memory behind it: never committed
@@ -33,19 +35,20 @@
  * Invariants: released implies free; pages at or above commit_end are free,
  * released and clean; pages outside [lo, hi) are never free.
  * released_pages counts the free arena's released bits; the globals below
- * count pages in use and free-but-backed pages (the scavenger's measure).
+ * count pages in use and free-but-backed pages (the scavenger's measure);
+ * a page on page_stack is clear in free_bits but counted free and backed.
  *
  * Returning pages (gm_mheap_release_step, driven by scavenger.c): first idle
  * huge memory (a cached reservation is unmapped, or an in-use block's slack
- * given back); else the backed free pages of one 2 MiB chunk, the highest that
- * has any, are taken out of the free set under the lock, released with
+ * given back); else, page_stack first put back into the bitmaps, the backed
+ * free pages of one 2 MiB chunk, the highest that has any, are taken out of the free set under the lock, released with
  * madvise outside it, and put back as free and released.  Chunks at least
  * 96.9% in use are left alone unless asked (their huge page is worth more
  * than a few free pages).
  *
  * Locking: heap_lock guards every arena's bitmaps, commit_end, page counts,
  * max_run_hint and run_from, the arena list, the pagemap writes, span
- * state, the spare span structs, the huge descriptors' fields and tables and
+ * state, the spare span structs, page_stack, the huge descriptors' fields and tables and
  * the statistics below.  A huge descriptor in no table (being handed out, not
  * yet returned) is its thread's alone.  The lock is taken after any mcentral
  * lock and before fixalloc's.
@@ -394,10 +397,73 @@ static gm_span_t *new_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t n, uin
     return s;
 }
 
+/* ---- freed single pages ---------------------------------------------------
+ * A freed 1-page small span goes on page_stack, span struct and all, instead
+ * of back into the bitmaps; the next 1-page span request pops it.  Most size
+ * classes have 1-page spans, and the 8 KiB class one object per span, so this
+ * is the common trip through the heap: a pop skips the bitmap search and
+ * updates, the run merging and the span struct recycling.  A stacked page
+ * stays clear in free_bits (its arena's counts treat it as in use) but counts
+ * as free and backed in pages_in_use / pages_free_backed, so the statistics
+ * and the scavenger's goal see it as free; its pagemap entries are cleared
+ * as for any freed span, and its dirty bit stays set (reuse is not fresh).
+ * Any other page allocation, in-place growth and every release step first
+ * put the stacked pages back into the bitmaps (flush_pages_locked), so first
+ * fit for longer runs, coalescing and returning memory are as without the
+ * stack; only single pages are reused last-freed first. */
+#define PAGE_STACK_MAX 1024   /* 8 MiB; a full flush costs what 1024 frees would */
+static gm_span_t *page_stack[PAGE_STACK_MAX];   /* heap lock */
+static uint32_t page_stack_len;                  /* heap lock */
+
+static bool push_page_locked(gm_span_t *s) {
+    if (s->npages != 1 || s->cls == 0 || page_stack_len == PAGE_STACK_MAX)
+        return false;
+    gm_pagemap_clear_span(s->arena, s);
+    s->state = GM_SPAN_FREE;
+    page_stack[page_stack_len++] = s;
+    pages_in_use--;
+    pages_free_backed++;
+    return true;
+}
+
+static gm_span_t *pop_page_locked(uint8_t cls) {
+    gm_span_t *s = page_stack[--page_stack_len];
+    uintptr_t base = s->base;
+    gm_arena_t *a = s->arena;
+    memset(s, 0, sizeof *s);
+    s->base = base;
+    s->npages = 1;
+    s->cls = cls;
+    s->arena = a;
+    s->state = GM_SPAN_SMALL;
+    gm_pagemap_set_span(a, s);
+    pages_in_use++;
+    pages_free_backed--;
+    return s;
+}
+
+/* Puts every stacked page back into its arena's bitmaps. */
+static void flush_pages_locked(void) {
+    while (page_stack_len > 0) {
+        gm_span_t *s = page_stack[--page_stack_len];
+        pages_in_use++;   /* free_pages_locked counts it free again */
+        pages_free_backed--;
+        free_pages_locked(s->arena, s->base, 1);
+        s->next = spare_spans;
+        spare_spans = s;
+    }
+}
+
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
     gm_arena_t *a;
     gm_span_t *s = NULL;
     pthread_mutex_lock(&heap_lock);
+    if (npages == 1 && page_stack_len > 0) {
+        s = pop_page_locked(cls);
+        pthread_mutex_unlock(&heap_lock);
+        return s;
+    }
+    flush_pages_locked();
     uintptr_t addr = alloc_pages_locked(npages, 1, &a);
     if (addr) {
         s = new_span_locked(a, addr, npages, cls);
@@ -418,6 +484,7 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     gm_arena_t *a;
     gm_span_t *s = NULL;
     pthread_mutex_lock(&heap_lock);
+    flush_pages_locked();
     uintptr_t addr = alloc_pages_locked(npages, align_pages, &a);
     if (addr) {
         s = new_span_locked(a, addr, npages, 0);
@@ -442,6 +509,7 @@ static bool resize_large_locked(gm_span_t *s, uint32_t npages) {
     if (npages > s->npages) {
         uint32_t more = npages - s->npages;
         uintptr_t end = s->base + (uintptr_t)npages * PAGE;
+        flush_pages_locked();
         if (first + npages > GM_ARENA_PAGES || end > a->hi ||
             count_bits(a->free_bits, first + s->npages, more) != more ||
             !take_pages_locked(a, first + s->npages, more))
@@ -473,6 +541,10 @@ void gm_mheap_free_span(gm_span_t *s) {
     if (s->state == GM_SPAN_LARGE) {
         large_bytes -= s->large_size;
         large_count--;
+    }
+    if (push_page_locked(s)) {
+        pthread_mutex_unlock(&heap_lock);
+        return;
     }
     s->state = GM_SPAN_FREE;
     gm_pagemap_clear_span(a, s);
@@ -858,6 +930,7 @@ size_t gm_mheap_release_step(bool force) {
     uint32_t chunk;
     uint64_t masks[4];
     pthread_mutex_lock(&heap_lock);
+    flush_pages_locked();
     if (!pick_chunk_locked(force, &a, &chunk)) {
         pthread_mutex_unlock(&heap_lock);
         return 0;

@@ -384,6 +384,102 @@ static void test_mheap_stats_track_alloc_free_release(void **state)
     assert_true(stats().in_use == st0.in_use);
 }
 
+/* A freed 1-page small span waits for the next 1-page request: it comes back
+ * whole (base, one page, the new class), not known zero, and while it waits
+ * its page is free as far as the pagemap and the statistics tell; releasing
+ * memory puts it back among the free pages first. */
+static void test_mheap_single_page_reused(void **state)
+{
+    (void)state;
+    gm_mheap_release_all();   /* nothing waiting from earlier tests */
+    gm_span_t *s = span(1);
+    uintptr_t at = s->base;
+    memset((void *)at, 0x5A, PAGE);
+    assert_ptr_equal(gm_pagemap_span_of(at), s);
+    struct gm_heap_stats st0 = stats();
+    gm_mheap_free_span(s);
+    assert_null(gm_pagemap_span_of(at));
+    gm_arena_t *a = gm_pagemap_arena(at);
+    assert_non_null(a);
+    assert_int_equal(a->page_info[gm_page_index(at)], 0);
+    assert_null(a->spans[gm_page_index(at)]);
+    struct gm_heap_stats st1 = stats();
+    assert_true(st1.in_use == st0.in_use - PAGE);
+    assert_true(st1.free == st0.free + PAGE);
+    assert_true(st1.released == st0.released);
+    assert_true(st1.committed == st0.committed);
+
+    gm_span_t *r = gm_mheap_alloc_span(1, SPAN_CLS + 1);
+    assert_non_null(r);
+    assert_true(r->base == at);
+    assert_int_equal(r->npages, 1);
+    assert_int_equal(r->cls, SPAN_CLS + 1);
+    assert_int_equal(r->state, GM_SPAN_SMALL);
+    assert_int_equal(r->fresh_zero, 0);
+    assert_ptr_equal(r->arena, a);
+    assert_int_equal(r->nalloc, 0);
+    assert_int_equal(r->freeindex, 0);
+    assert_null(r->free_list);
+    assert_int_equal(gm_page_info_class(a->page_info[gm_page_index(at)]), SPAN_CLS + 1);
+    assert_ptr_equal(a->spans[gm_page_index(at)], r);
+    assert_ptr_equal(gm_pagemap_span_of(at), r);
+    struct gm_heap_stats st2 = stats();
+    assert_true(st2.in_use == st0.in_use);
+    assert_true(st2.free == st0.free);
+
+    /* A waiting page is given back like any free page. */
+    gm_mheap_free_span(r);
+    struct gm_heap_stats st3 = stats();
+    assert_true(st3.free == st0.free + PAGE);
+    size_t given = gm_mheap_release_all();
+    assert_true(given == st3.free);
+    struct gm_heap_stats st4 = stats();
+    assert_true(st4.free == 0);
+    assert_true(st4.released == st3.released + st3.free);
+    assert_true(st4.in_use == st3.in_use);
+    assert_true(st4.committed == st3.committed);
+    assert_int_equal(gm_mheap_release_all(), 0);
+    if (release_zeroes()) {   /* back in the free set: comes back zero */
+        s = span(1);
+        assert_true(s->base == at);
+        assert_int_equal(s->fresh_zero, 1);
+        assert_true(gm_test_all_zero((void *)at, PAGE));
+        gm_mheap_free_span(s);
+    }
+}
+
+/* Waiting single pages do not keep a longer run from forming: first fit for
+ * two pages finds the pair that two of them make. */
+static void test_mheap_single_pages_coalesce_for_longer_runs(void **state)
+{
+    (void)state;
+    enum { MAX = 4096 };
+    gm_span_t **held = malloc(MAX * sizeof *held);
+    assert_non_null(held);
+    size_t n = 0;
+    gm_mheap_release_all();   /* single pages come lowest first from here on */
+    gm_span_t *a = span(1), *b;
+    for (;;) {
+        assert_true(n + 1 < MAX);
+        b = span(1);
+        if (b->base == a->base + PAGE)
+            break;
+        held[n++] = a;
+        a = b;
+    }
+    uintptr_t at = a->base;
+    struct gm_heap_stats st0 = stats();
+    gm_mheap_free_span(b);
+    gm_mheap_free_span(a);
+    assert_true(stats().free == st0.free + 2 * PAGE);
+    gm_span_t *two = span(2);
+    assert_true(two->base == at);
+    assert_true(stats().in_use == st0.in_use);
+    gm_mheap_free_span(two);
+    free_all(held, n);
+    free(held);
+}
+
 /* A block no arena can hold while the OS refuses the next mapping: NULL, the
  * heap unchanged, and the same request succeeds once the OS agrees again. */
 static void test_mheap_oom_large_then_recovers(void **state)
@@ -568,6 +664,8 @@ int main(void)
         cmocka_unit_test_teardown(test_mheap_huge_aligned_and_registered, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_free_unregisters_only_itself, reset_faults),
         cmocka_unit_test_teardown(test_mheap_stats_track_alloc_free_release, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_single_page_reused, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_single_pages_coalesce_for_longer_runs, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_reused_for_other_sizes, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_reuse_best_fit, reset_faults),
         cmocka_unit_test_teardown(test_mheap_large_resize_in_place, reset_faults),
