@@ -41,17 +41,18 @@
  * Returning pages (gm_mheap_release_step, driven by scavenger.c): first idle
  * huge memory (a cached reservation is unmapped, or an in-use block's slack
  * given back); else, page_stack first put back into the bitmaps, the backed
- * free pages of one 2 MiB chunk, the highest that has any, are taken out of the free set under the lock, released with
- * madvise outside it, and put back as free and released.  Chunks at least
+ * free pages of one 2 MiB chunk, the highest that has any, are taken out of
+ * the free set under the lock, released with madvise outside it, and put
+ * back as free and released.  Chunks at least
  * 96.9% in use are left alone unless asked (their huge page is worth more
  * than a few free pages).
  *
  * Locking: heap_lock guards every arena's bitmaps, commit_end, page counts,
  * max_run_hint and run_from, the arena list, the pagemap writes, span
- * state, the spare span structs, page_stack, the huge descriptors' fields and tables and
- * the statistics below.  A huge descriptor in no table (being handed out, not
- * yet returned) is its thread's alone.  The lock is taken after any mcentral
- * lock and before fixalloc's.
+ * state, the spare span structs, page_stack, the huge descriptors' fields
+ * and tables and the statistics below.  A huge descriptor in no table
+ * (being handed out, not yet returned) is its thread's alone.  The lock is
+ * taken after any mcentral lock and before fixalloc's.
  */
 #include <string.h>
 
