@@ -260,6 +260,18 @@ static inline gm_arena_t *gm_pagemap_arena(uintptr_t addr) {
 static inline uintptr_t gm_page_index(uintptr_t addr) {
     return (addr >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1);
 }
+/* From the page info alone: addr's size class (0 when its page is not in a
+ * small span) and its byte offset from its span's base.  False when no arena
+ * covers addr.  The lookup both fast paths of free make. */
+static inline bool gm_pagemap_locate(uintptr_t addr, uint8_t *cls, uint64_t *offset) {
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    if (GM_UNLIKELY(!a))
+        return false;
+    gm_page_info_t info = a->page_info[gm_page_index(addr)];
+    *cls = gm_page_info_class(info);
+    *offset = (addr & (GM_PAGE_SIZE - 1)) | gm_page_info_offset(info);
+    return true;
+}
 bool gm_pagemap_claim(uintptr_t start, size_t size, gm_arena_t *arena);
 void gm_pagemap_unclaim(uintptr_t start, size_t size);
 void gm_pagemap_set_span(gm_arena_t *a, gm_span_t *s);

@@ -39,13 +39,10 @@ GM_INLINE void *gm_mcache_alloc_fast(size_t size) {
 /* Returns false when the slow path must handle ptr.  Class 0 (not a small
  * span's page) fails the start test too: its limit is 0. */
 GM_INLINE bool gm_mcache_free_fast(void *ptr) {
-    uintptr_t addr = (uintptr_t)ptr;
-    gm_arena_t *a = gm_pagemap_arena(addr);
-    if (GM_UNLIKELY(!a))
+    uint8_t cls;
+    uint64_t offset;
+    if (GM_UNLIKELY(!gm_pagemap_locate((uintptr_t)ptr, &cls, &offset)))
         return false;
-    gm_page_info_t info = a->page_info[gm_page_index(addr)];
-    uint8_t cls = gm_page_info_class(info);
-    uint64_t offset = (addr & (GM_PAGE_SIZE - 1)) | gm_page_info_offset(info);
     gm_mcache_t *c = gm_tls_cache;
     uintptr_t key = gm_free_key;
     if (GM_UNLIKELY(offset * c->start_magic[cls] >= c->start_limit[cls] ||
@@ -62,14 +59,10 @@ GM_INLINE bool gm_mcache_free_fast(void *ptr) {
  * else 0 (large, huge, foreign, interior or freed: the caller's slow lookup
  * decides).  The free fast path's checks, against the global tables. */
 GM_INLINE uint8_t gm_small_class_of(const void *ptr) {
-    uintptr_t addr = (uintptr_t)ptr;
-    gm_arena_t *a = gm_pagemap_arena(addr);
-    if (GM_UNLIKELY(!a))
-        return 0;
-    gm_page_info_t info = a->page_info[gm_page_index(addr)];
-    uint8_t cls = gm_page_info_class(info);
-    uint64_t offset = (addr & (GM_PAGE_SIZE - 1)) | gm_page_info_offset(info);
-    if (!gm_class_is_start(cls, offset) || gm_block_is_free(ptr))
+    uint8_t cls;
+    uint64_t offset;
+    if (!gm_pagemap_locate((uintptr_t)ptr, &cls, &offset) ||
+        !gm_class_is_start(cls, offset) || gm_block_is_free(ptr))
         return 0;
     return cls;
 }
