@@ -3,7 +3,7 @@
  *
  *   GOMALLOC_SCAVENGE=0|1          return free pages in the background (1)
  *   GOMALLOC_RETAIN_PERCENT=N      free-but-backed memory kept, as a share of
- *                                  memory in use (10)
+ *                                  memory in use (5)
  *   GOMALLOC_MADVISE=dontneed|free how pages are returned (dontneed)
  *   GOMALLOC_THREAD_CACHE_KIB=N    bound on one thread's cache (2048)
  *   GOMALLOC_DEBUG=0|1             checked slow paths for every call (0)
@@ -18,7 +18,7 @@
 
 struct gm_options gm_options = {
     .scavenge = true,
-    .retain_percent = 10,
+    .retain_percent = 5,
     .madvise_free = false,
     .thread_cache_bytes = GM_THREAD_CACHE_DEFAULT,
 };

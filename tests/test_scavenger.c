@@ -236,7 +236,7 @@ static void test_scavenger_bad_options_reported(void **state) {
 static int child_main(void) {
     void *p = gm_malloc(10);
     gm_free(p);
-    return gm_options.retain_percent == 10 || gm_options.retain_percent == 25 ? 0 : 1;
+    return gm_options.retain_percent == 5 || gm_options.retain_percent == 25 ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
