@@ -169,6 +169,34 @@ static void test_api_realloc_same_class_keeps_pointer(void **state)
     gm_free(q);
 }
 
+/* A small block that outgrows its class by a little moves to a block a
+ * quarter larger, so appending a byte at a time moves it only every quarter;
+ * a large jump gets what it asks for. */
+static void test_api_realloc_small_growth_has_headroom(void **state)
+{
+    (void)state;
+    char *p = gm_malloc(1000);
+    assert_non_null(p);
+    size_t usable = gm_usable_size(p);
+    fill(p, usable, 4);
+    char *q = gm_realloc(p, usable + 1);
+    assert_non_null(q);
+    assert_true(gm_usable_size(q) >= usable + usable / 4);
+    assert_true(check(q, usable, 4));
+    size_t roomy = gm_usable_size(q);
+    uintptr_t at = (uintptr_t)q;
+    for (size_t n = usable + 2; n <= roomy; n++) {
+        q = gm_realloc(q, n);
+        assert_true((uintptr_t)q == at);
+    }
+    assert_true(check(q, usable, 4));
+    q = gm_realloc(q, roomy * 2);
+    assert_non_null(q);
+    assert_true(gm_usable_size(q) < roomy * 2 + roomy / 2);
+    assert_true(check(q, usable, 4));
+    gm_free(q);
+}
+
 static void test_api_realloc_preserves_contents(void **state)
 {
     (void)state;
@@ -848,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_api_realloc_null_is_malloc),
         cmocka_unit_test(test_api_realloc_same_class_keeps_pointer),
         cmocka_unit_test(test_api_realloc_preserves_contents),
+        cmocka_unit_test(test_api_realloc_small_growth_has_headroom),
         cmocka_unit_test(test_api_oversize_fails_with_enomem),
         cmocka_unit_test(test_api_realloc_oversize_keeps_block),
         cmocka_unit_test(test_api_calloc_overflow_fails_with_enomem),
