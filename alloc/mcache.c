@@ -8,8 +8,9 @@
  * whose lists are empty and whose object-start limits are zero, so both fast
  * paths fall through to this file without testing for NULL.  The fast paths
  * in mcache.h pop and push; this file refills an empty list and flushes a
- * long one, in batches of gm_transfer_count(cls) objects (at most 8 KiB)
- * moved with one mcentral lock round-trip.
+ * long one, in batches of gm_transfer_count(cls) objects (at most 8 KiB,
+ * or 8 objects for the classes above 1 KiB) moved with one mcentral lock
+ * round-trip.
  *
  * Remote frees: a block freed by a thread other than the one that allocated
  * it goes on the *freeing* thread's list, as in tcmalloc and jemalloc, not

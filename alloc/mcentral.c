@@ -3,14 +3,14 @@
  * of ready-made batches (tcmalloc's transfer cache) between thread caches.
  *
  * Thread caches move objects in batches of gm_transfer_count(cls) (at most
- * 8 KiB, see internal.h).  A batch that a cache gives back is parked whole
- * in batches[] when there is room, and the next cache that needs objects
- * takes it: a producer thread and a consumer thread trade memory with one
- * lock round-trip per batch and no pagemap walk.  A cache that asks for
- * fewer (a list still in slow start) gets the first objects of the top
- * batch and the rest stays parked, so parked memory is used before any span
- * is carved.  Only when the stock is full (or empty) do objects go back to
- * (or come out of) their spans.
+ * 8 KiB, or 8 objects of the classes above 1 KiB; see internal.h).  A batch
+ * that a cache gives back is parked whole in batches[] when there is room,
+ * and the next cache that needs objects takes it: a producer thread and a
+ * consumer thread trade memory with one lock round-trip per batch and no
+ * pagemap walk.  A cache that asks for fewer (a list still in slow start)
+ * gets the first objects of the top batch and the rest stays parked, so
+ * parked memory is used before any span is carved.  Only when the stock is
+ * full (or empty) do objects go back to (or come out of) their spans.
  *
  * The stock's bound adapts, as tcmalloc's transfer caches do: it starts at
  * 64 KiB of a class and grows by a batch, up to 256 KiB, each time a take

@@ -124,18 +124,19 @@ static void test_mcentral_take_distinct_across_calls(void **state)
     }
 }
 
-/* A transfer moves at most GM_TRANSFER_BYTES (two objects for the biggest
- * classes), never more than the table's batch, never fewer than two (or
- * the table's batch when it is smaller). */
+/* A transfer moves at most GM_TRANSFER_BYTES, never more than the table's
+ * batch, never fewer than GM_TRANSFER_MIN_OBJECTS (or the table's batch when
+ * it is smaller), and never more than 64 KiB. */
 static void test_mcentral_transfer_count_bounded(void **state)
 {
     (void)state;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
         uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
         assert_true(n <= gm_class_batch[cls]);
-        assert_true(n >= 2 || n == gm_class_batch[cls]);
-        assert_true((uint64_t)n * size <= GM_TRANSFER_BYTES || n <= 2);
-        if (n < gm_class_batch[cls])   /* cut: as many as fit */
+        assert_true(n >= GM_TRANSFER_MIN_OBJECTS || n == gm_class_batch[cls]);
+        assert_true((uint64_t)n * size <= GM_TRANSFER_BYTES || n <= GM_TRANSFER_MIN_OBJECTS);
+        assert_true((uint64_t)n * size <= (64u << 10));
+        if (n < gm_class_batch[cls] && n > GM_TRANSFER_MIN_OBJECTS)   /* cut: as many as fit */
             assert_true((uint64_t)(n + 1) * size > GM_TRANSFER_BYTES);
     }
 }
