@@ -282,8 +282,13 @@ gm_span_t *gm_pagemap_span_of(uintptr_t addr);
 
 /* ---- mheap.c --------------------------------------------------------- */
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
+/* Up to n spans of npages pages for class cls into out[], under one lock
+ * round trip; returns how many (fewer only when memory runs out). */
+uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_t **out);
 gm_span_t *gm_mheap_alloc_large(size_t size, size_t align);
 void gm_mheap_free_span(gm_span_t *s);
+/* Frees every span of a list linked through next, under one lock round trip. */
+void gm_mheap_free_spans(gm_span_t *list);
 /* In-place realloc: false, nothing changed, if the block cannot be resized
  * where it is (large: the pages after it are not free; huge: the size is past
  * its reservation, or the OS refused the commit). */

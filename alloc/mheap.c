@@ -16,6 +16,10 @@
  * One exception: freed 1-page small spans wait on a short stack (page_stack,
  * see "freed single pages" below) for the next 1-page span, bits untouched.
  *
+ * gm_mheap_alloc_spans and gm_mheap_free_spans take and return several
+ * spans of one size in one lock round trip: an mcentral whose spans hold one
+ * or two objects needs several for one transfer (see mcentral.c).
+ *
  * realloc resizes a large block in place when it can: growing takes the free
  * pages right after it, shrinking frees its tail (gm_mheap_resize_large).
  *
@@ -455,26 +459,39 @@ static void flush_pages_locked(void) {
     }
 }
 
-gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
-    gm_arena_t *a;
-    gm_span_t *s = NULL;
-    pthread_mutex_lock(&heap_lock);
-    if (npages == 1 && page_stack_len > 0) {
-        s = pop_page_locked(cls);
-        pthread_mutex_unlock(&heap_lock);
-        return s;
-    }
+static gm_span_t *alloc_span_locked(uint32_t npages, uint8_t cls) {
+    if (npages == 1 && page_stack_len > 0)
+        return pop_page_locked(cls);
     flush_pages_locked();
+    gm_arena_t *a;
     uintptr_t addr = alloc_pages_locked(npages, 1, &a);
-    if (addr) {
-        s = new_span_locked(a, addr, npages, cls);
-        if (!s)
-            free_pages_locked(a, addr, npages);
-        else
-            bits_set(a->dirty_bits, gm_page_index(addr), npages);
-    }
+    if (!addr)
+        return NULL;
+    gm_span_t *s = new_span_locked(a, addr, npages, cls);
+    if (!s)
+        free_pages_locked(a, addr, npages);
+    else
+        bits_set(a->dirty_bits, gm_page_index(addr), npages);
+    return s;
+}
+
+gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
+    pthread_mutex_lock(&heap_lock);
+    gm_span_t *s = alloc_span_locked(npages, cls);
     pthread_mutex_unlock(&heap_lock);
     return s;
+}
+
+/* n spans in one trip through the lock: classes with few objects per span
+ * need several spans for one transfer, and the lock round trip costs more
+ * than taking a span off page_stack. */
+uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_t **out) {
+    uint32_t got = 0;
+    pthread_mutex_lock(&heap_lock);
+    while (got < n && (out[got] = alloc_span_locked(npages, cls)) != NULL)
+        got++;
+    pthread_mutex_unlock(&heap_lock);
+    return got;
 }
 
 /* A page run of at least size bytes whose start is aligned to align (a power
@@ -536,22 +553,34 @@ bool gm_mheap_resize_large(gm_span_t *s, size_t size) {
     return ok;
 }
 
-void gm_mheap_free_span(gm_span_t *s) {
-    gm_arena_t *a = s->arena;
-    pthread_mutex_lock(&heap_lock);
+static void free_span_locked(gm_span_t *s) {
     if (s->state == GM_SPAN_LARGE) {
         large_bytes -= s->large_size;
         large_count--;
     }
-    if (push_page_locked(s)) {
-        pthread_mutex_unlock(&heap_lock);
+    if (push_page_locked(s))
         return;
-    }
     s->state = GM_SPAN_FREE;
-    gm_pagemap_clear_span(a, s);
-    free_pages_locked(a, s->base, s->npages);
+    gm_pagemap_clear_span(s->arena, s);
+    free_pages_locked(s->arena, s->base, s->npages);
     s->next = spare_spans;
     spare_spans = s;
+}
+
+void gm_mheap_free_span(gm_span_t *s) {
+    pthread_mutex_lock(&heap_lock);
+    free_span_locked(s);
+    pthread_mutex_unlock(&heap_lock);
+}
+
+/* Frees a list of spans linked through next, in one trip through the lock. */
+void gm_mheap_free_spans(gm_span_t *list) {
+    pthread_mutex_lock(&heap_lock);
+    while (list) {
+        gm_span_t *s = list;
+        list = s->next;
+        free_span_locked(s);
+    }
     pthread_mutex_unlock(&heap_lock);
 }
 

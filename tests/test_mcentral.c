@@ -322,6 +322,44 @@ static void test_mcentral_objects_back_one_by_one_free_spans(void **state)
     }
 }
 
+/* A take that needs many new spans gets exactly as many as it needs (the
+ * heap hands them over several at a time; 20 is more than one trip), and
+ * one give that empties them all sends every one back to the heap. */
+static void test_mcentral_take_grows_needed_spans_only(void **state)
+{
+    (void)state;
+    enum { SPANS = 20 };
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        gm_mcentral_drain(cls);
+        uint64_t before = heap_in_use();
+        uint32_t n = SPANS * gm_class_objects[cls];
+        void *h, *t;
+        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        check_list(cls, h, t, n);
+        if (heap_in_use() != before + SPANS * gm_class_pages[cls] * PAGE)
+            fail_msg("class %u: %lu bytes more in use for %u spans", cls,
+                     (unsigned long)(heap_in_use() - before), SPANS);
+        uintptr_t bases[SPANS];
+        uint32_t nbases = 0;
+        for (void *obj = h; obj; obj = gm_link_get(obj)) {
+            uintptr_t base = gm_pagemap_span_of((uintptr_t)obj)->base;
+            bool seen = false;
+            for (uint32_t i = 0; i < nbases; i++)
+                seen |= bases[i] == base;
+            if (!seen) {
+                assert_true(nbases < SPANS);
+                bases[nbases++] = base;
+            }
+        }
+        assert_int_equal(nbases, SPANS);
+        gm_mcentral_give(cls, h, t, n);
+        gm_mcentral_drain(cls);
+        assert_true(heap_in_use() == before);
+        for (uint32_t i = 0; i < nbases; i++)
+            assert_null(gm_pagemap_span_of(bases[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +373,7 @@ int main(void)
         cmocka_unit_test_teardown(test_mcentral_parked_bound_grows_with_round_trips, drain_all),
         cmocka_unit_test_teardown(test_mcentral_empty_span_returns_to_heap, drain_all),
         cmocka_unit_test_teardown(test_mcentral_objects_back_one_by_one_free_spans, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_take_grows_needed_spans_only, drain_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

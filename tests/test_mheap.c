@@ -448,6 +448,56 @@ static void test_mheap_single_page_reused(void **state)
     }
 }
 
+/* gm_mheap_alloc_spans hands out n spans in one call, each as
+ * gm_mheap_alloc_span would (pages of its own, the class, pagemap entries),
+ * single pages first off the stack of freed ones, then from the bitmaps;
+ * gm_mheap_free_spans takes a list of them back. */
+static void test_mheap_span_batches(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    const uint8_t cls = SPAN_CLS + 2;
+    uint32_t sizes[] = {1, 3};
+    for (size_t k = 0; k < 2; k++) {
+        uint32_t npages = sizes[k];
+        struct gm_heap_stats st0 = stats();
+        gm_span_t *waiting[2] = {span(npages), span(npages)};
+        gm_mheap_free_span(waiting[0]);
+        gm_mheap_free_span(waiting[1]);
+        gm_span_t *out[N];
+        uintptr_t bases[N];
+        assert_int_equal(gm_mheap_alloc_spans(npages, cls, N, out), N);
+        for (int i = 0; i < N; i++) {
+            gm_span_t *s = out[i];
+            assert_int_equal(s->npages, npages);
+            assert_int_equal(s->cls, cls);
+            assert_int_equal(s->state, GM_SPAN_SMALL);
+            assert_int_equal(s->nalloc, 0);
+            assert_int_equal(s->freeindex, 0);
+            assert_null(s->free_list);
+            assert_true(gm_test_aligned(s->base, PAGE));
+            assert_ptr_equal(gm_pagemap_span_of(s->base), s);
+            gm_arena_t *a = gm_pagemap_arena(s->base);
+            for (uint32_t p = 0; p < npages; p++)
+                assert_int_equal(gm_page_info_class(a->page_info[gm_page_index(s->base) + p]), cls);
+            bases[i] = s->base;
+            s->next = i + 1 < N ? out[i + 1] : NULL;
+        }
+        gm_test_assert_disjoint(bases, N, npages * PAGE);
+        assert_true(stats().in_use == st0.in_use + N * npages * PAGE);
+        gm_mheap_free_spans(out[0]);
+        for (int i = 0; i < N; i++) {
+            gm_arena_t *a = gm_pagemap_arena(bases[i]);
+            assert_null(gm_pagemap_span_of(bases[i]));
+            for (uint32_t p = 0; p < npages; p++) {
+                assert_int_equal(a->page_info[gm_page_index(bases[i]) + p], 0);
+                assert_null(a->spans[gm_page_index(bases[i]) + p]);
+            }
+        }
+        assert_true(stats().in_use == st0.in_use);
+    }
+}
+
 /* Waiting single pages do not keep a longer run from forming: first fit for
  * two pages finds the pair that two of them make. */
 static void test_mheap_single_pages_coalesce_for_longer_runs(void **state)
@@ -666,6 +716,7 @@ int main(void)
         cmocka_unit_test_teardown(test_mheap_stats_track_alloc_free_release, reset_faults),
         cmocka_unit_test_teardown(test_mheap_single_page_reused, reset_faults),
         cmocka_unit_test_teardown(test_mheap_single_pages_coalesce_for_longer_runs, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_span_batches, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_reused_for_other_sizes, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_reuse_best_fit, reset_faults),
         cmocka_unit_test_teardown(test_mheap_large_resize_in_place, reset_faults),
