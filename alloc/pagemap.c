@@ -68,6 +68,11 @@ void gm_pagemap_set_span(gm_arena_t *a, gm_span_t *s) {
 void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s) {
     uintptr_t first = gm_page_index(s->base);
     uint32_t n = s->cls == 0 ? 1 : s->npages;
+    if (n == 1) {   /* most spans: two stores, not the two memset calls of the loop */
+        a->spans[first] = NULL;
+        a->page_info[first] = 0;
+        return;
+    }
     for (uint32_t i = 0; i < n; i++) {
         a->spans[first + i] = NULL;
         a->page_info[first + i] = 0;
