@@ -156,6 +156,10 @@ static uint32_t take_from_spans_locked(gm_mcentral_t *c, uint8_t cls, uint32_t n
         if (!k)
             break;
         for (uint32_t i = 0; i < k; i++) {
+            if (n - got >= gm_class_objects[cls]) {
+                got += gm_span_take_all_new_locked(spans[i], &first, &last);
+                continue;
+            }
             got += take_from_span_locked(spans[i], n - got, &first, &last);
             if (gm_span_has_free(spans[i]))
                 partial_push(c, spans[i]);

@@ -52,6 +52,24 @@ uint32_t gm_span_take_locked(gm_span_t *s, uint32_t n, void **head, void **tail)
     return c.count;
 }
 
+uint32_t gm_span_take_all_new_locked(gm_span_t *s, void **first, void **last) {
+    gm_assert(s->nalloc == 0 && s->freeindex == 0 && s->free_list == NULL);
+    if (GM_UNLIKELY(!__atomic_load_n(&gm_secret, __ATOMIC_ACQUIRE)))
+        gm_hardening_init();   /* before the first link is written */
+    uint32_t size = gm_class_size[s->cls], objects = gm_class_objects[s->cls];
+    uintptr_t obj = s->base;
+    if (*last)
+        gm_link_set(*last, (void *)obj);
+    else
+        *first = (void *)obj;
+    for (uint32_t i = 1; i < objects; i++, obj += size)
+        gm_link_set((void *)obj, (void *)(obj + size));
+    gm_link_set((void *)obj, NULL);
+    *last = (void *)obj;
+    s->freeindex = s->nalloc = objects;
+    return objects;
+}
+
 void gm_span_put_locked(gm_span_t *s, void *obj) {
     gm_assert(s->nalloc > 0);
     gm_link_set(obj, s->free_list);
