@@ -104,8 +104,8 @@ static void grow_max(gm_mcache_t *c, uint8_t cls, uint32_t step) {
     set_max(c, cls, max + step);
 }
 
-/* A batch off a list's bound, not below one batch.  A list longer than the
- * new bound goes back down to it at its next push. */
+/* A batch off a list's bound, not below one batch.  The caller brings a list
+ * longer than the new bound back within it. */
 static void shrink_max(gm_mcache_t *c, uint8_t cls) {
     uint32_t max = c->max[cls], batch = gm_transfer_count(cls);
     if (max > batch)
@@ -296,6 +296,11 @@ void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
     uint32_t batch = gm_transfer_count(cls), length = gm_mcache_length(c, cls);
     release_objects(c, cls, length < batch ? length : batch);
     adjust_on_overflow(c, cls);
+    /* The overflow took a batch off the bound and left the list one object
+     * over it: one more batch goes (the list holds at least a batch, since
+     * the bound never drops below one). */
+    if (c->room[cls] < 0)
+        release_objects(c, cls, batch);
     maybe_trim(c);
 }
 

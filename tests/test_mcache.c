@@ -189,9 +189,12 @@ static void *bursts_body(void *arg)
     for (uint32_t i = 0; i < burst_len; i++)
         gm_free(ps[i]);
     assert_int_equal(gm_mcache_length(c, cls), before);
-    /* Frees with no allocation between them take the list back down. */
-    for (uint32_t i = 0; i < x->n_others; i++)
+    /* Frees with no allocation between them take the list back down, and
+     * the list never stays longer than its shrinking bound. */
+    for (uint32_t i = 0; i < x->n_others; i++) {
         gm_free(x->others[i]);
+        assert_true(gm_mcache_length(c, cls) <= c->max[cls]);
+    }
     assert_int_equal(c->max[cls], batch);
     assert_true(gm_mcache_length(c, cls) <= batch);
     assert_true(c->max_bytes == sum_max_bytes(c));
