@@ -63,4 +63,11 @@
  * more peak RSS and saved no time; 1 MiB cost churn-4 about 10% CPU. */
 #define GM_THREAD_CACHE_DEFAULT ((size_t)2 << 20)
 
+/* A dead thread's cache is kept whole for the next new thread (mcache.c)
+ * while at most this many are kept, holding at most this many bytes in all.
+ * On bench/threadchurn (4 threads) 2 MiB ran as fast as 1 MiB and raised
+ * peak RSS from 3.7 to 5.0 MiB (2.9 with no parking). */
+#define GM_PARKED_CACHES_MAX 8
+#define GM_PARKED_CACHE_BYTES ((size_t)1 << 20)
+
 #endif /* GM_CONFIG_H */

@@ -378,6 +378,8 @@ struct gm_mcache {
     uint64_t overflowed[2];         /* owner: classes whose list overflowed this epoch */
     uint16_t overages[GM_NUM_CLASSES]; /* owner: overflows since the last refill */
     uint32_t epoch;                 /* owner: last gm_scavenger_epoch seen */
+    size_t parked_bytes;            /* registry lock: list bytes, while parked */
+    uint32_t parked_epoch;          /* registry lock: gm_scavenger_epoch when parked */
     gm_mcache_t *next, *prev;       /* registry lock */
 };
 
@@ -402,10 +404,15 @@ void gm_mcache_free_nocache(void *ptr, uint8_t cls);
 /* Called by the free fast path when bin cls grew past its bound. */
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls);
 void gm_mcache_flush_all(gm_mcache_t *c);
-/* Bytes on the lists of all thread caches (small objects); the bytes of
- * their page caches go to *large_out unless it is NULL. */
+/* Bytes on the lists of all thread caches, live and parked (small objects);
+ * the bytes of their page caches go to *large_out unless it is NULL. */
 uint64_t gm_mcache_cached_bytes(uint64_t *large_out);
+/* Live threads' caches (parked ones are not counted). */
 uint64_t gm_mcache_count(void);
+/* Flushes and frees every parked cache (malloc_trim). */
+void gm_mcache_release_parked(void);
+/* Parked caches, and the bytes on their lists (to *bytes_out unless NULL). */
+uint32_t gm_mcache_parked(size_t *bytes_out);
 void gm_mcache_registry_lock(void);
 void gm_mcache_registry_unlock(void);
 void gm_mcache_reinit_child(void);

@@ -490,6 +490,7 @@ GM_EXPORT void *gm_pvalloc(size_t size) {
 
 GM_EXPORT int gm_release(void) {
     gm_mcache_flush_current();
+    gm_mcache_release_parked();
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
         gm_mcentral_drain(cls);
     return gm_scavenger_release_all() > 0;

@@ -48,15 +48,29 @@
  * stops calling malloc and free keeps its cache, within its bound, until it
  * exits or calls malloc_trim.
  *
- * Thread exit: a pthread key destructor flushes every list to the mcentrals
- * and frees the cache.  Destructors that run later and call malloc or free
- * find no cache and the exiting flag set: they go to the mcentrals directly,
- * one object at a time.
+ * Thread exit: a pthread key destructor gives the page cache back to the
+ * heap and parks the cache, lists and bounds as they are, on a stack of at
+ * most GM_PARKED_CACHES_MAX caches holding GM_PARKED_CACHE_BYTES in all; a
+ * cache that would pass either cap is flushed to the mcentrals and freed.
+ * A new thread's first slow path adopts the last parked cache instead of
+ * starting one in slow start.  Thread churn is why: a short-lived thread
+ * spends its life in slow start, and flushing at exit meant about 180
+ * mcentral lock round-trips per thread (bench/threadchurn: 400 blocks a
+ * thread), on the few locks of the small classes, which threads on two
+ * cores then contended for; with parking it is about 36.  A parked cache
+ * is released (flushed and freed) by malloc_trim, and by the epoch trim
+ * above once it has stayed parked into a new epoch.  Statistics count its
+ * objects as cached and the cache not as a thread.  Destructors that run
+ * after the key's and call malloc or free find no cache and the exiting
+ * flag set: they go to the mcentrals directly, one object at a time.
  *
  * Locking: a cache is touched only by its thread, except that the registry
- * (all caches, for statistics, trim and fork) is guarded by registry_lock,
- * which comes first in gomalloc's lock order.  The fork child drops the
- * caches of threads that no longer exist.
+ * (all live caches, for statistics, trim and fork) and the parked stack are
+ * guarded by registry_lock, which comes first in gomalloc's lock order.  A
+ * parked cache has no thread: it is read and flushed only under that lock.
+ * The fork child drops the caches of threads that no longer exist and
+ * keeps the parked ones, which no thread can have been changing while the
+ * fork handlers held the lock.
  */
 #include "mcache.h"
 
@@ -73,6 +87,9 @@ static pthread_key_t exit_key;
 #define GLOBAL_CACHE_BYTES ((size_t)64 << 20)
 #define MIN_CACHE_BYTES ((size_t)256 << 10)
 static int exit_key_state;             /* atomic: 0 none, 1 creating, 2 ready */
+static gm_mcache_t *parked;            /* registry lock: dead threads' caches */
+static uint32_t parked_count;          /* registry lock */
+static size_t parked_bytes;            /* registry lock: on their lists */
 
 /* Most objects one class's list may hold. */
 static uint32_t bin_cap(uint8_t cls) {
@@ -150,19 +167,116 @@ static void adjust_on_overflow(gm_mcache_t *c, uint8_t cls) {
     }
 }
 
-static void thread_exit(void *arg) {
-    gm_mcache_t *c = arg;
-    tls_exiting = true;
-    gm_tls_cache = (gm_mcache_t *)&gm_mcache_empty;
-    gm_mcache_flush_all(c);
-    gm_mcache_registry_lock();
+/* ---- the registry and the parked caches -------------------------------- */
+
+static void registry_push_locked(gm_mcache_t *c) {
+    c->prev = NULL;
+    c->next = registry;
+    if (registry)
+        registry->prev = c;
+    registry = c;
+    registry_count++;
+}
+
+static void registry_unlink_locked(gm_mcache_t *c) {
     if (c->prev)
         c->prev->next = c->next;
     else
         registry = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    c->next = c->prev = NULL;
     registry_count--;
+}
+
+/* Bytes on the lists of cache c. */
+static size_t held_bytes(const gm_mcache_t *c) {
+    size_t bytes = 0;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        bytes += (size_t)gm_mcache_length(c, cls) * gm_class_size[cls];
+    return bytes;
+}
+
+/* Moves a dead thread's cache, lists and bounds as they are, from the
+ * registry to the parked stack; false, nothing done, if that would pass
+ * either cap. */
+static bool park(gm_mcache_t *c) {
+    size_t bytes = held_bytes(c);
+    bool ok = false;
+    gm_mcache_registry_lock();
+    if (parked_count < GM_PARKED_CACHES_MAX &&
+        parked_bytes + bytes <= GM_PARKED_CACHE_BYTES) {
+        registry_unlink_locked(c);
+        c->parked_bytes = bytes;
+        c->parked_epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
+        c->next = parked;
+        parked = c;
+        parked_count++;
+        parked_bytes += bytes;
+        ok = true;
+    }
+    gm_mcache_registry_unlock();
+    return ok;
+}
+
+/* Takes the most recently parked cache, NULL if none. */
+static gm_mcache_t *unpark_locked(void) {
+    gm_mcache_t *c = parked;
+    if (c) {
+        parked = c->next;
+        parked_count--;
+        parked_bytes -= c->parked_bytes;
+        c->parked_bytes = 0;
+    }
+    return c;
+}
+
+/* Flushes and frees the parked caches: all of them, or (!all) those parked
+ * before the current scavenger epoch began.  Under the registry lock
+ * throughout, so statistics and a fork never see a cache half flushed. */
+static void release_parked(bool all) {
+    uint32_t epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
+    gm_mcache_registry_lock();
+    gm_mcache_t **link = &parked;
+    while (*link) {
+        gm_mcache_t *c = *link;
+        if (!all && c->parked_epoch == epoch) {
+            link = &c->next;
+            continue;
+        }
+        *link = c->next;
+        parked_count--;
+        parked_bytes -= c->parked_bytes;
+        gm_mcache_flush_all(c);
+        gm_fixalloc_free(&cache_fa, c);
+    }
+    gm_mcache_registry_unlock();
+}
+
+void gm_mcache_release_parked(void) { release_parked(true); }
+
+uint32_t gm_mcache_parked(size_t *bytes_out) {
+    gm_mcache_registry_lock();
+    uint32_t n = parked_count;
+    if (bytes_out)
+        *bytes_out = parked_bytes;
+    gm_mcache_registry_unlock();
+    return n;
+}
+
+/* The pthread key destructor.  The page cache goes back to the heap (large
+ * blocks are too big to keep for a thread that may never come); the lists
+ * are parked for the next new thread if the caps allow, else flushed. */
+static void thread_exit(void *arg) {
+    gm_mcache_t *c = arg;
+    tls_exiting = true;
+    gm_tls_cache = (gm_mcache_t *)&gm_mcache_empty;
+    gm_pagecache_flush(c, false);
+    if (park(c))
+        return;
+    gm_mcache_flush_all(c);
+    gm_mcache_registry_lock();
+    registry_unlink_locked(c);
     gm_mcache_registry_unlock();
     gm_fixalloc_free(&cache_fa, c);
 }
@@ -186,7 +300,8 @@ static size_t thread_limit_locked(void) {
     return share < limit ? share : limit;
 }
 
-static gm_mcache_t *create_cache(void) {
+/* A cache with empty lists in slow start, NULL when out of memory. */
+static gm_mcache_t *new_cache(void) {
     gm_mcache_t *c = gm_fixalloc_alloc(&cache_fa);
     if (!c)
         return NULL;
@@ -198,16 +313,28 @@ static gm_mcache_t *create_cache(void) {
         c->max_bytes += gm_class_size[cls];
     }
     c->epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
+    return c;
+}
+
+/* The calling thread's first cache: a parked one if any (its epoch is kept,
+ * so if the epoch moved on while it was parked, the first slow path trims
+ * it), else a new one. */
+static gm_mcache_t *create_cache(void) {
     gm_mcache_registry_lock();
-    c->limit = thread_limit_locked();
-    c->next = registry;
-    if (registry)
-        registry->prev = c;
-    registry = c;
-    registry_count++;
+    gm_mcache_t *c = unpark_locked();
+    if (!c)
+        c = new_cache();
+    if (c) {
+        c->limit = thread_limit_locked();
+        registry_push_locked(c);
+    }
     gm_mcache_registry_unlock();
+    if (!c)
+        return NULL;
     /* Set before anything below can call malloc again. */
     gm_tls_cache = c;
+    if (c->max_bytes > c->limit)
+        gm_mcache_flush_all(c);   /* parked when fewer threads shared the budget */
     gm_init();
     if (__atomic_load_n(&exit_key_state, __ATOMIC_ACQUIRE) == 2)
         pthread_setspecific(exit_key, c);
@@ -245,6 +372,7 @@ static void trim_unused(gm_mcache_t *c) {
     c->overflowed[0] = c->overflowed[1] = 0;
     gm_pagecache_flush(c, true);
     c->epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
+    release_parked(false);
 }
 
 static void maybe_trim(gm_mcache_t *c) {
@@ -348,6 +476,7 @@ uint64_t gm_mcache_cached_bytes(uint64_t *large_out) {
         }
         large += __atomic_load_n(&c->large_bytes, __ATOMIC_RELAXED);
     }
+    bytes += parked_bytes;
     gm_mcache_registry_unlock();
     if (large_out)
         *large_out = large;
@@ -367,7 +496,9 @@ void gm_mcache_registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
 /* In a fork child only the forking thread exists.  The other threads' caches
  * are dropped, not flushed: a thread may have been stopped halfway through a
  * push or pop, so their lists cannot be trusted.  Their objects are lost to
- * the child, at most one cache limit per thread, as in tcmalloc. */
+ * the child, at most one cache limit per thread, as in tcmalloc.  Parked
+ * caches stay parked: they change only under the registry lock, which the
+ * fork handlers held, so their lists are whole. */
 void gm_mcache_reinit_child(void) {
     pthread_mutex_init(&registry_lock, NULL);
     gm_mcache_t *c = registry, *mine = gm_tls_cache;

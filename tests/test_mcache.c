@@ -12,21 +12,36 @@
  * that frees other threads' blocks keeps at most a batch per class; after
  * any free a bin holds no more than its max; max_bytes stays within the
  * thread's limit and equals the sum of max * size; flushing empties every
- * bin; a thread that exits leaves no cache and no cached bytes behind;
- * malloc and free work from a key destructor that runs after the cache is
- * gone; blocks freed by another thread are fine to reuse.
+ * bin; a thread that exits leaves no live cache behind, and its cache is
+ * parked with its objects (counted as cached) until a new thread adopts it,
+ * lists and bounds as they were, or malloc_trim or a new scavenger epoch
+ * releases it; parked caches stay within their count and byte caps, and a
+ * fork child keeps and can use them; malloc and free work from a key
+ * destructor that runs after the cache is gone; blocks freed by another
+ * thread are fine to reuse.
  */
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gomalloc.h"
 #include "mcache.h"
 #include "testutil.h"
 
-static void run_in_thread(void *(*fn)(void *), void *arg)
+/* Runs fn in a new thread; with adopt false its cache is a new one (parked
+ * caches are released first), else it may adopt a parked one. */
+static void run_in_thread_adopting(void *(*fn)(void *), void *arg, bool adopt)
 {
     pthread_t t;
+    if (!adopt)
+        gm_mcache_release_parked();
     assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+static void run_in_thread(void *(*fn)(void *), void *arg)
+{
+    run_in_thread_adopting(fn, arg, false);
 }
 
 static uint64_t live_threads(void)
@@ -34,6 +49,14 @@ static uint64_t live_threads(void)
     struct gm_stats st;
     gm_get_stats(&st);
     return st.threads;
+}
+
+/* Bytes on the lists of the parked caches. */
+static size_t parked_bytes(void)
+{
+    size_t bytes;
+    gm_mcache_parked(&bytes);
+    return bytes;
 }
 
 /* Bytes the calling thread's cache holds. */
@@ -350,7 +373,8 @@ static void test_mcache_flush_current_empties_bins(void **state)
         floor += gm_class_size[cls];
     }
     assert_true(c->max_bytes == floor);
-    assert_true(gm_mcache_cached_bytes(NULL) == 0);   /* the only live cache */
+    /* The only live cache; dead threads' parked caches count too. */
+    assert_true(gm_mcache_cached_bytes(NULL) == parked_bytes());
     /* The cache still works after a flush. */
     void *p = gm_malloc(100);
     assert_non_null(p);
@@ -378,17 +402,216 @@ static void *exit_body(void *arg)
     return NULL;
 }
 
-static void test_mcache_thread_exit_flushes_cache(void **state)
+static void test_mcache_thread_exit_parks_cache(void **state)
 {
     (void)state;
     gm_mcache_flush_current();
+    gm_mcache_release_parked();
     uint64_t threads = live_threads(), cached = gm_mcache_cached_bytes(NULL);
     struct exit_probe probe = {0, 0};
     run_in_thread(exit_body, &probe);
     assert_true(probe.threads_inside == threads + 1);
     assert_true(probe.cached_inside > 0);
+    /* No live cache is left, and the objects are still counted as cached. */
     assert_true(live_threads() == threads);
-    assert_true(gm_mcache_cached_bytes(NULL) == cached);
+    assert_int_equal(gm_mcache_parked(NULL), 1);
+    assert_true(parked_bytes() == probe.cached_inside);
+    assert_true(gm_mcache_cached_bytes(NULL) == cached + probe.cached_inside);
+    /* malloc_trim releases it. */
+    gm_release();
+    assert_int_equal(gm_mcache_parked(NULL), 0);
+    assert_true(parked_bytes() == 0);
+    assert_true(gm_mcache_cached_bytes(NULL) == 0);   /* the only live cache */
+}
+
+/* A new thread adopts the cache the last thread left, lists and bounds as
+ * they were, instead of starting in slow start. */
+struct adopt_probe {
+    gm_mcache_t *cache;
+    uint32_t max, length;
+    bool adopted;
+};
+
+static void *grow_body(void *arg)
+{
+    struct adopt_probe *x = arg;
+    uint8_t cls = 5;
+    uint32_t burst_len = 4 * gm_transfer_count(cls);
+    void **ps = malloc(burst_len * sizeof *ps);
+    assert_non_null(ps);
+    for (int round = 0; round < 4; round++)
+        burst(cls, ps, burst_len);
+    free(ps);
+    x->cache = gm_mcache_current();
+    x->max = x->cache->max[cls];
+    x->length = gm_mcache_length(x->cache, cls);
+    return NULL;
+}
+
+static void *adopt_body(void *arg)
+{
+    struct adopt_probe *x = arg;
+    uint8_t cls = 5;
+    bool had_none = gm_mcache_current() == NULL;
+    void *p = gm_malloc(gm_class_size[cls]);
+    gm_mcache_t *c = gm_mcache_current();
+    x->adopted = had_none && p && c == x->cache && c->max[cls] == x->max &&
+                 gm_mcache_length(c, cls) == x->length - 1;
+    gm_free(p);
+    return NULL;
+}
+
+static void test_mcache_new_thread_adopts_parked_cache(void **state)
+{
+    (void)state;
+    struct adopt_probe x = {0};
+    run_in_thread(grow_body, &x);
+    assert_true(x.max > gm_transfer_count(5));
+    assert_true(x.length > 0);
+    assert_int_equal(gm_mcache_parked(NULL), 1);
+    run_in_thread_adopting(adopt_body, &x, true);
+    assert_true(x.adopted);
+    assert_int_equal(gm_mcache_parked(NULL), 1);   /* parked again at exit */
+    gm_mcache_release_parked();
+}
+
+/* Threads that exit together park no more than the caps allow; the rest
+ * flush as before. */
+enum { CAP_THREADS = GM_PARKED_CACHES_MAX + 4 };
+
+struct cap_run {
+    pthread_barrier_t have_caches;
+    bool hold_much;                 /* hold over half the byte cap, within it */
+    uint64_t held[CAP_THREADS];
+    int next;
+};
+
+/* Classes of 4, 8 and 16 KiB: bursts of 256 KiB grow each list to hold
+ * one (the bin cap), about 768 KiB in all. */
+static void hold_much(void)
+{
+    void **ps = malloc(256 * sizeof *ps);
+    assert_non_null(ps);
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint32_t size = gm_class_size[cls];
+        if (size != 4096 && size != 8192 && size != 16384)
+            continue;
+        for (int round = 0; round < 3; round++)
+            burst(cls, ps, (uint32_t)(256 * KiB / size));
+    }
+    free(ps);
+}
+
+static void *cap_body(void *arg)
+{
+    struct cap_run *run = arg;
+    int me = __atomic_fetch_add(&run->next, 1, __ATOMIC_RELAXED);
+    gm_free(gm_malloc(64));   /* every thread has its own cache ... */
+    pthread_barrier_wait(&run->have_caches);   /* ... before any exits */
+    if (run->hold_much)
+        hold_much();
+    run->held[me] = own_cached_bytes(gm_mcache_current());
+    return NULL;
+}
+
+static void run_cap_threads(struct cap_run *run, int n)
+{
+    pthread_t t[CAP_THREADS];
+    gm_mcache_release_parked();
+    run->next = 0;
+    pthread_barrier_init(&run->have_caches, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, cap_body, run), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&run->have_caches);
+}
+
+static void test_mcache_parked_caches_capped(void **state)
+{
+    (void)state;
+    uint64_t threads = live_threads();
+    struct cap_run run = {.hold_much = false};
+    run_cap_threads(&run, CAP_THREADS);
+    assert_int_equal(gm_mcache_parked(NULL), GM_PARKED_CACHES_MAX);
+    assert_true(parked_bytes() <= GM_PARKED_CACHE_BYTES);
+    assert_true(live_threads() == threads);
+    /* Two caches of over half the byte cap each: only one is parked. */
+    run.hold_much = true;
+    run_cap_threads(&run, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_true(run.held[i] > GM_PARKED_CACHE_BYTES / 2);
+        assert_true(run.held[i] <= GM_PARKED_CACHE_BYTES);
+    }
+    assert_int_equal(gm_mcache_parked(NULL), 1);
+    assert_true(parked_bytes() == run.held[0] || parked_bytes() == run.held[1]);
+    gm_mcache_release_parked();
+    assert_true(live_threads() == threads);
+}
+
+/* A cache still parked when the scavenger epoch moves on is released by
+ * the next thread that trims its own cache. */
+static void test_mcache_new_epoch_releases_parked(void **state)
+{
+    (void)state;
+    struct exit_probe probe = {0, 0};
+    run_in_thread(exit_body, &probe);
+    assert_int_equal(gm_mcache_parked(NULL), 1);
+    __atomic_fetch_add(&gm_scavenger_epoch, 1, __ATOMIC_RELAXED);
+    gm_mcache_flush_current();   /* so the next malloc takes the slow path */
+    gm_free(gm_malloc(64));
+    assert_int_equal(gm_mcache_parked(NULL), 0);
+    assert_true(parked_bytes() == 0);
+}
+
+/* A fork child keeps the parked caches, and its threads adopt them. */
+static void *child_thread_body(void *arg)
+{
+    bool *ok = arg;
+    void *ps[100];
+    *ok = gm_mcache_current() == NULL;
+    for (int i = 0; i < 100; i++) {
+        ps[i] = gm_malloc((size_t)(i % 40) * 64 + 16);
+        *ok = *ok && ps[i];
+    }
+    *ok = *ok && gm_mcache_parked(NULL) == 0;   /* it took the parked one */
+    for (int i = 0; i < 100; i++)
+        gm_free(ps[i]);
+    return NULL;
+}
+
+static int fork_child_main(void)
+{
+    bool ok = false;
+    pthread_t t;
+    if (gm_mcache_parked(NULL) != 1 || parked_bytes() == 0)
+        return 1;
+    if (pthread_create(&t, NULL, child_thread_body, &ok) != 0 || pthread_join(t, NULL) != 0)
+        return 2;
+    if (!ok || gm_mcache_parked(NULL) != 1)
+        return 3;
+    gm_release();
+    if (gm_mcache_parked(NULL) != 0 || gm_mcache_cached_bytes(NULL) != 0)
+        return 4;
+    return 0;
+}
+
+static void test_mcache_fork_child_keeps_parked_caches(void **state)
+{
+    (void)state;
+    struct exit_probe probe = {0, 0};
+    run_in_thread(exit_body, &probe);
+    assert_int_equal(gm_mcache_parked(NULL), 1);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fork_child_main());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(gm_mcache_parked(NULL), 1);
+    gm_mcache_release_parked();
 }
 
 /* ---- a key destructor that runs after gomalloc's -------------------------- */
@@ -566,7 +789,11 @@ int main(void)
         cmocka_unit_test(test_mcache_free_keeps_bin_within_max),
         cmocka_unit_test(test_mcache_thread_bound_after_heavy_use),
         cmocka_unit_test(test_mcache_flush_current_empties_bins),
-        cmocka_unit_test(test_mcache_thread_exit_flushes_cache),
+        cmocka_unit_test(test_mcache_thread_exit_parks_cache),
+        cmocka_unit_test(test_mcache_new_thread_adopts_parked_cache),
+        cmocka_unit_test(test_mcache_parked_caches_capped),
+        cmocka_unit_test(test_mcache_new_epoch_releases_parked),
+        cmocka_unit_test(test_mcache_fork_child_keeps_parked_caches),
         cmocka_unit_test(test_mcache_malloc_in_later_key_destructor),
         cmocka_unit_test(test_mcache_cross_thread_free),
         cmocka_unit_test(test_mcache_free_before_malloc_creates_cache),
