@@ -486,8 +486,8 @@ struct cap_run {
     int next;
 };
 
-/* Classes of 4, 8 and 16 KiB: bursts of 256 KiB grow each list to hold
- * one (the bin cap), about 768 KiB in all. */
+/* Classes of 4, 8 and 16 KiB: bursts of a quarter of the parked-byte cap
+ * grow each list to hold one, three quarters of the cap in all. */
 static void hold_much(void)
 {
     void **ps = malloc(256 * sizeof *ps);
@@ -497,7 +497,7 @@ static void hold_much(void)
         if (size != 4096 && size != 8192 && size != 16384)
             continue;
         for (int round = 0; round < 3; round++)
-            burst(cls, ps, (uint32_t)(256 * KiB / size));
+            burst(cls, ps, (uint32_t)(GM_PARKED_CACHE_BYTES / 4 / size));
     }
     free(ps);
 }
