@@ -311,6 +311,9 @@ size_t gm_mheap_release_step(bool force);
 size_t gm_mheap_release_all(void);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
+/* Drops the close-fit records, so placement is first fit until the next
+ * free (for tests of placement). */
+void gm_mheap_forget_fits(void);
 void gm_mheap_lock(void);
 void gm_mheap_unlock(void);
 void gm_mheap_reinit_child(void);

@@ -7,7 +7,9 @@
  * the documented policy, address-ordered first fit: after a run of n pages
  * is taken from the lowest place that has one, no free n-page run lies below
  * it, which makes "free it and ask again" land on the same address whatever
- * earlier tests left behind.
+ * earlier tests left behind.  Requests of 5 to 128 pages first try runs that
+ * frees recorded (close fits); tests that need first fit for those sizes
+ * forget the records first (gm_mheap_forget_fits).
  *
  * Tests that need a run the heap cannot serve without growing ask for a whole
  * arena (64 MiB) until the heap maps a new one; every such run is given back.
@@ -104,7 +106,7 @@ static void test_mheap_spans_aligned_distinct_disjoint(void **state)
 static void test_mheap_first_fit_reuses_freed_middle_run(void **state)
 {
     (void)state;
-    for (uint32_t n = 1; n <= 9; n += 4) {
+    for (uint32_t n = 1; n <= 4; n += 3) {
         gm_span_t *a = span(n), *b = span(n), *c = span(n);
         uintptr_t at = b->base;
         gm_mheap_free_span(b);
@@ -114,6 +116,47 @@ static void test_mheap_first_fit_reuses_freed_middle_run(void **state)
         gm_mheap_free_span(b);
         gm_mheap_free_span(c);
     }
+}
+
+/* A run of 5 to 128 pages freed between blocks in use is what the next
+ * request of its length gets, even when first fit would take a lower hole. */
+static void test_mheap_close_fit_reuses_recent_run(void **state)
+{
+    (void)state;
+    enum { N = 40, PAGES = 20 };
+    gm_mheap_forget_fits();   /* placement below is first fit until a free */
+    gm_span_t *s[N];
+    for (int i = 0; i < N; i++)
+        s[i] = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
+    int lo = -1;   /* s[lo] .. s[lo + 3] at adjacent addresses */
+    for (int i = 0; i + 3 < N && lo < 0; i++)
+        if (s[i + 1]->base == s[i]->base + PAGES * PAGE &&
+            s[i + 2]->base == s[i + 1]->base + PAGES * PAGE &&
+            s[i + 3]->base == s[i + 2]->base + PAGES * PAGE)
+            lo = i;
+    assert_true(lo >= 0);
+    uintptr_t hole = s[lo]->base, target = s[lo + 2]->base;
+    for (int i = lo; i < lo + 3; i++)
+        gm_mheap_free_span(s[i]);
+    /* No run of 20 below s[lo] (first fit put it there): three requests
+     * fill the 60 free pages in order. */
+    gm_mheap_forget_fits();
+    gm_span_t *x = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
+    gm_span_t *y = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
+    gm_span_t *z = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
+    assert_true(x->base == hole && y->base == hole + PAGES * PAGE && z->base == target);
+    gm_mheap_free_span(x);   /* a hole of 20 or more at the bottom */
+    gm_mheap_free_span(z);   /* exactly 20, between y and s[lo + 3] */
+    gm_span_t *w = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
+    assert_true(w->base == target);   /* first fit would give hole */
+    gm_span_t *v = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
+    assert_true(v->base == hole);
+    gm_mheap_free_span(v);
+    gm_mheap_free_span(w);
+    gm_mheap_free_span(y);
+    for (int i = 0; i < N; i++)
+        if (i < lo || i > lo + 2)
+            gm_mheap_free_span(s[i]);
 }
 
 /* Single pages are taken lowest first; once three in a row are adjacent no
@@ -705,6 +748,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_mheap_spans_aligned_distinct_disjoint, reset_faults),
         cmocka_unit_test_teardown(test_mheap_first_fit_reuses_freed_middle_run, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_close_fit_reuses_recent_run, reset_faults),
         cmocka_unit_test_teardown(test_mheap_free_neighbours_coalesce, reset_faults),
         cmocka_unit_test_teardown(test_mheap_search_hint_sees_new_hole, reset_faults),
                 cmocka_unit_test_teardown(test_mheap_large_aligned, reset_faults),
