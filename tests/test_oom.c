@@ -75,28 +75,39 @@ static uint64_t committed_free(void)
 
 /* Takes every committed free page so the next page run the heap hands out
  * needs the OS.  Runs go to the lowest place that fits (first fit, arenas
- * committed from the bottom up); when a run lands in uncommitted pages
- * instead (committed free pages fragmented, or a lower arena with
- * uncommitted room) it commits more, which the loop then fills too, and the
- * run length halves, down to single pages.  The loop ends when the
- * statistics show no committed free page.  Fillers stay until the test
- * ends; the committed address space they leave behind is never touched. */
+ * committed from the bottom up; the close-fit records are dropped first);
+ * when a run lands in uncommitted pages instead (committed free pages
+ * fragmented, or a lower arena with uncommitted room) it commits more: the
+ * pages that commit added are taken at once, in one run, and the run length
+ * halves, down to single pages.  The loop ends when the statistics show no
+ * committed free page.  Fillers stay until the test ends; the committed
+ * address space they leave behind is never touched. */
+static void add_filler(uint64_t pages)
+{
+    if (nfillers == cap_fillers) {
+        cap_fillers = cap_fillers ? 2 * cap_fillers : 4096;
+        fillers = realloc(fillers, cap_fillers * sizeof *fillers);
+        assert_non_null(fillers);
+    }
+    gm_span_t *s = gm_mheap_alloc_span((uint32_t)pages, FILL_CLS);
+    assert_non_null(s);
+    fillers[nfillers++] = s;
+}
+
 static void fill_heap(void)
 {
     uint64_t run = GM_ARENA_PAGES / 2;
+    gm_mheap_forget_fits();
     for (uint64_t k; (k = committed_free() / PAGE) > 0;) {
         if (run > k)
             run = k;
-        if (nfillers == cap_fillers) {
-            cap_fillers = cap_fillers ? 2 * cap_fillers : 4096;
-            fillers = realloc(fillers, cap_fillers * sizeof *fillers);
-            assert_non_null(fillers);
+        add_filler(run);
+        uint64_t left = committed_free() / PAGE;
+        if (left + run > k) {   /* it committed more: take what was added */
+            add_filler(left + run - k);
+            if (run > 1)
+                run /= 2;
         }
-        gm_span_t *s = gm_mheap_alloc_span((uint32_t)run, FILL_CLS);
-        assert_non_null(s);
-        fillers[nfillers++] = s;
-        if (committed_free() / PAGE + run != k && run > 1)
-            run /= 2;
     }
 }
 
