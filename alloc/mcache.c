@@ -57,7 +57,7 @@
  * spends its life in slow start, and flushing at exit meant about 180
  * mcentral lock round-trips per thread (bench/threadchurn: 400 blocks a
  * thread), on the few locks of the small classes, which threads on two
- * cores then contended for; with parking it is about 36.  A parked cache
+ * cores then contended for; with parking it is about 47.  A parked cache
  * is released (flushed and freed) by malloc_trim, and by the epoch trim
  * above once it has stayed parked into a new epoch.  Statistics count its
  * objects as cached and the cache not as a thread.  Destructors that run
