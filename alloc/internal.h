@@ -381,8 +381,6 @@ struct gm_mcache {
     uint64_t overflowed[2];         /* owner: classes whose list overflowed this epoch */
     uint16_t overages[GM_NUM_CLASSES]; /* owner: overflows since the last refill */
     uint32_t epoch;                 /* owner: last gm_scavenger_epoch seen */
-    uint32_t heap_check_in;         /* owner: grows past the floor until the next heap check */
-    bool heap_allows;               /* owner: that check's answer */
     size_t parked_bytes;            /* registry lock: list bytes, while parked */
     uint32_t parked_epoch;          /* registry lock: gm_scavenger_epoch when parked */
     gm_mcache_t *next, *prev;       /* registry lock */

@@ -38,9 +38,8 @@
  * the sum over classes of max * size would pass the thread's limit:
  * GOMALLOC_THREAD_CACHE_KIB (2 MiB by default), lowered so that all threads
  * together stay near 64 MiB, never below 256 KiB (and one object per class
- * whatever the limit); past 1 MiB, also where the caches of all threads
- * would pass a quarter of the heap in use (see heap_allows).  So a thread
- * never caches more than its limit plus one batch.
+ * whatever the limit).  So a thread never caches more than its limit plus
+ * one batch.
  *
  * Surplus: about once a second (gm_scavenger_epoch, which advances while
  * the scavenger thread runs, i.e. once the heap has held 32 MiB) a thread's
@@ -113,37 +112,11 @@ static void set_max(gm_mcache_t *c, uint8_t cls, uint32_t max) {
     c->max[cls] = max;
 }
 
-/* Past HEAP_SHARE_FLOOR a thread's lists grow only while every thread's
- * could hold as much within a quarter of the heap in use: a small heap
- * shared by a few threads would otherwise sit largely in caches (larson 2:
- * 8.3 MiB peak RSS with 2 MiB a thread, 7.1 with 1 MiB), while a big heap
- * lets each thread use its whole limit (churn 4 ran 15% slower at 1 MiB).
- * The heap is looked at again after HEAP_CHECK_EVERY grows past the floor. */
-#define HEAP_SHARE_FLOOR ((size_t)1 << 20)
-#define HEAP_CHECK_EVERY 64
-
-static bool heap_allows(gm_mcache_t *c, size_t bytes) {
-    if (bytes <= HEAP_SHARE_FLOOR)
-        return true;
-    if (c->heap_check_in > 0) {
-        c->heap_check_in--;
-        return c->heap_allows;
-    }
-    c->heap_check_in = HEAP_CHECK_EVERY;
-    uint64_t in_use, free_backed;
-    gm_mheap_usage(&in_use, &free_backed);
-    gm_mcache_registry_lock();
-    uint64_t threads = registry_count;
-    gm_mcache_registry_unlock();
-    c->heap_allows = bytes <= in_use / 4 / (threads ? threads : 1);
-    return c->heap_allows;
-}
-
 /* Lets a list hold step more objects, within the class's and thread's caps. */
 static void grow_max(gm_mcache_t *c, uint8_t cls, uint32_t step) {
     uint32_t max = c->max[cls];
-    size_t bytes = c->max_bytes + (size_t)step * gm_class_size[cls];
-    if (max + step > bin_cap(cls) || bytes > c->limit || !heap_allows(c, bytes))
+    size_t bytes = (size_t)step * gm_class_size[cls];
+    if (max + step > bin_cap(cls) || c->max_bytes + bytes > c->limit)
         return;
     set_max(c, cls, max + step);
 }

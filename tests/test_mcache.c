@@ -351,46 +351,6 @@ static void test_mcache_thread_bound_after_heavy_use(void **state)
     run_in_thread(bound_body, NULL);
 }
 
-/* Bursts in six classes of 4 to 16 KiB: each list grows towards its bin cap
- * (256 KiB), 1.5 MiB in all, unless something stops it first. */
-static void *share_body(void *arg)
-{
-    void *ps[64];
-    for (int round = 0; round < 4; round++)
-        for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-            uint32_t size = gm_class_size[cls];
-            if (size < 4096 || size > 16384 || size % 2048)
-                continue;
-            burst(cls, ps, 64 * KiB / size * 4 > 64 ? 64 : 64 * KiB / size * 4);
-        }
-    *(size_t *)arg = gm_mcache_current()->max_bytes;
-    return NULL;
-}
-
-/* A thread's lists pass 1 MiB only while every thread's could within a
- * quarter of the heap in use: not in a heap of a few MiB, but once the
- * program holds 64 MiB. */
-static void test_mcache_small_heap_keeps_caches_small(void **state)
-{
-    (void)state;
-    const size_t floor = (size_t)1 << 20;
-    size_t small_max = 0, big_max = 0;
-    (void)gm_release();
-    uint64_t in_use, free_backed;
-    gm_mheap_usage(&in_use, &free_backed);
-    assert_true(in_use < 4 * floor);   /* the premise: a small heap */
-    run_in_thread(share_body, &small_max);
-    enum { HELD = 64 };
-    void *held[HELD];
-    for (int i = 0; i < HELD; i++)
-        assert_non_null(held[i] = gm_malloc(1 << 20));
-    run_in_thread(share_body, &big_max);
-    for (int i = 0; i < HELD; i++)
-        gm_free(held[i]);
-    assert_true(small_max <= floor + 64 * KiB);
-    assert_true(big_max > floor + floor / 4);
-}
-
 static void test_mcache_flush_current_empties_bins(void **state)
 {
     (void)state;
@@ -828,7 +788,6 @@ int main(void)
         cmocka_unit_test(test_mcache_consumer_keeps_one_batch_per_class),
         cmocka_unit_test(test_mcache_free_keeps_bin_within_max),
         cmocka_unit_test(test_mcache_thread_bound_after_heavy_use),
-        cmocka_unit_test(test_mcache_small_heap_keeps_caches_small),
         cmocka_unit_test(test_mcache_flush_current_empties_bins),
         cmocka_unit_test(test_mcache_thread_exit_parks_cache),
         cmocka_unit_test(test_mcache_new_thread_adopts_parked_cache),
