@@ -43,8 +43,8 @@
  *
  * Surplus: about once a second (gm_scavenger_epoch, which advances while
  * the scavenger thread runs, i.e. once the heap has held 32 MiB) a thread's
- * next slow path gives back half of every list it did not have to refill since the
- * last time, and takes a batch off the max of each such list.  A thread that
+ * next slow path gives back half of every list it did not have to refill
+ * since the last time, and takes a batch off the max of each such list.  A thread that
  * stops calling malloc and free keeps its cache, within its bound, until it
  * exits or calls malloc_trim.
  *
@@ -189,11 +189,16 @@ static void registry_unlink_locked(gm_mcache_t *c) {
     registry_count--;
 }
 
-/* Bytes on the lists of cache c. */
+/* Bytes on the lists of cache c.  Statistics call it on other threads'
+ * caches while they run, so the counters are read atomically and a length
+ * caught mid-update below zero counts as none. */
 static size_t held_bytes(const gm_mcache_t *c) {
     size_t bytes = 0;
-    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
-        bytes += (size_t)gm_mcache_length(c, cls) * gm_class_size[cls];
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        int64_t length = (int64_t)__atomic_load_n(&c->max[cls], __ATOMIC_RELAXED) -
+                         __atomic_load_n(&c->room[cls], __ATOMIC_RELAXED);
+        bytes += length > 0 ? (size_t)length * gm_class_size[cls] : 0;
+    }
     return bytes;
 }
 
@@ -469,11 +474,7 @@ uint64_t gm_mcache_cached_bytes(uint64_t *large_out) {
     uint64_t bytes = 0, large = 0;
     gm_mcache_registry_lock();
     for (gm_mcache_t *c = registry; c; c = c->next) {
-        for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-            int64_t length = (int64_t)__atomic_load_n(&c->max[cls], __ATOMIC_RELAXED) -
-                             __atomic_load_n(&c->room[cls], __ATOMIC_RELAXED);
-            bytes += length > 0 ? (uint64_t)length * gm_class_size[cls] : 0;
-        }
+        bytes += held_bytes(c);
         large += __atomic_load_n(&c->large_bytes, __ATOMIC_RELAXED);
     }
     bytes += parked_bytes;
