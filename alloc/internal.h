@@ -298,6 +298,11 @@ void gm_mheap_free_spans(gm_span_t *list);
  * where it is (large: the pages after it are not free; huge: the size is past
  * its reservation, or the OS refused the commit). */
 bool gm_mheap_resize_large(gm_span_t *s, size_t size);
+/* Grows large block s to size bytes into the free pages just before it (and
+ * any just after), when the pages after it alone are too few: returns its new
+ * start, below the old one, and the caller moves the contents (memmove); 0,
+ * changing nothing, when the free pages around it are too few. */
+uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size);
 bool gm_mheap_resize_huge(gm_arena_t *d, size_t size);
 /* *dirty: how many of the block's first bytes may be non-zero. */
 void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty);

@@ -320,6 +320,17 @@ static bool resize_in_place(void *ptr, size_t size, size_t old) {
            gm_mheap_resize_large(gm_pagemap_span_of((uintptr_t)ptr), size);
 }
 
+/* A large block that cannot grow where it is may grow into the free pages
+ * just before it: its contents move down (the copy a move would make), into
+ * the hole a neighbour left, and no new hole is made; NULL if it cannot. */
+static void *grow_large_down(void *ptr, size_t size, size_t old) {
+    if (size <= old || size >= GM_HUGE_THRESHOLD ||
+        gm_pagemap_arena((uintptr_t)ptr)->kind != GM_ARENA_HEAP)
+        return NULL;
+    void *p = (void *)gm_mheap_grow_large_down(gm_pagemap_span_of((uintptr_t)ptr), size);
+    return p ? memmove(p, ptr, old) : NULL;
+}
+
 /* What a small block of usable size old that must move to hold size bytes
  * is given: a block that outgrows its class by less than a quarter (a string
  * built by appending, an array grown an element at a time) gets a quarter
@@ -335,8 +346,8 @@ static size_t small_growth_request(size_t old, size_t size) {
 
 /* Blocks stay where they are when they can: a small block within its class
  * (or shrinking to no less than half), a large or huge one resized in place
- * (or, failing that, shrinking to no less than half); otherwise allocate,
- * copy, free. */
+ * (or, failing that, shrinking to no less than half); a growing large block
+ * next tries the free pages before it; otherwise allocate, copy, free. */
 static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
     if (!ptr)
         return api_malloc(size);
@@ -353,7 +364,10 @@ static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
     if (cls ? small_fits_in_place(old, size)
             : resize_in_place(ptr, size, old) || (size <= old && size >= old / 2))
         return ptr;
-    void *p = api_malloc(cls ? small_growth_request(old, size) : size);
+    void *p = cls ? NULL : grow_large_down(ptr, size, old);
+    if (p)
+        return p;
+    p = api_malloc(cls ? small_growth_request(old, size) : size);
     if (!p)
         return NULL;
     memcpy(p, ptr, old < size ? old : size);

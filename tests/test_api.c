@@ -262,6 +262,46 @@ static void test_api_realloc_large_in_place(void **state)
     gm_free(r);
 }
 
+/* A large block whose following pages are taken grows into the free pages
+ * before it: the contents move down into the hole the block below left,
+ * rather than to a new run. */
+static void test_api_realloc_large_grows_down(void **state)
+{
+    (void)state;
+    enum { SIZE = 304 * KiB, PAGE = 8 * KiB };   /* 38 pages: past the page cache */
+    /* First fit fills the holes below the top of the heap, then blocks come
+     * from the top in address order: three of them end up adjacent. */
+    char *blocks[64];
+    int n = 0, k = -1;
+    while (n < 64 && k < 0) {
+        blocks[n] = gm_malloc(SIZE);
+        assert_non_null(blocks[n]);
+        n++;
+        if (n >= 3 && blocks[n - 2] == blocks[n - 3] + SIZE && blocks[n - 1] == blocks[n - 2] + SIZE)
+            k = n - 3;
+    }
+    assert_true(k >= 0);
+    char *below = blocks[k], *b = blocks[k + 1];
+    fill(b, SIZE, 31);
+    gm_free(below);
+    blocks[k] = NULL;
+    char *r = gm_realloc(b, SIZE + PAGE);   /* the block above is in use */
+    assert_ptr_equal(r, b - PAGE);
+    assert_true(gm_usable_size(r) >= SIZE + PAGE);
+    assert_true(check(r, SIZE, 31));
+    blocks[k + 1] = r;
+    /* At most 37 + 37 pages are free below it (first fit left no 38-page
+     * hole under the first block): growing by 80 moves it, contents too. */
+    fill(r, SIZE + PAGE, 32);
+    char *m = gm_realloc(r, SIZE + 81 * PAGE);
+    assert_non_null(m);
+    assert_true(m + SIZE + 81 * PAGE <= below || m >= blocks[k + 2] + SIZE);
+    assert_true(check(m, SIZE + PAGE, 32));
+    blocks[k + 1] = m;
+    for (int i = 0; i < n; i++)
+        gm_free(blocks[i]);
+}
+
 /* A huge block grows and shrinks within its reservation (64 MiB slots) in
  * place; past it, it moves. */
 static void test_api_realloc_huge_in_place(void **state)
@@ -887,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_api_calloc_zeroed_large),
         cmocka_unit_test(test_api_calloc_zeroed_huge),
         cmocka_unit_test(test_api_realloc_large_in_place),
+        cmocka_unit_test(test_api_realloc_large_grows_down),
         cmocka_unit_test(test_api_realloc_huge_in_place),
         cmocka_unit_test(test_api_calloc_zeroed_huge_other_sizes),
         cmocka_unit_test(test_api_aligned_alloc_every_power_of_two),

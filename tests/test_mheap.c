@@ -743,6 +743,43 @@ static void test_mheap_large_resize_in_place(void **state)
     assert_true(stats().in_use == st0.in_use - 3 * PAGE);
 }
 
+/* A large block whose following pages are taken grows into the free pages
+ * before it: its start moves down, the pagemap follows, in-use bytes grow by
+ * what it took.  With too few free pages around it nothing changes. */
+static void test_mheap_large_grows_down(void **state)
+{
+    (void)state;
+    enum { N = 40, PAGES = 3 };
+    gm_span_t *s[N];
+    for (int i = 0; i < N; i++)
+        s[i] = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
+    int lo = -1;   /* s[lo] .. s[lo + 2] at adjacent addresses */
+    for (int i = 0; i + 2 < N && lo < 0; i++)
+        if (s[i + 1]->base == s[i]->base + PAGES * PAGE &&
+            s[i + 2]->base == s[i + 1]->base + PAGES * PAGE)
+            lo = i;
+    assert_true(lo >= 0);
+    gm_span_t *b = s[lo + 1];
+    uintptr_t at = b->base;
+    gm_mheap_free_span(s[lo]);
+    struct gm_heap_stats st0 = stats();
+    assert_false(gm_mheap_resize_large(b, 5 * PAGE));   /* s[lo + 2] is in the way */
+    assert_true(gm_mheap_grow_large_down(b, 4 * PAGE + 1) == at - 2 * PAGE);
+    assert_true(b->base == at - 2 * PAGE && b->npages == 5 && b->large_size == 5 * PAGE);
+    assert_true(gm_pagemap_span_of(b->base) == b);
+    assert_null(gm_pagemap_span_of(at));
+    assert_true(stats().in_use == st0.in_use + 2 * PAGE);
+    memset((void *)b->base, 5, 5 * PAGE);
+    /* One page of s[lo] is left, and first fit left no 3-page hole under
+     * s[lo]: at most 3 free pages lie below b now, 4 are needed. */
+    assert_true(gm_mheap_grow_large_down(b, 9 * PAGE) == 0);
+    assert_true(b->base == at - 2 * PAGE && b->npages == 5);
+    assert_true(stats().in_use == st0.in_use + 2 * PAGE);
+    for (int i = 0; i < N; i++)
+        if (i != lo)
+            gm_mheap_free_span(s[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -764,6 +801,7 @@ int main(void)
         cmocka_unit_test_teardown(test_mheap_huge_reused_for_other_sizes, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_reuse_best_fit, reset_faults),
         cmocka_unit_test_teardown(test_mheap_large_resize_in_place, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_large_grows_down, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_huge_reuse_commit, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_large_then_recovers, reset_faults),
         cmocka_unit_test_teardown(test_mheap_oom_huge_then_recovers, reset_faults),
