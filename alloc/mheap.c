@@ -602,27 +602,39 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     return s;
 }
 
-/* Grows or shrinks large block s in place to npages: the pages after it must
- * be free pages of its arena; a shrink gives the tail back. */
-static bool resize_large_locked(gm_span_t *s, uint32_t npages) {
+/* Takes the more pages right after large block s for it (not yet counted in
+ * its size); false, changing nothing, when they are not all free pages of its
+ * arena or cannot be committed. */
+static bool take_pages_after_locked(gm_span_t *s, uint32_t more) {
     gm_arena_t *a = s->arena;
-    uintptr_t first = gm_page_index(s->base);
-    if (npages > s->npages) {
-        uint32_t more = npages - s->npages;
-        uintptr_t end = s->base + (uintptr_t)npages * PAGE;
-        flush_pages_locked();
-        if (first + npages > GM_ARENA_PAGES || end > a->hi ||
-            count_bits(a->free_bits, first + s->npages, more) != more ||
-            !take_pages_locked(a, first + s->npages, more))
-            return false;
-        bits_set(a->dirty_bits, first + s->npages, more);
-    } else if (npages < s->npages) {
-        free_pages_locked(a, s->base + (uintptr_t)npages * PAGE, s->npages - npages);
-    }
+    uintptr_t end = gm_page_index(s->base) + s->npages;
+    if (end + more > GM_ARENA_PAGES || s->base + ((uintptr_t)s->npages + more) * PAGE > a->hi ||
+        count_bits(a->free_bits, end, more) != more || !take_pages_locked(a, end, more))
+        return false;
+    bits_set(a->dirty_bits, end, more);
+    return true;
+}
+
+/* Records large block s as npages long (its pages already taken or given
+ * back). */
+static void set_large_pages_locked(gm_span_t *s, uint32_t npages) {
     large_bytes -= s->large_size;
     s->npages = npages;
     s->large_size = (size_t)npages * PAGE;
     large_bytes += s->large_size;
+}
+
+/* Grows or shrinks large block s in place to npages: the pages after it must
+ * be free pages of its arena; a shrink gives the tail back. */
+static bool resize_large_locked(gm_span_t *s, uint32_t npages) {
+    if (npages > s->npages) {
+        flush_pages_locked();
+        if (!take_pages_after_locked(s, npages - s->npages))
+            return false;
+    } else if (npages < s->npages) {
+        free_pages_locked(s->arena, s->base + (uintptr_t)npages * PAGE, s->npages - npages);
+    }
+    set_large_pages_locked(s, npages);
     return true;
 }
 
@@ -655,16 +667,12 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
         /* The pages above may need committing, which can fail: take them
          * first; those below lie under a committed block. */
         if (below > 0 && below + above == need &&
-            (above == 0 || take_pages_locked(a, end, above)) &&
+            (above == 0 || take_pages_after_locked(s, above)) &&
             take_pages_locked(a, first - below, below)) {
             bits_set(a->dirty_bits, first - below, below);
-            if (above)
-                bits_set(a->dirty_bits, end, above);
             gm_pagemap_clear_span(a, s);
             s->base -= (uintptr_t)below * PAGE;
-            s->npages = npages;
-            large_bytes += (uint64_t)need * PAGE;
-            s->large_size = (size_t)npages * PAGE;
+            set_large_pages_locked(s, npages);
             gm_pagemap_set_span(a, s);
             base = s->base;
         }

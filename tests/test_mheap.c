@@ -75,6 +75,20 @@ static void free_all(gm_span_t **spans, size_t n)
         gm_mheap_free_span(spans[i]);
 }
 
+/* The first i with s[i] .. s[i + k - 1] (blocks of pages pages) at adjacent
+ * addresses, -1 if none. */
+static int adjacent_blocks(gm_span_t **s, int n, uintptr_t pages, int k)
+{
+    for (int i = 0; i + k <= n; i++) {
+        int j = 1;
+        while (j < k && s[i + j]->base == s[i + j - 1]->base + pages * PAGE)
+            j++;
+        if (j == k)
+            return i;
+    }
+    return -1;
+}
+
 static void test_mheap_spans_aligned_distinct_disjoint(void **state)
 {
     (void)state;
@@ -128,12 +142,7 @@ static void test_mheap_close_fit_reuses_recent_run(void **state)
     gm_span_t *s[N];
     for (int i = 0; i < N; i++)
         s[i] = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
-    int lo = -1;   /* s[lo] .. s[lo + 3] at adjacent addresses */
-    for (int i = 0; i + 3 < N && lo < 0; i++)
-        if (s[i + 1]->base == s[i]->base + PAGES * PAGE &&
-            s[i + 2]->base == s[i + 1]->base + PAGES * PAGE &&
-            s[i + 3]->base == s[i + 2]->base + PAGES * PAGE)
-            lo = i;
+    int lo = adjacent_blocks(s, N, PAGES, 4);
     assert_true(lo >= 0);
     uintptr_t hole = s[lo]->base, target = s[lo + 2]->base;
     for (int i = lo; i < lo + 3; i++)
@@ -753,11 +762,7 @@ static void test_mheap_large_grows_down(void **state)
     gm_span_t *s[N];
     for (int i = 0; i < N; i++)
         s[i] = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
-    int lo = -1;   /* s[lo] .. s[lo + 2] at adjacent addresses */
-    for (int i = 0; i + 2 < N && lo < 0; i++)
-        if (s[i + 1]->base == s[i]->base + PAGES * PAGE &&
-            s[i + 2]->base == s[i + 1]->base + PAGES * PAGE)
-            lo = i;
+    int lo = adjacent_blocks(s, N, PAGES, 3);
     assert_true(lo >= 0);
     gm_span_t *b = s[lo + 1];
     uintptr_t at = b->base;
