@@ -60,7 +60,8 @@
  * a few transfer batches in every class, which is what lists that allocate
  * and free at random need to stop refilling and flushing often; past that,
  * more only helps long bursts (see mcache.c).  4 MiB cost larson-2 1.4 MiB
- * more peak RSS and saved no time; 1 MiB cost churn-4 about 10% CPU. */
+ * more peak RSS and saved no time; 1 MiB cost churn-4 about 10% CPU, so 1 MiB
+ * is only the floor for a small heap (mcache.c). */
 #define GM_THREAD_CACHE_DEFAULT ((size_t)2 << 20)
 
 /* A dead thread's cache is kept whole for the next new thread (mcache.c)

@@ -286,6 +286,8 @@ void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s);
 gm_span_t *gm_pagemap_span_of(uintptr_t addr);
 
 /* ---- mheap.c --------------------------------------------------------- */
+/* Bytes the heap arenas have committed (it only grows); relaxed loads. */
+extern uint64_t gm_heap_committed;
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
 /* Up to n spans of npages pages for class cls into out[], under one lock
  * round trip; returns how many (fewer only when memory runs out). */
@@ -381,7 +383,8 @@ struct gm_mcache {
     size_t large_bytes;             /* owner (statistics read it racily) */
     bool large_taken;               /* owner: a cached block was reused this epoch */
     size_t max_bytes;               /* owner: sum over classes of max * size */
-    size_t limit;                   /* immutable: bound on max_bytes */
+    size_t bound;                   /* immutable: most limit may become */
+    size_t limit;                   /* owner: bound on max_bytes, rises with the heap */
     uint64_t refilled[2];           /* owner: classes refilled this epoch */
     uint64_t overflowed[2];         /* owner: classes whose list overflowed this epoch */
     uint16_t overages[GM_NUM_CLASSES]; /* owner: overflows since the last refill */

@@ -39,7 +39,12 @@
  * GOMALLOC_THREAD_CACHE_KIB (2 MiB by default), lowered so that all threads
  * together stay near 64 MiB, never below 256 KiB (and one object per class
  * whatever the limit).  So a thread never caches more than its limit plus
- * one batch.
+ * one batch.  While the heap is small the limit is lower still: a sixteenth
+ * of the heap's committed bytes, not below 1 MiB, looked up again when it
+ * refuses a growth, so it rises to the bound as the heap reaches 32 MiB.
+ * Threads that free each other's blocks otherwise hold as much in their
+ * caches as the program holds live: bench/larson 2 peaked at 8.5 MiB, and
+ * at 7.3 MiB with the 1 MiB floor (3% more CPU time, the same wall time).
  *
  * Surplus: about once a second (gm_scavenger_epoch, which advances while
  * the scavenger thread runs, i.e. once the heap has held 32 MiB) a thread's
@@ -86,6 +91,8 @@ static gm_fixalloc_t cache_fa = {.size = sizeof(gm_mcache_t)};
 static pthread_key_t exit_key;
 #define GLOBAL_CACHE_BYTES ((size_t)64 << 20)
 #define MIN_CACHE_BYTES ((size_t)256 << 10)
+#define SMALL_HEAP_CACHE_BYTES ((size_t)1 << 20)
+#define HEAP_SHARE_SHIFT 4   /* a sixteenth of the heap */
 static int exit_key_state;             /* atomic: 0 none, 1 creating, 2 ready */
 static gm_mcache_t *parked;            /* registry lock: dead threads' caches */
 static uint32_t parked_count;          /* registry lock */
@@ -112,11 +119,24 @@ static void set_max(gm_mcache_t *c, uint8_t cls, uint32_t max) {
     c->max[cls] = max;
 }
 
-/* Lets a list hold step more objects, within the class's and thread's caps. */
+/* The thread's limit as the heap now allows: its bound, or a sixteenth of
+ * the heap's committed bytes if that is less, but not below 1 MiB. */
+static size_t heap_limit(const gm_mcache_t *c) {
+    size_t share = (size_t)(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED) >> HEAP_SHARE_SHIFT);
+    if (share < SMALL_HEAP_CACHE_BYTES)
+        share = SMALL_HEAP_CACHE_BYTES;
+    return share < c->bound ? share : c->bound;
+}
+
+/* Lets a list hold step more objects, within the class's and thread's caps
+ * (the latter looked up again, as the heap may have grown, only when it
+ * stands in the way). */
 static void grow_max(gm_mcache_t *c, uint8_t cls, uint32_t step) {
     uint32_t max = c->max[cls];
     size_t bytes = (size_t)step * gm_class_size[cls];
-    if (max + step > bin_cap(cls) || c->max_bytes + bytes > c->limit)
+    if (max + step > bin_cap(cls))
+        return;
+    if (c->max_bytes + bytes > c->limit && c->max_bytes + bytes > (c->limit = heap_limit(c)))
         return;
     set_max(c, cls, max + step);
 }
@@ -330,7 +350,8 @@ static gm_mcache_t *create_cache(void) {
     if (!c)
         c = new_cache();
     if (c) {
-        c->limit = thread_limit_locked();
+        c->bound = thread_limit_locked();
+        c->limit = heap_limit(c);
         registry_push_locked(c);
     }
     gm_mcache_registry_unlock();

@@ -84,6 +84,7 @@ static uint64_t large_bytes, large_count;   /* heap lock */
 static uint64_t pages_in_use;               /* heap lock: in spans and blocks */
 static uint64_t pages_free_backed;          /* heap lock: free, not released */
 static uint64_t committed_bytes;            /* heap lock: heap arenas */
+uint64_t gm_heap_committed;                 /* atomic: committed_bytes, for readers without the lock */
 
 /* ---- bitmap helpers --------------------------------------------------- */
 
@@ -258,6 +259,7 @@ static bool commit_to_locked(gm_arena_t *a, uintptr_t end) {
     if (!gm_os_commit((void *)a->commit_end, target - a->commit_end))
         return false;
     committed_bytes += target - a->commit_end;
+    __atomic_store_n(&gm_heap_committed, committed_bytes, __ATOMIC_RELAXED);
     a->commit_end = target;
     gm_scavenger_note_heap(committed_bytes);
     return true;

@@ -11,7 +11,8 @@
  * burst fits, and a run of frees alone shrinks it back to a batch; a thread
  * that frees other threads' blocks keeps at most a batch per class; after
  * any free a bin holds no more than its max; max_bytes stays within the
- * thread's limit and equals the sum of max * size; flushing empties every
+ * thread's limit and equals the sum of max * size; the limit is 1 MiB while
+ * the heap is small and rises to the bound as it grows; flushing empties every
  * bin; a thread that exits leaves no live cache behind, and its cache is
  * parked with its objects (counted as cached) until a new thread adopts it,
  * lists and bounds as they were, or malloc_trim or a new scavenger epoch
@@ -38,6 +39,8 @@ static void run_in_thread_adopting(void *(*fn)(void *), void *arg, bool adopt)
     assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
 }
+
+#define MIB ((size_t)1 << 20)
 
 static void run_in_thread(void *(*fn)(void *), void *arg)
 {
@@ -107,7 +110,8 @@ static void *refill_body(void *arg)
     gm_mcache_t *c = gm_mcache_current();
     assert_non_null(c);
     assert_true(live_threads() == threads + 1);
-    assert_true(c->limit == GM_THREAD_CACHE_DEFAULT);
+    assert_true(c->bound == GM_THREAD_CACHE_DEFAULT);
+    assert_true(c->limit >= MIB && c->limit <= c->bound);
     /* max was 1: one object came in and was handed out; max took a step. */
     assert_int_equal(gm_mcache_length(c, cls), 0);
     assert_null(c->head[cls]);
@@ -316,11 +320,10 @@ static void test_mcache_free_keeps_bin_within_max(void **state)
     }
 }
 
-static void *bound_body(void *arg)
+/* Bursts of 8 batches: each round grows every list by a batch, towards 8
+ * batches a class, more than the thread's limit allows in all. */
+static void burst_every_class(void)
 {
-    (void)arg;
-    /* Bursts of 8 batches: each round grows every list by a batch, towards
-     * 8 batches a class, more than the thread's limit allows in all. */
     int rounds = (int)gm_test_scaled(12, 2);
     for (int round = 0; round < rounds; round++) {
         for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
@@ -339,10 +342,53 @@ static void *bound_body(void *arg)
             assert_true(own_cached_bytes(c) <= c->max_bytes);
         }
     }
+}
+
+static void *bound_body(void *arg)
+{
+    (void)arg;
+    burst_every_class();
     gm_mcache_t *c = gm_mcache_current();
     if (gm_test_scale() >= 1)   /* at full scale the limit is what stops growth */
         assert_true(c->max_bytes > c->limit / 2);
     return NULL;
+}
+
+/* Run first, while the process's heap is small. */
+static void *heap_limit_body(void *arg)
+{
+    (void)arg;
+    gm_free(gm_malloc(16));
+    gm_mcache_t *c = gm_mcache_current();
+    assert_non_null(c);
+    assert_true(c->bound == GM_THREAD_CACHE_DEFAULT);
+    assert_true(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED) < 16 * MIB);
+    assert_true(c->limit == MIB);
+    burst_every_class();
+    assert_true(c->max_bytes <= MIB);
+    if (gm_test_scale() >= 1)
+        assert_true(c->max_bytes > MIB / 2);
+
+    /* The heap grows to 32 MiB: the next growth the limit refuses looks
+     * again, and the limit becomes the bound. */
+    void *big[5];
+    for (int i = 0; i < 5; i++)
+        assert_non_null(big[i] = gm_malloc(8 * MIB));
+    assert_true(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED) >= 32 * MIB);
+    burst_every_class();
+    assert_true(c->limit == GM_THREAD_CACHE_DEFAULT);
+    assert_true(c->max_bytes <= c->limit);
+    if (gm_test_scale() >= 1)
+        assert_true(c->max_bytes > MIB);
+    for (int i = 0; i < 5; i++)
+        gm_free(big[i]);
+    return NULL;
+}
+
+static void test_mcache_limit_follows_small_heap(void **state)
+{
+    (void)state;
+    run_in_thread(heap_limit_body, NULL);
 }
 
 static void test_mcache_thread_bound_after_heavy_use(void **state)
@@ -782,6 +828,7 @@ static void test_mcache_free_before_malloc_creates_cache(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mcache_limit_follows_small_heap),   /* first: a small heap */
         cmocka_unit_test(test_mcache_first_malloc_creates_cache_and_refills),
         cmocka_unit_test(test_mcache_slow_start_grows_max),
         cmocka_unit_test(test_mcache_bursts_grow_list_and_frees_shrink_it),
