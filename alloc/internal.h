@@ -383,7 +383,7 @@ struct gm_mcache {
     size_t large_bytes;             /* owner (statistics read it racily) */
     bool large_taken;               /* owner: a cached block was reused this epoch */
     size_t max_bytes;               /* owner: sum over classes of max * size */
-    size_t bound;                   /* immutable: most limit may become */
+    size_t bound;                   /* immutable: the limit once the heap is big */
     size_t limit;                   /* owner: bound on max_bytes, rises with the heap */
     uint64_t refilled[2];           /* owner: classes refilled this epoch */
     uint64_t overflowed[2];         /* owner: classes whose list overflowed this epoch */

@@ -41,7 +41,8 @@
  * whatever the limit).  So a thread never caches more than its limit plus
  * one batch.  While the heap is small the limit is lower still: a sixteenth
  * of the heap's committed bytes, not below 1 MiB, looked up again when it
- * refuses a growth, so it rises to the bound as the heap reaches 32 MiB.
+ * refuses a growth, so it rises with the heap to the bound (the default
+ * 2 MiB at 32 MiB of heap).
  * Threads that free each other's blocks otherwise hold as much in their
  * caches as the program holds live: bench/larson 2 peaked at 8.5 MiB, and
  * at 7.3 MiB with the 1 MiB floor (3% more CPU time, the same wall time).
@@ -136,8 +137,11 @@ static void grow_max(gm_mcache_t *c, uint8_t cls, uint32_t step) {
     size_t bytes = (size_t)step * gm_class_size[cls];
     if (max + step > bin_cap(cls))
         return;
-    if (c->max_bytes + bytes > c->limit && c->max_bytes + bytes > (c->limit = heap_limit(c)))
-        return;
+    if (c->max_bytes + bytes > c->limit) {
+        c->limit = heap_limit(c);
+        if (c->max_bytes + bytes > c->limit)
+            return;
+    }
     set_max(c, cls, max + step);
 }
 
