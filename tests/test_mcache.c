@@ -362,25 +362,25 @@ static void *heap_limit_body(void *arg)
     gm_mcache_t *c = gm_mcache_current();
     assert_non_null(c);
     assert_true(c->bound == GM_THREAD_CACHE_DEFAULT);
-    assert_true(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED) < 16 * MIB);
+    assert_true(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED) < 32 * MIB);
     assert_true(c->limit == MIB);
     burst_every_class();
     assert_true(c->max_bytes <= MIB);
     if (gm_test_scale() >= 1)
         assert_true(c->max_bytes > MIB / 2);
 
-    /* The heap grows to 32 MiB: the next growth the limit refuses looks
+    /* The heap grows to 64 MiB: the next growth the limit refuses looks
      * again, and the limit becomes the bound. */
-    void *big[5];
-    for (int i = 0; i < 5; i++)
+    void *big[9];
+    for (int i = 0; i < 9; i++)
         assert_non_null(big[i] = gm_malloc(8 * MIB));
-    assert_true(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED) >= 32 * MIB);
+    assert_true(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED) >= 64 * MIB);
     burst_every_class();
     assert_true(c->limit == GM_THREAD_CACHE_DEFAULT);
     assert_true(c->max_bytes <= c->limit);
     if (gm_test_scale() >= 1)
         assert_true(c->max_bytes > MIB);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 9; i++)
         gm_free(big[i]);
     return NULL;
 }
