@@ -310,10 +310,10 @@ bool gm_mheap_resize_huge(gm_arena_t *d, size_t size);
 void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty);
 void gm_mheap_free_huge(gm_arena_t *a);
 /* Unmaps one cached huge reservation, or else gives the backed free pages of
- * one 2 MiB chunk back to the OS (the highest such chunk); returns the bytes
- * released.  Memory freed only recently and dense chunks are left alone
- * unless force. */
-size_t gm_mheap_release_step(bool force);
+ * one 2 MiB chunk back to the OS (the highest such chunk), those in runs of at
+ * least min_run pages; returns the bytes released.  Memory freed only
+ * recently and dense chunks are left alone unless force. */
+size_t gm_mheap_release_step(bool force, uint32_t min_run);
 /* Gives every free, still-backed page back to the OS; returns bytes given. */
 size_t gm_mheap_release_all(void);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */

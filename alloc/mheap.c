@@ -53,11 +53,12 @@
  * Returning pages (gm_mheap_release_step, driven by scavenger.c): first idle
  * huge memory (a cached reservation is unmapped, or an in-use block's slack
  * given back); else, page_stack first put back into the bitmaps, the backed
- * free pages of one 2 MiB chunk, the highest that has any, are taken out of
- * the free set under the lock, released with madvise outside it, and put
- * back as free and released.  Chunks at least
- * 96.9% in use are left alone unless asked (their huge page is worth more
- * than a few free pages).
+ * free pages of one 2 MiB chunk, the highest that has any (in runs of at
+ * least the caller's min_run pages: the scavenger asks for long runs first),
+ * are taken out of the free set under the lock, released with madvise
+ * outside it, and put back as free and released.  Chunks at least 96.9% in
+ * use are left alone unless asked (their huge page is worth more than a few
+ * free pages).
  *
  * Locking: heap_lock guards every arena's bitmaps, commit_end, page counts,
  * max_run_hint and run_from, fit_runs, the arena list, the pagemap writes, span
@@ -1052,12 +1053,38 @@ static size_t drop_idle_huge(bool recent_too) {
 #define CHUNK_PAGES 256                       /* 2 MiB: one huge page */
 #define DENSE_IN_USE (CHUNK_PAGES * 31 / 32)  /* 96.9% */
 
-/* Backed free pages of chunk c of arena a, as a mask per bitmap word. */
-static uint32_t chunk_backed_free(const gm_arena_t *a, uint32_t c, uint64_t masks[4]) {
+/* The first set (or, !set, clear) bit of a chunk's mask at or after bit i;
+ * CHUNK_PAGES if none. */
+static uint32_t chunk_next_bit(const uint64_t m[4], uint32_t i, bool set) {
+    while (i < CHUNK_PAGES) {
+        uint32_t shift = i % 64;
+        uint64_t w = (set ? m[i / 64] : ~m[i / 64]) >> shift;
+        if (w)
+            return i + (uint32_t)__builtin_ctzll(w);
+        i += 64 - shift;
+    }
+    return CHUNK_PAGES;
+}
+
+/* Backed free pages of chunk c of arena a, as a mask per bitmap word, in
+ * runs of at least min_run pages (counted within the chunk). */
+static uint32_t chunk_backed_free(const gm_arena_t *a, uint32_t c, uint64_t masks[4],
+                                  uint32_t min_run) {
     uint32_t n = 0;
     for (uint32_t k = 0; k < 4; k++) {
         masks[k] = a->free_bits[c * 4 + k] & ~a->released_bits[c * 4 + k];
-        n += (uint32_t)__builtin_popcountll(masks[k]);
+        n += popcount_masked(masks[k], ~(uint64_t)0);
+    }
+    if (min_run <= 1 || n == 0)
+        return n;
+    n = 0;
+    for (uint32_t i = chunk_next_bit(masks, 0, true); i < CHUNK_PAGES;) {
+        uint32_t end = chunk_next_bit(masks, i, false);
+        if (end - i < min_run)
+            bits_clear(masks, i, end - i);
+        else
+            n += end - i;
+        i = chunk_next_bit(masks, end, true);
     }
     return n;
 }
@@ -1069,15 +1096,16 @@ static uint32_t chunk_in_use(const gm_arena_t *a, uint32_t c) {
     return CHUNK_PAGES - free;
 }
 
-/* The highest chunk with backed free pages (not dense unless force). */
-static bool pick_chunk_locked(bool force, gm_arena_t **out, uint32_t *chunk) {
+/* The highest chunk with backed free pages in runs of min_run or more (not
+ * dense unless force). */
+static bool pick_chunk_locked(bool force, uint32_t min_run, gm_arena_t **out, uint32_t *chunk) {
     bool found = false;
     for (gm_arena_t *a = arenas; a; a = a->next) {
         if (a->free_pages == a->released_pages)
             continue;
         for (int c = GM_ARENA_BITMAP_WORDS / 4 - 1; c >= 0; c--) {
             uint64_t masks[4];
-            if (!chunk_backed_free(a, (uint32_t)c, masks))
+            if (!chunk_backed_free(a, (uint32_t)c, masks, min_run))
                 continue;
             if (!force && chunk_in_use(a, (uint32_t)c) >= DENSE_IN_USE)
                 continue;
@@ -1090,9 +1118,10 @@ static bool pick_chunk_locked(bool force, gm_arena_t **out, uint32_t *chunk) {
     return found;
 }
 
-/* Gives back the backed free pages of one chunk; returns the bytes released,
- * 0 when there is nothing (eligible) left. */
-size_t gm_mheap_release_step(bool force) {
+/* Gives back the backed free pages of one chunk (those in runs of min_run
+ * pages or more); returns the bytes released, 0 when there is nothing
+ * (eligible) left. */
+size_t gm_mheap_release_step(bool force, uint32_t min_run) {
     size_t dropped = drop_idle_huge(force);
     if (dropped)
         return dropped;
@@ -1101,11 +1130,11 @@ size_t gm_mheap_release_step(bool force) {
     uint64_t masks[4];
     pthread_mutex_lock(&heap_lock);
     flush_pages_locked();
-    if (!pick_chunk_locked(force, &a, &chunk)) {
+    if (!pick_chunk_locked(force, min_run, &a, &chunk)) {
         pthread_mutex_unlock(&heap_lock);
         return 0;
     }
-    uint32_t n = chunk_backed_free(a, chunk, masks);
+    uint32_t n = chunk_backed_free(a, chunk, masks, min_run);
     for (uint32_t k = 0; k < 4; k++)
         a->free_bits[chunk * 4 + k] &= ~masks[k];   /* nobody may take them now */
     a->free_pages -= n;
@@ -1114,16 +1143,10 @@ size_t gm_mheap_release_step(bool force) {
 
     uintptr_t first = (uintptr_t)chunk * CHUNK_PAGES;
     bool zeroed = true;
-    for (uint32_t i = 0; i < CHUNK_PAGES;) {
-        if (!((masks[i / 64] >> (i % 64)) & 1)) {
-            i++;
-            continue;
-        }
-        uint32_t j = i + 1;
-        while (j < CHUNK_PAGES && ((masks[j / 64] >> (j % 64)) & 1))
-            j++;
-        zeroed &= gm_os_release((void *)(a->base + (first + i) * PAGE), (size_t)(j - i) * PAGE);
-        i = j;
+    for (uint32_t i = chunk_next_bit(masks, 0, true); i < CHUNK_PAGES;) {
+        uint32_t end = chunk_next_bit(masks, i, false);
+        zeroed &= gm_os_release((void *)(a->base + (first + i) * PAGE), (size_t)(end - i) * PAGE);
+        i = chunk_next_bit(masks, end, true);
     }
 
     pthread_mutex_lock(&heap_lock);
@@ -1143,7 +1166,7 @@ size_t gm_mheap_release_step(bool force) {
 
 size_t gm_mheap_release_all(void) {
     size_t total = 0, step;
-    while ((step = gm_mheap_release_step(true)) > 0)
+    while ((step = gm_mheap_release_step(true, 1)) > 0)
         total += step;
     return total;
 }

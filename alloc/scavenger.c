@@ -6,7 +6,11 @@
  * memory in use, plus a 1 MiB floor.  Above the goal the scavenger releases
  * one 2 MiB chunk per step (the highest first: allocation is lowest-first, so
  * the top of the heap is what stays free; dense chunks are left alone), and
- * spends at most 2 ms of work per 20 ms tick, a tenth of one CPU.  Measured
+ * within a tick first only free runs of at least 64 KiB: a short hole is soon
+ * a span again and would be faulted back in, a long run at the top is not
+ * (bench/churn 1: peak RSS 46.8 -> 41.8 and 47.3 -> 42.8 MiB, churn 4: -4 to
+ * -6%, same time; realloc and large unchanged).  It spends at most 2 ms of
+ * work per 20 ms tick, a tenth of one CPU.  Measured
  * here, giving back 700 MiB costs about 65 ms of kernel time, so a large drop
  * is returned within about a second.  A tick that released anything is
  * followed by another 20 ms later, so a program that keeps freeing stays
@@ -35,6 +39,7 @@
 #define IDLE_TICK_NS (100 * 1000 * 1000L)
 #define WORK_PER_TICK_NS (2 * 1000 * 1000L)
 #define EPOCH_NS (1000 * 1000 * 1000L)
+#define LONG_RUN_PAGES 8   /* 64 KiB */
 
 bool gm_scavenger_wanted;          /* atomic */
 uint32_t gm_scavenger_epoch;       /* atomic */
@@ -63,11 +68,16 @@ static bool scavenge_tick(void) {
     int64_t start = now_ns();
     uint64_t in_use, free_backed;
     bool worked = false;
+    uint32_t min_run = LONG_RUN_PAGES;
     gm_mheap_usage(&in_use, &free_backed);
     while (free_backed > goal_bytes(in_use)) {
         pthread_mutex_lock(&scavenge_lock);
-        size_t released = gm_mheap_release_step(false);
+        size_t released = gm_mheap_release_step(false, min_run);
         pthread_mutex_unlock(&scavenge_lock);
+        if (released == 0 && min_run > 1) {
+            min_run = 1;   /* no long runs left: the short ones go too */
+            continue;
+        }
         if (released == 0)
             break;   /* only dense chunks left */
         worked = true;

@@ -329,6 +329,44 @@ static void test_mheap_release_all_makes_runs_zero(void **state)
     gm_mheap_free_span(s);
 }
 
+/* Pages of [addr, addr + n pages) with their released bit set. */
+static uint32_t released_pages_in(uintptr_t addr, uint32_t n)
+{
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    assert_non_null(a);
+    uint32_t count = 0;
+    for (uintptr_t p = gm_page_index(addr); p < gm_page_index(addr) + n; p++)
+        count += (uint32_t)((a->released_bits[p / 64] >> (p % 64)) & 1);
+    return count;
+}
+
+/* A release step for runs of at least 8 pages gives back a free 16-page run
+ * and leaves a 3-page one backed; a step for any run then takes it. */
+static void test_mheap_release_step_long_runs_first(void **state)
+{
+    (void)state;
+    gm_mheap_release_all();   /* from here on only this test's frees are backed */
+    gm_span_t *run16 = gm_mheap_alloc_large(16 * PAGE, PAGE);
+    gm_span_t *block = gm_mheap_alloc_large(24 * PAGE, PAGE);
+    assert_non_null(run16);
+    assert_non_null(block);
+    assert_true(gm_mheap_resize_large(block, 21 * PAGE));   /* frees its last 3 pages */
+    uintptr_t tail = block->base + 21 * PAGE, at16 = run16->base;
+    gm_mheap_free_span(run16);
+    assert_int_equal(released_pages_in(at16, 16), 0);
+    assert_int_equal(released_pages_in(tail, 3), 0);
+
+    assert_int_equal(gm_mheap_release_step(false, 8), 16 * PAGE);
+    assert_int_equal(released_pages_in(at16, 16), 16);
+    assert_int_equal(released_pages_in(tail, 3), 0);
+    assert_int_equal(gm_mheap_release_step(false, 8), 0);
+
+    assert_int_equal(gm_mheap_release_step(true, 1), 3 * PAGE);
+    assert_int_equal(released_pages_in(tail, 3), 3);
+    gm_mheap_free_span(block);
+    gm_mheap_release_all();
+}
+
 static void test_mheap_huge_aligned_and_registered(void **state)
 {
     (void)state;
@@ -797,6 +835,7 @@ int main(void)
         cmocka_unit_test_teardown(test_mheap_fresh_run_is_zero, reset_faults),
         cmocka_unit_test_teardown(test_mheap_reused_run_not_zero, reset_faults),
         cmocka_unit_test_teardown(test_mheap_release_all_makes_runs_zero, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_release_step_long_runs_first, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_aligned_and_registered, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_free_unregisters_only_itself, reset_faults),
         cmocka_unit_test_teardown(test_mheap_stats_track_alloc_free_release, reset_faults),
