@@ -84,8 +84,7 @@ static uint64_t huge_bytes, huge_count;     /* heap lock */
 static uint64_t large_bytes, large_count;   /* heap lock */
 static uint64_t pages_in_use;               /* heap lock: in spans and blocks */
 static uint64_t pages_free_backed;          /* heap lock: free, not released */
-static uint64_t committed_bytes;            /* heap lock: heap arenas */
-uint64_t gm_heap_committed;                 /* atomic: committed_bytes, for readers without the lock */
+uint64_t gm_heap_committed;                 /* atomic, written under the heap lock: heap arenas */
 
 /* ---- bitmap helpers --------------------------------------------------- */
 
@@ -259,10 +258,9 @@ static bool commit_to_locked(gm_arena_t *a, uintptr_t end) {
         target = a->hi;
     if (!gm_os_commit((void *)a->commit_end, target - a->commit_end))
         return false;
-    committed_bytes += target - a->commit_end;
-    __atomic_store_n(&gm_heap_committed, committed_bytes, __ATOMIC_RELAXED);
+    uint64_t committed = __atomic_add_fetch(&gm_heap_committed, target - a->commit_end, __ATOMIC_RELAXED);
     a->commit_end = target;
-    gm_scavenger_note_heap(committed_bytes);
+    gm_scavenger_note_heap(committed);
     return true;
 }
 
@@ -1097,21 +1095,23 @@ static uint32_t chunk_in_use(const gm_arena_t *a, uint32_t c) {
 }
 
 /* The highest chunk with backed free pages in runs of min_run or more (not
- * dense unless force). */
-static bool pick_chunk_locked(bool force, uint32_t min_run, gm_arena_t **out, uint32_t *chunk) {
-    bool found = false;
+ * dense unless force): its arena, index and those pages' masks; returns how
+ * many pages they are, 0 if there is no such chunk. */
+static uint32_t pick_chunk_locked(bool force, uint32_t min_run, gm_arena_t **out,
+                                  uint32_t *chunk, uint64_t masks[4]) {
+    uint32_t found = 0;
     for (gm_arena_t *a = arenas; a; a = a->next) {
         if (a->free_pages == a->released_pages)
             continue;
         for (int c = GM_ARENA_BITMAP_WORDS / 4 - 1; c >= 0; c--) {
-            uint64_t masks[4];
-            if (!chunk_backed_free(a, (uint32_t)c, masks, min_run))
-                continue;
-            if (!force && chunk_in_use(a, (uint32_t)c) >= DENSE_IN_USE)
+            uint64_t m[4];
+            uint32_t n = chunk_backed_free(a, (uint32_t)c, m, min_run);
+            if (!n || (!force && chunk_in_use(a, (uint32_t)c) >= DENSE_IN_USE))
                 continue;
             *out = a;
             *chunk = (uint32_t)c;
-            found = true;   /* arenas ascend: a later find is higher */
+            memcpy(masks, m, sizeof m);
+            found = n;   /* arenas ascend: a later find is higher */
             break;
         }
     }
@@ -1130,11 +1130,11 @@ size_t gm_mheap_release_step(bool force, uint32_t min_run) {
     uint64_t masks[4];
     pthread_mutex_lock(&heap_lock);
     flush_pages_locked();
-    if (!pick_chunk_locked(force, min_run, &a, &chunk)) {
+    uint32_t n = pick_chunk_locked(force, min_run, &a, &chunk, masks);
+    if (!n) {
         pthread_mutex_unlock(&heap_lock);
         return 0;
     }
-    uint32_t n = chunk_backed_free(a, chunk, masks, min_run);
     for (uint32_t k = 0; k < 4; k++)
         a->free_bits[chunk * 4 + k] &= ~masks[k];   /* nobody may take them now */
     a->free_pages -= n;
