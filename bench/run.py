@@ -52,6 +52,7 @@ ROOT = os.path.dirname(BENCH)
 WORK = os.path.join(BENCH, "work")
 BIN = os.path.join(WORK, "bin")
 RESULTS = os.path.join(BENCH, "results")
+FLOOR_SO = os.path.join(BIN, "insn_floor.so")
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 GNU_TIME = "/usr/bin/time"
 
@@ -148,6 +149,12 @@ def build():
         log("cc -O2 -pthread %s" % os.path.relpath(src, ROOT))
         subprocess.run([cc, "-O2", "-pthread", "-Wall", "-o", exe, src],
                        check=True)
+    src = os.path.join(BENCH, "insn_floor.c")
+    if not os.path.exists(FLOOR_SO) or \
+            os.path.getmtime(FLOOR_SO) < os.path.getmtime(src):
+        log("cc -O2 -shared %s" % os.path.relpath(src, ROOT))
+        subprocess.run([cc, "-O2", "-fPIC", "-shared", "-Wall", "-o",
+                        FLOOR_SO, src], check=True)
 
 
 def available_allocators(wanted, extra=()):
@@ -669,6 +676,8 @@ def cmd_insn(args):
         sys.exit("bench-insn needs valgrind")
     build()
     allocs = available_allocators(args.allocs, args.extra)
+    if not args.allocs or "floor" in args.allocs:
+        allocs.append(("floor", FLOOR_SO, None))
     names = [a[0] for a in allocs]
     jobs = {}
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as ex:
@@ -689,6 +698,10 @@ def cmd_insn(args):
              "and their PLT jumps, counted in the fastpath binary): %s "
              "instructions; the rest is the allocator's." %
              ("%.1f" % statistics.median(harness) if harness else "unknown"),
+             "", "floor: bench/insn_floor.c, fast paths that only look up a "
+             "class and pop or push a thread's list, no checks and no "
+             "bookkeeping: the least a thread-caching allocator can count "
+             "here.",
              "", "| " + " | ".join(head) + " |",
              "|" + "---:|" * len(head)]
     rows = []
