@@ -372,7 +372,7 @@ def metadata(allocs):
         pass
     commit = sh(["git", "rev-parse", "--short", "HEAD"]) or "none"
     if sh(["git", "status", "--porcelain", "--", "alloc", "LD_PRELOAD",
-           "include", "bench"]):
+           "include", "bench", ":!bench/results"]):
         commit += "-dirty"
     meta = [("date", datetime.datetime.now().astimezone().isoformat(
                 timespec="seconds")),
@@ -384,6 +384,8 @@ def metadata(allocs):
         if pkg:
             v = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
             vers.append("%s %s (%s)" % (name, v or "?", pkg))
+        elif lib == FLOOR_SO:
+            vers.append("%s (bench/insn_floor.c @ %s)" % (name, commit))
         elif lib and not lib.startswith(ROOT + "/lib/"):
             vers.append("%s (%s)" % (name, lib))
         else:
