@@ -50,6 +50,11 @@ bool gm_os_commit(void *addr, size_t size);       /* PROT_NONE -> read/write */
  * range now reads as zero (MADV_DONTNEED), false if undefined (MADV_FREE). */
 bool gm_os_release(void *addr, size_t size);
 void gm_os_unmap(void *addr, size_t size);
+/* Moves the mapping [from, from + size) to to, replacing our reservation
+ * there.  On failure the source is unchanged; LOST: part of the destination
+ * may now be another mapping's, so it must not be unmapped. */
+typedef enum { GM_MOVE_DONE, GM_MOVE_FAILED, GM_MOVE_LOST } gm_move_result_t;
+gm_move_result_t gm_os_move(void *from, size_t size, void *to);
 /* A coarse monotonic clock in milliseconds (wraps; compare differences). */
 uint32_t gm_os_clock_ms(void);
 void gm_os_write(int fd, const char *buf, size_t len);
@@ -306,6 +311,10 @@ bool gm_mheap_resize_large(gm_span_t *s, size_t size);
  * changing nothing, when the free pages around it are too few. */
 uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size);
 bool gm_mheap_resize_huge(gm_arena_t *d, size_t size);
+/* Moves huge block d, which outgrew its reservation, to a new one of at
+ * least size bytes without copying; its new address, or NULL (d unchanged,
+ * *refused if for want of memory or address space). */
+void *gm_mheap_move_huge(gm_arena_t *d, size_t size, bool *refused);
 /* *dirty: how many of the block's first bytes may be non-zero. */
 void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty);
 void gm_mheap_free_huge(gm_arena_t *a);

@@ -320,12 +320,20 @@ static bool resize_in_place(void *ptr, size_t size, size_t old) {
            gm_mheap_resize_large(gm_pagemap_span_of((uintptr_t)ptr), size);
 }
 
-/* A large block that cannot grow where it is may grow into the free pages
- * just before it: its contents move down (the copy a move would make), into
- * the hole a neighbour left, and no new hole is made; NULL if it cannot. */
-static void *grow_large_down(void *ptr, size_t size, size_t old) {
-    if (size <= old || size >= GM_HUGE_THRESHOLD ||
-        gm_pagemap_arena((uintptr_t)ptr)->kind != GM_ARENA_HEAP)
+/* A large or huge block that cannot grow where it is, moved without a new
+ * block and a copy: a large one grows into the free pages just before it
+ * (its contents move down, into the hole a neighbour left, and no new hole
+ * is made); a huge one has its pages remapped to a larger reservation (no
+ * copy at all).  NULL if it cannot; *refused when the OS refused the
+ * memory (a copy would need as much). */
+static void *grow_elsewhere(void *ptr, size_t size, size_t old, bool *refused) {
+    *refused = false;
+    if (size <= old)
+        return NULL;
+    gm_arena_t *a = gm_pagemap_arena((uintptr_t)ptr);
+    if (a->kind == GM_ARENA_HUGE)
+        return gm_mheap_move_huge(a, size, refused);
+    if (size >= GM_HUGE_THRESHOLD)
         return NULL;
     void *p = (void *)gm_mheap_grow_large_down(gm_pagemap_span_of((uintptr_t)ptr), size);
     return p ? memmove(p, ptr, old) : NULL;
@@ -346,8 +354,9 @@ static size_t small_growth_request(size_t old, size_t size) {
 
 /* Blocks stay where they are when they can: a small block within its class
  * (or shrinking to no less than half), a large or huge one resized in place
- * (or, failing that, shrinking to no less than half); a growing large block
- * next tries the free pages before it; otherwise allocate, copy, free. */
+ * (or, failing that, shrinking to no less than half); a growing large or
+ * huge block next tries to move without a copy; otherwise allocate, copy,
+ * free. */
 static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
     if (!ptr)
         return api_malloc(size);
@@ -364,9 +373,10 @@ static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
     if (cls ? small_fits_in_place(old, size)
             : resize_in_place(ptr, size, old) || (size <= old && size >= old / 2))
         return ptr;
-    void *p = cls ? NULL : grow_large_down(ptr, size, old);
-    if (p)
-        return p;
+    bool refused = false;
+    void *p = cls ? NULL : grow_elsewhere(ptr, size, old, &refused);
+    if (p || refused)
+        return p ? p : fail_nomem();
     p = api_malloc(cls ? small_growth_request(old, size) : size);
     if (!p)
         return NULL;

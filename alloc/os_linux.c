@@ -94,6 +94,33 @@ bool gm_os_commit(void *addr, size_t size) {
     return ok;
 }
 
+/* mremap with MREMAP_FIXED: the kernel moves the page tables, so pages
+ * change address without a copy or a fault.  Kernels before 6.x clear the
+ * destination before they check the source (a source split in several
+ * mappings fails), so after a failure the destination is looked at: still
+ * mapped (ours), or a hole that is reserved again; if a hole was taken by
+ * another mapping meanwhile, the caller must leave the range alone. */
+gm_move_result_t gm_os_move(void *from, size_t size, void *to) {
+    if (injected_failure())
+        return GM_MOVE_FAILED;
+    int saved = errno;
+    gm_move_result_t r = GM_MOVE_DONE;
+    if (mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != to) {
+        r = GM_MOVE_FAILED;
+        if (msync(to, size, MS_ASYNC) != 0) {   /* part of it is unmapped */
+            void *p = mmap(to, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+                           MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+            if (p != to) {
+                if (p != MAP_FAILED)   /* an old kernel took the address as a hint */
+                    munmap(p, size);
+                r = GM_MOVE_LOST;
+            }
+        }
+    }
+    errno = saved;
+    return r;
+}
+
 bool gm_os_release(void *addr, size_t size) {
     int saved = errno;
     bool zeroed = true;

@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -323,6 +324,83 @@ static void test_api_realloc_huge_in_place(void **state)
     assert_non_null(r);
     assert_true(check(r, 17 * MiB, 32));
     memset(r + 17 * MiB, 1, 53 * MiB);
+    gm_free(r);
+}
+
+/* Whether any mapping covers address p, from /proc/self/maps (a probe
+ * that memcheck does not take for a bad access). */
+static bool address_mapped(const void *p)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    uintptr_t a = (uintptr_t)p, lo, hi;
+    bool found = false;
+    char line[512];
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2 && lo <= a && a < hi;
+    fclose(f);
+    return found;
+}
+
+/* Grows huge block p (its first 40 MiB filled with seed) by 64 MiB steps
+ * until it moves: a cached reservation may have had room.  Returns the
+ * block and its size. */
+static char *grow_until_moved(char *p, unsigned seed, size_t *size)
+{
+    char *q = p;
+    *size = 40 * MiB;
+    while (q == p) {
+        *size += 64 * MiB;
+        assert_true(*size <= 1024 * MiB);
+        q = gm_realloc(p, *size);
+        assert_non_null(q);
+        assert_true(check(q, 40 * MiB, seed));
+        assert_true(gm_usable_size(q) >= *size);
+    }
+    return q;
+}
+
+/* A huge block that outgrows its reservation has its pages remapped to a
+ * larger one: contents kept, nothing left mapped at the old address (a copy
+ * would have left the old reservation mapped, cached for reuse), and the
+ * new reservation has room to grow in place. */
+static void test_api_realloc_huge_moves_by_remap(void **state)
+{
+    (void)state;
+    char *p = gm_malloc(40 * MiB);
+    assert_non_null(p);
+    fill(p, 40 * MiB, 41);
+    size_t size;
+    char *q = grow_until_moved(p, 41, &size);
+    assert_false(address_mapped(p));
+    assert_true(address_mapped(q + size - 1));
+    fill(q, size, 42);
+    char *r = gm_realloc(q, size + 16 * MiB);   /* reservations are whole 64 MiB slots */
+    assert_ptr_equal(r, q);
+    assert_true(check(r, size, 42));
+    gm_free(r);
+}
+
+/* A block whose pages the program split into two mappings (here with
+ * madvise(MADV_DONTFORK) on a part) may be refused a remap by the kernel;
+ * realloc then copies, and either way the contents are kept and the heap
+ * goes on working. */
+static void test_api_realloc_huge_split_mapping(void **state)
+{
+    (void)state;
+    char *p = gm_malloc(40 * MiB);
+    assert_non_null(p);
+    fill(p, 40 * MiB, 43);
+    assert_int_equal(madvise(p + 8 * MiB, 4 * MiB, MADV_DONTFORK), 0);
+    size_t size;
+    char *q = grow_until_moved(p, 43, &size);
+    memset(q + 40 * MiB, 7, size - 40 * MiB);
+    assert_int_equal(madvise(q, size, MADV_DOFORK), 0);
+    gm_free(q);
+    char *r = gm_malloc(size);
+    assert_non_null(r);
+    fill(r, size, 44);
+    assert_true(check(r, size, 44));
     gm_free(r);
 }
 
@@ -929,6 +1007,8 @@ int main(void)
         cmocka_unit_test(test_api_realloc_large_in_place),
         cmocka_unit_test(test_api_realloc_large_grows_down),
         cmocka_unit_test(test_api_realloc_huge_in_place),
+        cmocka_unit_test(test_api_realloc_huge_moves_by_remap),
+        cmocka_unit_test(test_api_realloc_huge_split_mapping),
         cmocka_unit_test(test_api_calloc_zeroed_huge_other_sizes),
         cmocka_unit_test(test_api_aligned_alloc_every_power_of_two),
         cmocka_unit_test(test_api_memalign_every_power_of_two),

@@ -419,6 +419,15 @@ static void test_oom_realloc_large_to_huge(void **state)
     run_realloc_case(__func__, 1 * MiB, 20 * MiB, false, false);
 }
 
+/* Past its reservation a huge block is remapped to a new one: a refused
+ * reservation or commit is ENOMEM with the block where it was; a refused
+ * move falls back to a copy. */
+static void test_oom_realloc_huge_to_huger(void **state)
+{
+    (void)state;
+    run_realloc_case(__func__, 20 * MiB, 100 * MiB, false, false);
+}
+
 static void test_oom_reallocarray(void **state)
 {
     (void)state;
@@ -614,6 +623,7 @@ int main(void)
         T(test_oom_realloc_small_to_large),
         T(test_oom_realloc_large_to_larger),
         T(test_oom_realloc_large_to_huge),
+        T(test_oom_realloc_huge_to_huger),
         T(test_oom_reallocarray),
         T(test_oom_reallocarray_huge),
         T(test_oom_many_refusals_keep_blocks),
