@@ -66,7 +66,7 @@ ALLOCATORS = [
 ]
 
 C_WORKLOADS = ["fastpath", "churn", "realloc", "larson", "prodcons",
-               "falseshare", "threadchurn", "large"]
+               "falseshare", "threadchurn", "large", "bufgrow"]
 COLORS = {"gomalloc": "#d62728", "jemalloc": "#9467bd",
           "mimalloc": "#2ca02c", "tcmalloc": "#1f77b4"}
 INSN_SIZES = [16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 32768, 262144]
@@ -115,6 +115,7 @@ def define_workloads(quick, scale=1.0):
                   [1, 4] if quick else [1, 2, 4]):
             out.append(Workload("%s-%d" % (w, t), [b(w), str(t), fmt(s)]))
     out.append(Workload("large", [b("large"), "1", fmt(s)]))
+    out.append(Workload("bufgrow", [b("bufgrow"), "1", fmt(s)]))
     py = python_exe()
     out.append(Workload("python", [py, os.path.join(BENCH, "pyheavy.py"),
                                    fmt(s)], same_output=True))
