@@ -36,7 +36,8 @@
  * slot: a block that size would pin a quarter of an arena against
  * fragmentation.  A freed reservation is kept a while and hosts the next huge
  * block of any size up to its own, with the pages it already faulted in
- * (see "huge blocks" below).
+ * (see "huge blocks" below).  A huge block that outgrows its reservation is
+ * remapped to a larger one, its pages moved rather than copied.
  *
  * Per-page state, all under the mheap lock:
  *   free_bits      1 = page not in any span or block (nor on page_stack);
@@ -999,7 +1000,7 @@ bool gm_mheap_resize_huge(gm_arena_t *d, size_t size) {
  * first, then one mremap moves those bytes there.  The kernel moves page
  * tables (whole ones, as both ends are slot-aligned): nothing is copied, no
  * page is faulted in twice, and no old copy stays resident in the cache.
- * Growing a buffer by doubling to 1 GiB took 4x glibc's time, and growing
+ * Growing a buffer by doubling to 1 GiB took twice glibc's time, and growing
  * one by 1 MiB steps to 256 MiB peaked at 2.3x its RSS, while every move
  * copied.  Under the heap lock throughout: the move unmaps the old range
  * while its slots still name d, and a reservation made there meanwhile could
