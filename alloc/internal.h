@@ -423,6 +423,9 @@ void *gm_mcache_alloc_slow(size_t size);
 void gm_mcache_free_nocache(void *ptr, uint8_t cls);
 /* Called by the free fast path when bin cls grew past its bound. */
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls);
+/* gm_mcache_flush_slow for the list at &c->head[cls]: the free fast path
+ * then needs no register for cls past its push. */
+void gm_mcache_overflow(gm_mcache_t *c, void **list);
 void gm_mcache_flush_all(gm_mcache_t *c);
 /* Bytes on the lists of all thread caches, live and parked (small objects);
  * the bytes of their page caches go to *large_out unless it is NULL. */

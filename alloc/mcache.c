@@ -464,6 +464,10 @@ void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
     maybe_trim(c);
 }
 
+void gm_mcache_overflow(gm_mcache_t *c, void **list) {
+    gm_mcache_flush_slow(c, (uint8_t)(list - c->head));
+}
+
 void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
     gm_mcache_t *c = current_cache();
     if (!c) {

@@ -48,10 +48,11 @@ GM_INLINE bool gm_mcache_free_fast(void *ptr) {
     if (GM_UNLIKELY(offset * c->start_magic[cls] >= c->start_limit[cls] ||
                     gm_block_is_free_key(ptr, key)))
         return false;
-    gm_block_free_link_key(ptr, c->head[cls], key);
-    c->head[cls] = ptr;
+    void **list = &c->head[cls];
+    gm_block_free_link_key(ptr, *list, key);
+    *list = ptr;
     if (GM_UNLIKELY(--c->room[cls] < 0))
-        gm_mcache_flush_slow(c, cls);
+        gm_mcache_overflow(c, list);
     return true;
 }
 
