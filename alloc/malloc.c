@@ -294,10 +294,10 @@ GM_EXPORT size_t gm_usable_size(const void *ptr) {
 
 /* ---- realloc --------------------------------------------------------------- */
 
-/* Whether a small block of usable size old can serve a request of size in
- * place: same size class, or a shrink to no less than half. */
-static bool small_fits_in_place(size_t old, size_t size) {
-    if (size > old)
+/* Whether a small block of usable size old can serve a request of size
+ * (not 0) in place: same size class, or a shrink to no less than half. */
+static inline bool small_fits_in_place(size_t old, size_t size) {
+    if (size - 1 >= old)   /* larger, or 0 */
         return false;
     if (gm_class_size[gm_size_to_class[(size + 15) >> 4]] == old)
         return true;
@@ -357,7 +357,7 @@ static size_t small_growth_request(size_t old, size_t size) {
  * (or, failing that, shrinking to no less than half); a growing large or
  * huge block next tries to move without a copy; otherwise allocate, copy,
  * free. */
-static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
+static GM_NOINLINE void *realloc_slow(void *ptr, size_t size) {
     if (!ptr)
         return api_malloc(size);
     gm_init();
@@ -383,6 +383,20 @@ static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
     memcpy(p, ptr, old < size ? old : size);
     api_free(ptr);
     return p;
+}
+
+/* The common case, a small block that stays where it is, apart from the
+ * code that moves blocks: it then needs no stack frame and saves no
+ * registers (bench/realloc: 3.9M of its 5.3M calls).  A pointer gomalloc
+ * handed out means gm_init has run; NULL and anything not a live small
+ * block fail gm_small_class_of and take the slow path, which checks. */
+static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
+    if (GM_LIKELY(!gm_options.debug)) {
+        uint8_t cls = gm_small_class_of(ptr);
+        if (small_fits_in_place(gm_class_size[cls], size))   /* class 0: size 0 */
+            return ptr;
+    }
+    return realloc_slow(ptr, size);
 }
 
 #if GM_VALGRIND
