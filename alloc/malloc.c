@@ -392,8 +392,9 @@ static GM_NOINLINE void *realloc_slow(void *ptr, size_t size) {
  * block fail gm_small_class_of and take the slow path, which checks. */
 static __attribute__((unused)) void *api_realloc(void *ptr, size_t size) {
     if (GM_LIKELY(!gm_options.debug)) {
+        /* Class 0 (not a live small block) has size 0: nothing fits. */
         uint8_t cls = gm_small_class_of(ptr);
-        if (small_fits_in_place(gm_class_size[cls], size))   /* class 0: size 0 */
+        if (small_fits_in_place(gm_class_size[cls], size))
             return ptr;
     }
     return realloc_slow(ptr, size);
