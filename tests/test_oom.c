@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -502,15 +503,20 @@ static size_t vm_size(void)
         }                                                                         \
     } while (0)
 
-enum { MAX_BLOCKS = 1 << 16 };
-static void *child_blocks[MAX_BLOCKS];
+/* Room for more blocks of 1000 bytes than the child's whole address space
+ * under its limit can hold, so every fill ends with a refusal.  A fixed 64K
+ * did not always: in about 1 run in 40 the 1 MiB blocks stopped short of the
+ * limit (95 instead of 127), and once they were freed the refill with small
+ * blocks passed 64K in the arenas they had left. */
+static void **child_blocks;
+static size_t max_blocks;
 
-/* Allocates blocks of size until NULL (at most MAX_BLOCKS - from); returns how
+/* Allocates blocks of size until NULL (at most max_blocks - from); returns how
  * many it got. */
 static size_t child_fill(size_t from, size_t size)
 {
     size_t n = from;
-    for (; n < MAX_BLOCKS; n++) {
+    for (; n < max_blocks; n++) {
         errno = 0;
         void *p = gm_malloc(size);
         if (!p) {
@@ -521,7 +527,7 @@ static size_t child_fill(size_t from, size_t size)
         ((volatile char *)p)[size - 1] = 2;
         child_blocks[n] = p;
     }
-    CHILD_CHECK(n < MAX_BLOCKS, 11);
+    CHILD_CHECK(n < max_blocks, 11);
     return n - from;
 }
 
@@ -533,7 +539,11 @@ static void child_free(size_t n)
 
 static void rlimit_child(void)
 {
-    size_t used = vm_size();
+    max_blocks = (vm_size() + 128 * MiB) / 1000;
+    child_blocks = mmap(NULL, max_blocks * sizeof(void *), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHILD_CHECK(child_blocks != MAP_FAILED, 1);
+    size_t used = vm_size();   /* the limit below: used + 64 MiB < what max_blocks covers */
     CHILD_CHECK(used > 0, 2);
     struct rlimit rl;
     CHILD_CHECK(getrlimit(RLIMIT_AS, &rl) == 0, 3);
