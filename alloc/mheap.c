@@ -864,24 +864,6 @@ static void unmap_huge(gm_arena_t *d) {
     gm_fixalloc_free(&arena_fa, d);
 }
 
-/* Reserves whole slots for a block of size bytes aligned to align and enters
- * them in the pagemap; false when the OS refuses. */
-static bool reserve_huge_locked(gm_arena_t *d, size_t size, size_t align) {
-    size_t reserve = round_up(size, GM_ARENA_SIZE);
-    void *p = gm_os_reserve(reserve, align > GM_ARENA_SIZE ? align : GM_ARENA_SIZE);
-    if (!p)
-        return false;
-    if (!gm_pagemap_claim((uintptr_t)p, reserve, d)) {   /* whole slots: never */
-        gm_os_unmap(p, reserve);
-        return false;
-    }
-    d->kind = GM_ARENA_HUGE;
-    d->lo = d->base = d->huge_base = (uintptr_t)p;
-    d->hi = d->lo + reserve;
-    huge_reserved += reserve;
-    return true;
-}
-
 /* Unmaps every cached reservation now, under the lock: when the OS refuses
  * address space, the cache's is the first to give back (RLIMIT_AS). */
 static bool drop_all_cached_huge_locked(void) {
@@ -899,14 +881,40 @@ static bool drop_all_cached_huge_locked(void) {
     return any;
 }
 
+/* Address space for reserve bytes of whole slots aligned to align; when the
+ * OS refuses, the cached reservations are unmapped and it is asked again. */
+static void *reserve_slots_locked(size_t reserve, size_t align) {
+    void *p = gm_os_reserve(reserve, align);
+    if (!p && drop_all_cached_huge_locked())
+        p = gm_os_reserve(reserve, align);
+    return p;
+}
+
+/* Reserves whole slots for a block of size bytes aligned to align and enters
+ * them in the pagemap; false when the OS refuses. */
+static bool reserve_huge_locked(gm_arena_t *d, size_t size, size_t align) {
+    size_t reserve = round_up(size, GM_ARENA_SIZE);
+    void *p = reserve_slots_locked(reserve, align > GM_ARENA_SIZE ? align : GM_ARENA_SIZE);
+    if (!p)
+        return false;
+    if (!gm_pagemap_claim((uintptr_t)p, reserve, d)) {   /* whole slots: never */
+        gm_os_unmap(p, reserve);
+        return false;
+    }
+    d->kind = GM_ARENA_HUGE;
+    d->lo = d->base = d->huge_base = (uintptr_t)p;
+    d->hi = d->lo + reserve;
+    huge_reserved += reserve;
+    return true;
+}
+
 /* A new reservation for size bytes, its first size bytes committed. */
 static gm_arena_t *map_huge(size_t size, size_t align) {
     gm_arena_t *d = gm_fixalloc_alloc(&arena_fa);
     if (!d)
         return NULL;
     pthread_mutex_lock(&heap_lock);
-    bool ok = reserve_huge_locked(d, size, align) ||
-              (drop_all_cached_huge_locked() && reserve_huge_locked(d, size, align));
+    bool ok = reserve_huge_locked(d, size, align);
     pthread_mutex_unlock(&heap_lock);
     if (!ok) {
         gm_fixalloc_free(&arena_fa, d);
@@ -1017,9 +1025,7 @@ void *gm_mheap_move_huge(gm_arena_t *d, size_t size, bool *refused) {
     pthread_mutex_lock(&heap_lock);
     uintptr_t old_lo = d->lo, old_hi = d->hi;
     size_t moved = d->huge_commit;
-    char *to = gm_os_reserve(reserve, GM_ARENA_SIZE);
-    if (!to && drop_all_cached_huge_locked())   /* as map_huge: RLIMIT_AS */
-        to = gm_os_reserve(reserve, GM_ARENA_SIZE);
+    char *to = reserve_slots_locked(reserve, GM_ARENA_SIZE);
     bool claimed = to && gm_pagemap_claim((uintptr_t)to, reserve, d);
     bool ok = claimed && gm_os_commit(to + moved, size - moved);
     *refused = !ok;
