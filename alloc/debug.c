@@ -4,8 +4,9 @@
  *
  * Always on (cost measured with callgrind, see README "Safety"):
  *   - free of an address gomalloc did not hand out (pagemap check) and double
- *     free (the free-block key in a block's second word, see internal.h) are
- *     reported with one line on stderr, then abort();
+ *     free (the free mark in a block's second word: a per-process key plus
+ *     the block's address, see internal.h) are reported with one line on
+ *     stderr, then abort();
  *   - free-list links are stored XORed with a per-process secret taken from
  *     the kernel's AT_RANDOM bytes; a link that does not decode to a 16-byte
  *     aligned address is reported instead of followed.

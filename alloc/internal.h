@@ -105,14 +105,25 @@ void gm_scavenger_unlock(void);
 void gm_scavenger_reinit_child(void);
 bool gm_scavenger_running(void);
 
-/* ---- free-list hardening (malloc.c) --------------------------------- */
+/* ---- free-list hardening (debug.c) ---------------------------------- */
 /* Every free list (thread caches, parked batches, span free lists) links
  * blocks through their first word, stored XORed with a per-process secret:
  * a use-after-free write cannot aim the allocator at an address of its
  * choosing without the secret, and a link that does not decode to a 16-byte
- * aligned address is reported, not followed.  The second word of a free
- * block holds gm_free_key; free() of a block that still holds it is a double
- * free.  Every path that hands a block out clears that word. */
+ * aligned address is reported, not followed.
+ *
+ * The second word of a free block holds its free mark, gm_free_key plus the
+ * block's own address; free() of a block that holds its mark is a double
+ * free.  Every path that hands a block out clears that word.  The mark is
+ * bound to the address so that copying bytes cannot forge it: freed blocks
+ * leave their marks behind in recycled memory, and a program may copy such
+ * stale bytes into a live block without any fault of its own (realloc of a
+ * block whose tail was never written, a struct copied with its padding), but
+ * a mark copied from block X to block Y reads as X's, never as Y's.  So a
+ * live block holds its own mark only if gomalloc wrote it there when the
+ * block was freed and no hand-out has happened since: the report is proof,
+ * barring a program that restores a saved image of freed memory to the very
+ * address it was taken from. */
 extern uintptr_t gm_secret, gm_free_key;   /* fixed before the first link */
 void gm_hardening_init(void);
 __attribute__((noreturn)) void gm_corrupt_link(const void *block);
@@ -135,6 +146,10 @@ static inline void gm_link_set(void *block, const void *next) {
     GM_VG_OWN_WORDS(block);
     *(uintptr_t *)block = (uintptr_t)next ^ gm_secret;
 }
+/* The free mark of block, for the per-process key. */
+static inline uintptr_t gm_free_mark(const void *block, uintptr_t key) {
+    return key + (uintptr_t)block;
+}
 /* Marks a block free (for double-free detection) and links it.  The _key
  * forms take gm_free_key already loaded: a store through block could alias
  * it as far as the compiler knows, so the fast path reads it once. */
@@ -143,12 +158,12 @@ static inline void gm_block_free_link_key(void *block, const void *next, uintptr
     ((uintptr_t *)block)[0] = (uintptr_t)next ^ gm_secret;
     /* volatile keeps the two stores two plain moves: gcc would otherwise
      * pair them into a vector store that takes four instructions. */
-    ((volatile uintptr_t *)block)[1] = key;
+    ((volatile uintptr_t *)block)[1] = gm_free_mark(block, key);
 }
 static inline void gm_block_free_link(void *block, const void *next) {
     gm_block_free_link_key(block, next, gm_free_key);
 }
-/* Under memcheck the key is not read: memcheck reports double frees itself,
+/* Under memcheck the mark is not read: memcheck reports double frees itself,
  * and a live block's second word is the program's (maybe undefined). */
 static inline bool gm_block_is_free_key(const void *block, uintptr_t key) {
 #if GM_VALGRIND
@@ -156,7 +171,7 @@ static inline bool gm_block_is_free_key(const void *block, uintptr_t key) {
     (void)key;
     return false;
 #else
-    return ((const uintptr_t *)block)[1] == key;
+    return ((const uintptr_t *)block)[1] == gm_free_mark(block, key);
 #endif
 }
 static inline bool gm_block_is_free(const void *block) {
@@ -259,6 +274,12 @@ struct gm_arena {
 };
 
 extern gm_arena_t *gm_arena_map[GM_ARENA_MAP_ENTRIES];
+/* The free fast path's view of the same slots: for a slot of a heap arena,
+ * the address of its page_info array biased by the slot's first page
+ * number, so that page_info of addr is at bias + (addr >> GM_PAGE_SHIFT) *
+ * sizeof(gm_page_info_t) with no masking; 0 for a slot without a heap arena
+ * (huge blocks included, which the slow path finds in gm_arena_map). */
+extern uintptr_t gm_page_info_map[GM_ARENA_MAP_ENTRIES];
 
 /* Arena of an address, NULL if gomalloc owns none there. */
 static inline gm_arena_t *gm_pagemap_arena(uintptr_t addr) {
@@ -271,13 +292,18 @@ static inline uintptr_t gm_page_index(uintptr_t addr) {
     return (addr >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1);
 }
 /* From the page info alone: addr's size class (0 when its page is not in a
- * small span) and its byte offset from its span's base.  False when no arena
- * covers addr.  The lookup both fast paths of free make. */
+ * small span) and its byte offset from its span's base.  False when no heap
+ * arena covers addr.  The lookup both fast paths of free make: a shift, a
+ * load, a shift and a load. */
 static inline bool gm_pagemap_locate(uintptr_t addr, uint8_t *cls, uint64_t *offset) {
-    gm_arena_t *a = gm_pagemap_arena(addr);
-    if (GM_UNLIKELY(!a))
+    uintptr_t slot = addr >> GM_ARENA_SHIFT;
+    if (GM_UNLIKELY(slot >= GM_ARENA_MAP_ENTRIES))
         return false;
-    gm_page_info_t info = a->page_info[gm_page_index(addr)];
+    uintptr_t bias = __atomic_load_n(&gm_page_info_map[slot], __ATOMIC_ACQUIRE);
+    if (GM_UNLIKELY(!bias))
+        return false;
+    gm_page_info_t info =
+        *(const gm_page_info_t *)(bias + (addr >> GM_PAGE_SHIFT) * sizeof(gm_page_info_t));
     *cls = gm_page_info_class(info);
     *offset = (addr & (GM_PAGE_SIZE - 1)) | gm_page_info_offset(info);
     return true;

@@ -897,11 +897,11 @@ static bool reserve_huge_locked(gm_arena_t *d, size_t size, size_t align) {
     void *p = reserve_slots_locked(reserve, align > GM_ARENA_SIZE ? align : GM_ARENA_SIZE);
     if (!p)
         return false;
+    d->kind = GM_ARENA_HUGE;   /* before the claim: huge slots stay out of the fast map */
     if (!gm_pagemap_claim((uintptr_t)p, reserve, d)) {   /* whole slots: never */
         gm_os_unmap(p, reserve);
         return false;
     }
-    d->kind = GM_ARENA_HUGE;
     d->lo = d->base = d->huge_base = (uintptr_t)p;
     d->hi = d->lo + reserve;
     huge_reserved += reserve;

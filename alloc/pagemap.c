@@ -3,17 +3,20 @@
  *
  * Two levels, as Go's arena index: gm_arena_map has one entry per 64 MiB slot
  * of the 47-bit address space (2^21 pointers, 16 MiB of zero-initialised,
- * lazily faulted .bss); each heap arena holds a page_info byte pair and a span
- * pointer per 8 KiB page.  A lookup is a shift, a load, a mask and a load, with
- * no lock and no hashing, which is what lets free() find a block's class on
- * its fast path.  Huge blocks have an arena descriptor of their own, entered
- * in every slot the mapping covers; its page_info is all zero so the fast path
- * sends them to the slow one.
+ * lazily faulted .bss); each heap arena holds a 32-bit page_info word and a
+ * span pointer per 8 KiB page.  The free fast path reads a second table of the
+ * same shape, gm_page_info_map, whose entry is the slot's page_info array
+ * biased by the slot's first page number: a lookup is a shift, a load, a
+ * shift and a load, with no lock, no hashing and no mask, which is what lets
+ * free() find a block's class on its fast path.  Huge blocks have an arena
+ * descriptor of their own, entered in every slot the mapping covers in
+ * gm_arena_map only, so the fast path sends them to the slow one.
  *
  * Invariants:
  *   1. gm_arena_map[slot] changes only from NULL to an arena (claim) and back
  *      (unclaim of a huge block), under the mheap lock; readers use acquire
- *      loads and need no lock.
+ *      loads and need no lock.  gm_page_info_map[slot] is non-zero exactly
+ *      when gm_arena_map[slot] is a heap arena, and is written with it.
  *   2. An address is an object start iff its offset in the span passes
  *      gm_class_is_start (one multiply, one compare; see mksizeclasses.c):
  *      interior addresses and the tail that fits no object are not.
@@ -26,6 +29,14 @@
 #include "internal.h"
 
 gm_arena_t *gm_arena_map[GM_ARENA_MAP_ENTRIES];
+uintptr_t gm_page_info_map[GM_ARENA_MAP_ENTRIES];
+
+/* gm_page_info_map's entry for slot of heap arena a: page_info biased by
+ * the slot's first page number (see internal.h). */
+static uintptr_t page_info_bias(const gm_arena_t *a, uintptr_t slot) {
+    uintptr_t first_page = slot << (GM_ARENA_SHIFT - GM_PAGE_SHIFT);
+    return (uintptr_t)a->page_info - first_page * sizeof(gm_page_info_t);
+}
 
 static uintptr_t first_slot(uintptr_t start) { return start >> GM_ARENA_SHIFT; }
 static uintptr_t last_slot(uintptr_t start, size_t size) {
@@ -41,15 +52,20 @@ bool gm_pagemap_claim(uintptr_t start, size_t size, gm_arena_t *arena) {
     for (uintptr_t i = first; i <= last; i++)
         if (gm_arena_map[i])
             return false;
-    for (uintptr_t i = first; i <= last; i++)
+    for (uintptr_t i = first; i <= last; i++) {
         __atomic_store_n(&gm_arena_map[i], arena, __ATOMIC_RELEASE);
+        if (arena->kind == GM_ARENA_HEAP)
+            __atomic_store_n(&gm_page_info_map[i], page_info_bias(arena, i), __ATOMIC_RELEASE);
+    }
     return true;
 }
 
 void gm_pagemap_unclaim(uintptr_t start, size_t size) {
     uintptr_t first = first_slot(start), last = last_slot(start, size);
-    for (uintptr_t i = first; i <= last; i++)
+    for (uintptr_t i = first; i <= last; i++) {
+        __atomic_store_n(&gm_page_info_map[i], 0, __ATOMIC_RELEASE);
         __atomic_store_n(&gm_arena_map[i], NULL, __ATOMIC_RELEASE);
+    }
 }
 
 void gm_pagemap_set_span(gm_arena_t *a, gm_span_t *s) {
