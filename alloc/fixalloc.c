@@ -22,7 +22,7 @@
 
 #define CHUNK_SIZE ((size_t)256 << 10)
 
-static pthread_mutex_t fixalloc_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_lock_t fixalloc_lock = GM_LOCK_INIT;
 static uint64_t mapped_bytes;   /* fixalloc lock */
 
 static size_t object_align(size_t size) {
@@ -31,7 +31,7 @@ static size_t object_align(size_t size) {
 
 void *gm_fixalloc_alloc(gm_fixalloc_t *fa) {
     void *obj;
-    pthread_mutex_lock(&fixalloc_lock);
+    gm_lock(&fixalloc_lock);
     if (fa->free_list) {
         obj = fa->free_list;
         fa->free_list = *(void **)obj;
@@ -43,7 +43,7 @@ void *gm_fixalloc_alloc(gm_fixalloc_t *fa) {
             size_t len = fa->size > CHUNK_SIZE ? fa->size : CHUNK_SIZE;
             char *chunk = gm_os_map(len);
             if (!chunk) {
-                pthread_mutex_unlock(&fixalloc_lock);
+                gm_unlock(&fixalloc_lock);
                 return NULL;
             }
             __atomic_fetch_add(&mapped_bytes, len, __ATOMIC_RELAXED);
@@ -56,22 +56,20 @@ void *gm_fixalloc_alloc(gm_fixalloc_t *fa) {
         fa->chunk_left -= pad + fa->size;
     }
     fa->in_use++;
-    pthread_mutex_unlock(&fixalloc_lock);
+    gm_unlock(&fixalloc_lock);
     return obj;
 }
 
 void gm_fixalloc_free(gm_fixalloc_t *fa, void *obj) {
-    pthread_mutex_lock(&fixalloc_lock);
+    gm_lock(&fixalloc_lock);
     *(void **)obj = fa->free_list;
     fa->free_list = obj;
     fa->in_use--;
-    pthread_mutex_unlock(&fixalloc_lock);
+    gm_unlock(&fixalloc_lock);
 }
 
 uint64_t gm_fixalloc_mapped(void) {
     return __atomic_load_n(&mapped_bytes, __ATOMIC_RELAXED);
 }
 
-void gm_fixalloc_lock(void) { pthread_mutex_lock(&fixalloc_lock); }
-void gm_fixalloc_unlock(void) { pthread_mutex_unlock(&fixalloc_lock); }
-void gm_fixalloc_reinit_child(void) { pthread_mutex_init(&fixalloc_lock, NULL); }
+gm_lock_t *gm_fixalloc_lockp(void) { return &fixalloc_lock; }

@@ -18,7 +18,10 @@
  *   scavenge -> cache registry -> mcentral[1] -> ... -> mcentral[N-1]
  *            -> mheap -> fixalloc
  * At most one mcentral lock is held at a time, except in the fork handlers,
- * which take them all in ascending class order.
+ * which take them all in ascending class order, after glibc's stdio list
+ * lock (malloc.c).  Every lock is a gm_lock_t (lock.h), which knows its
+ * holder; the scavenger thread never waits for a lock while it holds the
+ * mheap or fixalloc lock.
  */
 #ifndef GM_INTERNAL_H
 #define GM_INTERNAL_H
@@ -35,6 +38,7 @@
 #pragma GCC visibility push(hidden)
 
 #include "config.h"
+#include "lock.h"
 #include "sizeclasses.h"
 
 typedef struct gm_span gm_span_t;
@@ -55,6 +59,8 @@ void gm_os_unmap(void *addr, size_t size);
  * may now be another mapping's, so it must not be unmapped. */
 typedef enum { GM_MOVE_DONE, GM_MOVE_FAILED, GM_MOVE_LOST } gm_move_result_t;
 gm_move_result_t gm_os_move(void *from, size_t size, void *to);
+/* Threads in the process (0 when /proc cannot tell). */
+uint32_t gm_os_thread_count(void);
 /* A coarse monotonic clock in milliseconds (wraps; compare differences). */
 uint32_t gm_os_clock_ms(void);
 void gm_os_write(int fd, const char *buf, size_t len);
@@ -100,10 +106,12 @@ static inline void gm_scavenger_check(void) {
 }
 /* Releases every free page now (malloc_trim); returns the bytes released. */
 size_t gm_scavenger_release_all(void);
-void gm_scavenger_lock(void);
-void gm_scavenger_unlock(void);
-void gm_scavenger_reinit_child(void);
 bool gm_scavenger_running(void);
+/* Whether the background thread exists (it never takes a lock while it
+ * holds the mheap or fixalloc lock; see malloc.c, fork). */
+bool gm_scavenger_thread_exists(void);
+gm_lock_t *gm_scavenger_lockp(void);   /* for fork (malloc.c) */
+void gm_scavenger_after_fork_child(void);
 
 /* ---- free-list hardening (debug.c) ---------------------------------- */
 /* Every free list (thread caches, parked batches, span free lists) links
@@ -192,9 +200,7 @@ typedef struct gm_fixalloc {
 void *gm_fixalloc_alloc(gm_fixalloc_t *fa);        /* zeroed; NULL on OOM */
 void gm_fixalloc_free(gm_fixalloc_t *fa, void *obj);
 uint64_t gm_fixalloc_mapped(void);
-void gm_fixalloc_lock(void);
-void gm_fixalloc_unlock(void);
-void gm_fixalloc_reinit_child(void);
+gm_lock_t *gm_fixalloc_lockp(void);   /* for fork (malloc.c) */
 
 /* ---- span.c ---------------------------------------------------------- */
 enum gm_span_state { GM_SPAN_FREE = 0, GM_SPAN_SMALL, GM_SPAN_LARGE };
@@ -356,9 +362,11 @@ void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
 /* Drops the close-fit records, so placement is first fit until the next
  * free (for tests of placement). */
 void gm_mheap_forget_fits(void);
-void gm_mheap_lock(void);
-void gm_mheap_unlock(void);
-void gm_mheap_reinit_child(void);
+gm_lock_t *gm_mheap_lockp(void);   /* for fork (malloc.c) */
+/* In a fork child: pages a release step had taken out of the free set when
+ * the fork came (the scavenger thread that held them does not exist here)
+ * go back to it, as free and backed. */
+void gm_mheap_after_fork_child(void);
 
 struct gm_heap_stats {
     uint64_t mapped, committed, released, in_use, free, huge;
@@ -393,9 +401,7 @@ uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail);
 void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n);
 /* Returns every batch the class holds to its spans and empty spans to the heap. */
 void gm_mcentral_drain(uint8_t cls);
-void gm_mcentral_lock_all(void);
-void gm_mcentral_unlock_all(void);
-void gm_mcentral_reinit_child(void);
+gm_lock_t *gm_mcentral_lockp(uint8_t cls);   /* for fork (malloc.c) */
 struct gm_central_stats { uint64_t out_bytes, batch_bytes; };
 void gm_mcentral_stats(struct gm_central_stats *out);
 
@@ -464,7 +470,10 @@ void gm_mcache_release_parked(void);
 uint32_t gm_mcache_parked(size_t *bytes_out);
 void gm_mcache_registry_lock(void);
 void gm_mcache_registry_unlock(void);
-void gm_mcache_reinit_child(void);
+gm_lock_t *gm_mcache_registry_lockp(void);   /* for fork (malloc.c) */
+/* In a fork child, with the registry and fixalloc locks free: drops the
+ * caches of the threads that did not come along. */
+void gm_mcache_after_fork_child(void);
 void gm_mcache_init(void);
 void gm_mcache_flush_current(void);
 /* The calling thread's cache, created if it has none; NULL while the thread

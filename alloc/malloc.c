@@ -41,29 +41,141 @@
 static int init_state;   /* atomic: 0 never, 1 running, 2 done */
 
 /* ---- fork ---------------------------------------------------------------- */
+/* A fork child must find every structure whole, so the prepare handler takes
+ * gomalloc's locks and the child, where only the forking thread exists,
+ * frees them.  Three things shape how (glibc's malloc/tst-* check each):
+ *
+ * 1. stdio.  glibc's fork takes its stdio list lock after the prepare
+ *    handlers ran.  A thread in fflush(NULL) holds that lock while it waits
+ *    for a FILE lock, which a thread in getline holds while it waits inside
+ *    malloc for a gomalloc lock: taking gomalloc's locks first would close a
+ *    cycle.  So the prepare handler takes the stdio list lock first (it is
+ *    recursive: glibc takes it again, drops it once in the parent, and resets
+ *    it in the child before the child handlers run), then gomalloc's.  The
+ *    one lock order, outermost first:
+ *        glibc's stdio list lock -> scavenge -> cache registry
+ *        -> mcentral[1] ... mcentral[N-1] -> mheap -> fixalloc
+ * 2. fork from a signal handler.  glibc allows it in a process with one
+ *    thread, where its malloc takes no lock at fork.  The handler may have
+ *    interrupted this thread's own malloc, so gomalloc must not wait for a
+ *    lock this thread holds: a gm_lock_t knows its holder exactly
+ *    (lock.h).  With no other thread of the program (none ever created, or
+ *    none left but gomalloc's scavenger: /proc says how many), fork is
+ *    "solo": only the mheap and fixalloc locks are taken, those the
+ *    scavenger takes, and the scavenger never waits for another lock while
+ *    it holds one of them, so the wait ends.  The child is then in the state
+ *    the parent was in, as under glibc; a lock the interrupted frame holds
+ *    is still held, by the same thread, which goes on to drop it.
+ * 3. A lock this thread holds is never waited for, in either mode, and never
+ *    released or reset in the child.  Every other lock is free in the child:
+ *    the ones the prepare handler took, and any a thread that did not come
+ *    along held (the scavenger's, in solo mode).
+ * 4. A fork may begin in a signal handler that interrupted this thread's own
+ *    fork, between its prepare and parent handlers: each fork's record of
+ *    what it took is kept on a small per-thread stack, so the inner fork
+ *    neither forgets nor releases the outer one's locks.
+ */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern char __libc_single_threaded __attribute__((weak));
+
+#define FORK_LOCKS (GM_NUM_CLASSES + 3)
+static gm_lock_t *fork_locks[FORK_LOCKS];   /* immutable after init, lock order */
+static uint32_t fork_nlocks, fork_heap_at;  /* immutable after init */
+#define FORK_NESTING 4
+#define REGISTRY_AT 1               /* fork_locks[] index of the cache registry */
+/* Per fork under way in this thread (innermost last): solo mode, and which
+ * locks its prepare handler took.  A fork nested deeper than FORK_NESTING
+ * takes no lock (it would need four signal handlers deep inside one
+ * another's forks). */
+struct fork_record {
+    bool solo;
+    uint64_t taken[2];
+};
+static __thread struct fork_record tls_forks[FORK_NESTING]
+    __attribute__((tls_model("initial-exec")));
+static __thread uint32_t tls_fork_depth __attribute__((tls_model("initial-exec")));
+
+static void fork_locks_init(void) {
+    uint32_t n = 0;
+    fork_locks[n++] = gm_scavenger_lockp();
+    fork_locks[n++] = gm_mcache_registry_lockp();
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        fork_locks[n++] = gm_mcentral_lockp(cls);
+    fork_heap_at = n;
+    fork_locks[n++] = gm_mheap_lockp();
+    fork_locks[n++] = gm_fixalloc_lockp();
+    fork_nlocks = n;
+}
+
+static bool fork_took(const struct fork_record *f, uint32_t i) {
+    return f && ((f->taken[i / 64] >> (i % 64)) & 1);
+}
+
+/* Pops the innermost fork's record into *out; NULL past FORK_NESTING.  The
+ * record is copied before the depth drops: a signal handler that forks in
+ * between reuses the slot.  That happens: a child that signals its parent at
+ * once can interrupt the parent's handler before it dropped the locks. */
+static struct fork_record *fork_pop(struct fork_record *out) {
+    uint32_t depth = tls_fork_depth - 1;
+    if (depth < FORK_NESTING)
+        *out = tls_forks[depth];
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    tls_fork_depth = depth;
+    return depth < FORK_NESTING ? out : NULL;
+}
+
+/* No thread of the program but this one (see 2. above). */
+static bool fork_is_solo(void) {
+    if (&__libc_single_threaded && __libc_single_threaded)
+        return true;   /* no thread was ever created */
+    uint32_t threads = gm_os_thread_count();
+    return threads == 1 || (threads == 2 && gm_scavenger_thread_exists());
+}
 
 static void fork_prepare(void) {
-    gm_scavenger_lock();
-    gm_mcache_registry_lock();
-    gm_mcentral_lock_all();
-    gm_mheap_lock();
-    gm_fixalloc_lock();
+    uint32_t depth = tls_fork_depth++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* a nested fork takes the next slot */
+    if (depth >= FORK_NESTING)
+        return;
+    struct fork_record *f = &tls_forks[depth];
+    f->solo = fork_is_solo();
+    f->taken[0] = f->taken[1] = 0;
+    if (!f->solo && _IO_list_lock)
+        _IO_list_lock();
+    for (uint32_t i = f->solo ? fork_heap_at : 0; i < fork_nlocks; i++) {
+        if (gm_lock_held(fork_locks[i]))
+            continue;   /* a frame this fork interrupted holds it */
+        gm_lock(fork_locks[i]);
+        f->taken[i / 64] |= (uint64_t)1 << (i % 64);
+    }
 }
 
 static void fork_parent(void) {
-    gm_fixalloc_unlock();
-    gm_mheap_unlock();
-    gm_mcentral_unlock_all();
-    gm_mcache_registry_unlock();
-    gm_scavenger_unlock();
+    struct fork_record rec, *f = fork_pop(&rec);
+    for (uint32_t i = fork_nlocks; i-- > 0;)
+        if (fork_took(f, i))
+            gm_unlock(fork_locks[i]);
+    if (f && !f->solo && _IO_list_unlock)
+        _IO_list_unlock();
 }
 
 static void fork_child(void) {
-    gm_fixalloc_reinit_child();
-    gm_mheap_reinit_child();
-    gm_mcentral_reinit_child();
-    gm_mcache_reinit_child();
-    gm_scavenger_reinit_child();
+    struct fork_record rec, *f = fork_pop(&rec);
+    bool heap_interrupted = false, registry_interrupted = false;
+    for (uint32_t i = 0; i < fork_nlocks; i++) {
+        if (!fork_took(f, i) && gm_lock_held(fork_locks[i])) {
+            heap_interrupted |= i == fork_heap_at;
+            registry_interrupted |= i == REGISTRY_AT;
+            continue;   /* an interrupted frame will drop it */
+        }
+        gm_lock_reset(fork_locks[i]);
+    }
+    if (f && !f->solo && !registry_interrupted)
+        gm_mcache_after_fork_child();
+    if (!heap_interrupted)
+        gm_mheap_after_fork_child();
+    gm_scavenger_after_fork_child();
 }
 
 /* Runs once, on the first call that can hand out a block (or from the
@@ -88,6 +200,7 @@ static GM_NOINLINE void init_slow(void) {
     if (!__atomic_load_n(&gm_secret, __ATOMIC_ACQUIRE))
         gm_hardening_init();
     gm_mcache_init();
+    fork_locks_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     tls_initialising = false;
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
@@ -501,9 +614,11 @@ GM_EXPORT int gm_posix_memalign(void **out, size_t alignment, size_t size) {
     return 0;
 }
 
-/* glibc's memalign rounds an alignment that is not a power of two up. */
+/* glibc's memalign rounds an alignment that is not a power of two up; one
+ * above the largest power of two cannot be rounded (EINVAL), while 2^63
+ * itself is a valid alignment no block can have (ENOMEM). */
 GM_EXPORT void *gm_memalign(size_t alignment, size_t size) {
-    if (alignment > ((size_t)1 << (sizeof(size_t) * 8 - 2))) {
+    if (alignment > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return NULL;
     }

@@ -87,7 +87,7 @@ __thread gm_mcache_t *gm_tls_cache __attribute__((tls_model("initial-exec"))) =
     (gm_mcache_t *)&gm_mcache_empty;
 static __thread bool tls_exiting __attribute__((tls_model("initial-exec")));
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_lock_t registry_lock = GM_LOCK_INIT;
 static gm_mcache_t *registry;          /* registry lock */
 static uint64_t registry_count;        /* registry lock */
 static gm_fixalloc_t cache_fa = {.size = sizeof(gm_mcache_t)};
@@ -522,8 +522,10 @@ uint64_t gm_mcache_count(void) {
     return n;
 }
 
-void gm_mcache_registry_lock(void) { pthread_mutex_lock(&registry_lock); }
-void gm_mcache_registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
+void gm_mcache_registry_lock(void) { gm_lock(&registry_lock); }
+void gm_mcache_registry_unlock(void) { gm_unlock(&registry_lock); }
+
+gm_lock_t *gm_mcache_registry_lockp(void) { return &registry_lock; }
 
 /* In a fork child only the forking thread exists.  The other threads' caches
  * are dropped, not flushed: a thread may have been stopped halfway through a
@@ -531,8 +533,7 @@ void gm_mcache_registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
  * the child, at most one cache limit per thread, as in tcmalloc.  Parked
  * caches stay parked: they change only under the registry lock, which the
  * fork handlers held, so their lists are whole. */
-void gm_mcache_reinit_child(void) {
-    pthread_mutex_init(&registry_lock, NULL);
+void gm_mcache_after_fork_child(void) {
     gm_mcache_t *c = registry, *mine = gm_tls_cache;
     registry = NULL;
     registry_count = 0;

@@ -52,7 +52,7 @@
 #define PARKED_MAX_BYTES ((size_t)256 << 10)
 
 struct gm_mcentral {
-    pthread_mutex_t lock;
+    gm_lock_t lock;
     gm_span_t *partial;             /* spans with free objects */
     void *batches[MAX_BATCHES];     /* parked batches: heads */
     void *batch_tails[MAX_BATCHES]; /* and their last objects */
@@ -65,7 +65,7 @@ struct gm_mcentral {
 } __attribute__((aligned(GM_CACHELINE)));
 
 static gm_mcentral_t centrals[GM_NUM_CLASSES] = {
-    [0 ... GM_NUM_CLASSES - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
+    [0 ... GM_NUM_CLASSES - 1] = {.lock = GM_LOCK_INIT},
 };
 
 /* Batches of class cls that fit in bytes of parked memory. */
@@ -193,7 +193,7 @@ static uint32_t take_parked_locked(gm_mcentral_t *c, uint32_t n, void **head, vo
 uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail) {
     gm_mcentral_t *c = &centrals[cls];
     uint32_t got;
-    pthread_mutex_lock(&c->lock);
+    gm_lock(&c->lock);
     if (c->nbatches > 0) {
         got = take_parked_locked(c, n, head, tail);
     } else {
@@ -204,7 +204,7 @@ uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail) {
         c->missed_full = false;
         got = take_from_spans_locked(c, cls, n, head, tail);
     }
-    pthread_mutex_unlock(&c->lock);
+    gm_unlock(&c->lock);
     return got;
 }
 
@@ -234,7 +234,7 @@ static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n) {
 
 void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n) {
     gm_mcentral_t *c = &centrals[cls];
-    pthread_mutex_lock(&c->lock);
+    gm_lock(&c->lock);
     bool whole = n == gm_transfer_count(cls);
     if (whole && c->nbatches < stock_bound(c, cls)) {
         c->batches[c->nbatches] = head;
@@ -245,44 +245,31 @@ void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n) {
         c->missed_full |= whole;
         give_to_spans_locked(c, head, n);
     }
-    pthread_mutex_unlock(&c->lock);
+    gm_unlock(&c->lock);
 }
 
 void gm_mcentral_drain(uint8_t cls) {
     gm_mcentral_t *c = &centrals[cls];
-    pthread_mutex_lock(&c->lock);
+    gm_lock(&c->lock);
     while (c->nbatches > 0) {
         c->nbatches--;
         give_to_spans_locked(c, c->batches[c->nbatches], c->batch_counts[c->nbatches]);
     }
     c->bound = 0;
     c->missed_full = false;
-    pthread_mutex_unlock(&c->lock);
+    gm_unlock(&c->lock);
 }
 
 void gm_mcentral_stats(struct gm_central_stats *out) {
     out->out_bytes = out->batch_bytes = 0;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
         gm_mcentral_t *c = &centrals[cls];
-        pthread_mutex_lock(&c->lock);
+        gm_lock(&c->lock);
         out->out_bytes += c->out_objects * gm_class_size[cls];
         for (uint32_t i = 0; i < c->nbatches; i++)
             out->batch_bytes += (uint64_t)c->batch_counts[i] * gm_class_size[cls];
-        pthread_mutex_unlock(&c->lock);
+        gm_unlock(&c->lock);
     }
 }
 
-void gm_mcentral_lock_all(void) {
-    for (int cls = 1; cls < GM_NUM_CLASSES; cls++)
-        pthread_mutex_lock(&centrals[cls].lock);
-}
-
-void gm_mcentral_unlock_all(void) {
-    for (int cls = GM_NUM_CLASSES - 1; cls >= 1; cls--)
-        pthread_mutex_unlock(&centrals[cls].lock);
-}
-
-void gm_mcentral_reinit_child(void) {
-    for (int cls = 1; cls < GM_NUM_CLASSES; cls++)
-        pthread_mutex_init(&centrals[cls].lock, NULL);
-}
+gm_lock_t *gm_mcentral_lockp(uint8_t cls) { return &centrals[cls].lock; }

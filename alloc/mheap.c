@@ -76,7 +76,7 @@
 
 #define MIN_ARENA_BYTES ((size_t)1 << 20)
 
-static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_lock_t heap_lock = GM_LOCK_INIT;
 static gm_arena_t *arenas;                  /* heap lock, address order */
 static gm_fixalloc_t span_fa = {.size = sizeof(gm_span_t)};
 static gm_fixalloc_t arena_fa = {.size = sizeof(gm_arena_t)};
@@ -367,9 +367,9 @@ static uintptr_t fit_take_locked(uint32_t length, uint32_t n, gm_arena_t **out) 
 }
 
 void gm_mheap_forget_fits(void) {
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     memset(fit_runs, 0, sizeof fit_runs);
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
 }
 
 static uintptr_t fit_alloc_locked(uint32_t n, gm_arena_t **out) {
@@ -561,9 +561,9 @@ static gm_span_t *alloc_span_locked(uint32_t npages, uint8_t cls) {
 }
 
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     gm_span_t *s = alloc_span_locked(npages, cls);
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     return s;
 }
 
@@ -572,10 +572,10 @@ gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
  * than taking a span off page_stack. */
 uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_t **out) {
     uint32_t got = 0;
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     while (got < n && (out[got] = alloc_span_locked(npages, cls)) != NULL)
         got++;
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     return got;
 }
 
@@ -586,7 +586,7 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     uint32_t align_pages = align > PAGE ? (uint32_t)(align / PAGE) : 1;
     gm_arena_t *a;
     gm_span_t *s = NULL;
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     flush_pages_locked();
     uintptr_t addr = alloc_pages_locked(npages, align_pages, &a);
     if (addr) {
@@ -600,7 +600,7 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
             bits_set(a->dirty_bits, gm_page_index(addr), npages);
         }
     }
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     return s;
 }
 
@@ -658,7 +658,7 @@ static uint32_t free_pages_next_to(const gm_arena_t *a, uintptr_t from, bool dow
 uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
     uintptr_t base = 0;
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     gm_arena_t *a = s->arena;
     uintptr_t first = gm_page_index(s->base), end = first + s->npages;
     if (npages > s->npages) {
@@ -679,7 +679,7 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
             base = s->base;
         }
     }
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     return base;
 }
 
@@ -687,9 +687,9 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
  * changing nothing, when the pages after it are not free. */
 bool gm_mheap_resize_large(gm_span_t *s, size_t size) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     bool ok = resize_large_locked(s, npages);
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     return ok;
 }
 
@@ -708,20 +708,20 @@ static void free_span_locked(gm_span_t *s) {
 }
 
 void gm_mheap_free_span(gm_span_t *s) {
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     free_span_locked(s);
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
 }
 
 /* Frees a list of spans linked through next, in one trip through the lock. */
 void gm_mheap_free_spans(gm_span_t *list) {
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     while (list) {
         gm_span_t *s = list;
         list = s->next;
         free_span_locked(s);
     }
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
 }
 
 /* ---- huge blocks ------------------------------------------------------- */
@@ -913,9 +913,9 @@ static gm_arena_t *map_huge(size_t size, size_t align) {
     gm_arena_t *d = gm_fixalloc_alloc(&arena_fa);
     if (!d)
         return NULL;
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     bool ok = reserve_huge_locked(d, size, align);
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     if (!ok) {
         gm_fixalloc_free(&arena_fa, d);
         return NULL;
@@ -930,14 +930,14 @@ static bool commit_huge(gm_arena_t *d, size_t size) {
     if (old >= size)
         return true;
     bool ok = gm_os_commit((void *)(d->lo + old), size - old);
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     if (ok) {
         d->huge_commit = size;
         huge_committed += size - old;
     } else {
         unregister_huge_locked(d);
     }
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     if (!ok)
         unmap_huge(d);
     return ok;
@@ -949,15 +949,15 @@ void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty) {
     size = round_up(size, PAGE);
     if (align < PAGE)
         align = PAGE;
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     gm_arena_t *d = take_cached_huge_locked(size, align);
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     if (!d && !(d = map_huge(size, align)))
         return NULL;
     if (!commit_huge(d, size))
         return NULL;
     *dirty = min_size(d->huge_dirty, size);
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     d->huge_size = size;
     if (d->huge_backed < size)
         d->huge_backed = size;
@@ -966,7 +966,7 @@ void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty) {
     huge_bytes += size;
     huge_count++;
     bool trim = d->huge_backed > size && !keep_slack_locked(d);
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     if (trim)   /* the tail is not the program's: no lock needed */
         trim_huge(d, size);
     return (void *)d->lo;
@@ -981,7 +981,7 @@ bool gm_mheap_resize_huge(gm_arena_t *d, size_t size) {
     size = round_up(size, PAGE);
     if (size > d->hi - d->lo)
         return false;
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     bool ok = d->huge_commit >= size ||
               gm_os_commit((void *)(d->lo + d->huge_commit), size - d->huge_commit);
     if (ok) {
@@ -999,7 +999,7 @@ bool gm_mheap_resize_huge(gm_arena_t *d, size_t size) {
         if (d->huge_backed > size && !keep_slack_locked(d))
             trim_huge(d, size);
     }
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     return ok;
 }
 
@@ -1022,7 +1022,7 @@ void *gm_mheap_move_huge(gm_arena_t *d, size_t size, bool *refused) {
         return NULL;
     size = round_up(size, PAGE);
     size_t reserve = round_up(size, GM_ARENA_SIZE);
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     uintptr_t old_lo = d->lo, old_hi = d->hi;
     size_t moved = d->huge_commit;
     char *to = reserve_slots_locked(reserve, GM_ARENA_SIZE);
@@ -1037,7 +1037,7 @@ void *gm_mheap_move_huge(gm_arena_t *d, size_t size, bool *refused) {
             gm_os_unmap(to + moved, reserve - moved);
         else if (to)
             gm_os_unmap(to, reserve);
-        pthread_mutex_unlock(&heap_lock);
+        gm_unlock(&heap_lock);
         return NULL;
     }
     if (old_hi - old_lo > moved)
@@ -1050,19 +1050,19 @@ void *gm_mheap_move_huge(gm_arena_t *d, size_t size, bool *refused) {
     d->lo = d->base = d->huge_base = (uintptr_t)to;
     d->hi = d->lo + reserve;
     d->huge_size = d->huge_backed = d->huge_dirty = d->huge_commit = size;
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     return to;
 }
 
 void gm_mheap_free_huge(gm_arena_t *d) {
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     forget_slack_locked(d);
     huge_bytes -= d->huge_size;
     huge_count--;
     bool kept = cache_huge_locked(d);
     if (!kept)
         unregister_huge_locked(d);
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     if (!kept)
         unmap_huge(d);
 }
@@ -1084,7 +1084,7 @@ static int idlest_locked(gm_arena_t *const *table, int n, bool recent_too) {
 /* Gives back idle huge memory: unmaps the cached reservation idle longest,
  * or else the slack of the block idle longest; returns the bytes. */
 static size_t drop_idle_huge(bool recent_too) {
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     int i = idlest_locked(huge_cache, HUGE_CACHE_SLOTS, recent_too);
     gm_arena_t *d = NULL;
     size_t dropped = 0;
@@ -1100,7 +1100,7 @@ static size_t drop_idle_huge(bool recent_too) {
         forget_slack_locked(s);
         trim_huge(s, s->huge_size);
     }
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
     if (d)
         unmap_huge(d);
     return dropped;
@@ -1178,6 +1178,14 @@ static uint32_t pick_chunk_locked(bool force, uint32_t min_run, gm_arena_t **out
     return found;
 }
 
+/* The pages a release step has taken out of the free set while it gives
+ * them back, outside the lock (n == 0: none).  Heap lock. */
+static struct {
+    gm_arena_t *arena;
+    uint32_t chunk, n;
+    uint64_t masks[4];
+} in_flight;
+
 /* Gives back the backed free pages of one chunk (those in runs of min_run
  * pages or more); returns the bytes released, 0 when there is nothing
  * (eligible) left. */
@@ -1188,18 +1196,22 @@ size_t gm_mheap_release_step(bool force, uint32_t min_run) {
     gm_arena_t *a = NULL;
     uint32_t chunk;
     uint64_t masks[4];
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     flush_pages_locked();
     uint32_t n = pick_chunk_locked(force, min_run, &a, &chunk, masks);
     if (!n) {
-        pthread_mutex_unlock(&heap_lock);
+        gm_unlock(&heap_lock);
         return 0;
     }
     for (uint32_t k = 0; k < 4; k++)
         a->free_bits[chunk * 4 + k] &= ~masks[k];   /* nobody may take them now */
     a->free_pages -= n;
     pages_free_backed -= n;
-    pthread_mutex_unlock(&heap_lock);
+    in_flight.arena = a;
+    in_flight.chunk = chunk;
+    in_flight.n = n;
+    memcpy(in_flight.masks, masks, sizeof in_flight.masks);
+    gm_unlock(&heap_lock);
 
     uintptr_t first = (uintptr_t)chunk * CHUNK_PAGES;
     bool zeroed = true;
@@ -1209,7 +1221,7 @@ size_t gm_mheap_release_step(bool force, uint32_t min_run) {
         i = chunk_next_bit(masks, end, true);
     }
 
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     for (uint32_t k = 0; k < 4; k++) {
         a->free_bits[chunk * 4 + k] |= masks[k];
         a->released_bits[chunk * 4 + k] |= masks[k];
@@ -1220,8 +1232,26 @@ size_t gm_mheap_release_step(bool force, uint32_t min_run) {
     a->released_pages += n;
     note_free_run_locked(a, 0, (uint32_t)GM_ARENA_PAGES);
     a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
-    pthread_mutex_unlock(&heap_lock);
+    in_flight.n = 0;
+    gm_unlock(&heap_lock);
     return (size_t)n * PAGE;
+}
+
+/* Whether madvise ran on them or not, the pages hold no data of the
+ * program's: free and backed (and dirty, as they were) is true either way. */
+void gm_mheap_after_fork_child(void) {
+    gm_lock(&heap_lock);
+    gm_arena_t *a = in_flight.arena;
+    if (in_flight.n) {
+        for (uint32_t k = 0; k < 4; k++)
+            a->free_bits[in_flight.chunk * 4 + k] |= in_flight.masks[k];
+        a->free_pages += in_flight.n;
+        pages_free_backed += in_flight.n;
+        note_free_run_locked(a, 0, (uint32_t)GM_ARENA_PAGES);
+        a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
+        in_flight.n = 0;
+    }
+    gm_unlock(&heap_lock);
 }
 
 size_t gm_mheap_release_all(void) {
@@ -1232,15 +1262,15 @@ size_t gm_mheap_release_all(void) {
 }
 
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed) {
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     *in_use = (pages_in_use * PAGE) + huge_bytes;
     *free_backed = pages_free_backed * PAGE;
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
 }
 
 void gm_mheap_stats(struct gm_heap_stats *out) {
     memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&heap_lock);
+    gm_lock(&heap_lock);
     for (gm_arena_t *a = arenas; a; a = a->next) {
         out->committed += a->commit_end - a->lo;
         out->released += (uint64_t)a->released_pages * PAGE - (a->hi - a->commit_end);
@@ -1253,9 +1283,7 @@ void gm_mheap_stats(struct gm_heap_stats *out) {
     out->huge = huge_bytes;
     out->large_blocks = large_count + huge_count;
     out->large_bytes = large_bytes + huge_bytes;
-    pthread_mutex_unlock(&heap_lock);
+    gm_unlock(&heap_lock);
 }
 
-void gm_mheap_lock(void) { pthread_mutex_lock(&heap_lock); }
-void gm_mheap_unlock(void) { pthread_mutex_unlock(&heap_lock); }
-void gm_mheap_reinit_child(void) { pthread_mutex_init(&heap_lock, NULL); }
+gm_lock_t *gm_mheap_lockp(void) { return &heap_lock; }

@@ -44,7 +44,8 @@
 bool gm_scavenger_wanted;          /* atomic */
 uint32_t gm_scavenger_epoch;       /* atomic */
 static int started;                /* atomic: the thread was created (or tried) */
-static pthread_mutex_t scavenge_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool thread_exists;         /* atomic: set before the thread is created */
+static gm_lock_t scavenge_lock = GM_LOCK_INIT;
 
 static int64_t now_ns(void) {
     struct timespec t;
@@ -71,9 +72,9 @@ static bool scavenge_tick(void) {
     uint32_t min_run = LONG_RUN_PAGES;
     gm_mheap_usage(&in_use, &free_backed);
     while (free_backed > goal_bytes(in_use)) {
-        pthread_mutex_lock(&scavenge_lock);
+        gm_lock(&scavenge_lock);
         size_t released = gm_mheap_release_step(false, min_run);
-        pthread_mutex_unlock(&scavenge_lock);
+        gm_unlock(&scavenge_lock);
         if (released == 0 && min_run > 1) {
             min_run = 1;   /* no long runs left: the short ones go too */
             continue;
@@ -118,8 +119,12 @@ void gm_scavenger_start_slow(void) {
     pthread_attr_setstacksize(&attr, 64 << 10);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread inherits it */
-    if (pthread_create(&thread, &attr, scavenger_main, NULL) != 0)
+    /* Set first: whenever the thread exists, fork sees it (malloc.c). */
+    __atomic_store_n(&thread_exists, true, __ATOMIC_RELEASE);
+    if (pthread_create(&thread, &attr, scavenger_main, NULL) != 0) {
+        __atomic_store_n(&thread_exists, false, __ATOMIC_RELEASE);
         gm_options.scavenge = false;   /* no retry storm; trim still works */
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
 }
@@ -131,21 +136,20 @@ void gm_scavenger_note_heap(uint64_t committed_bytes) {
 }
 
 size_t gm_scavenger_release_all(void) {
-    pthread_mutex_lock(&scavenge_lock);
+    gm_lock(&scavenge_lock);
     size_t released = gm_mheap_release_all();
-    pthread_mutex_unlock(&scavenge_lock);
+    gm_unlock(&scavenge_lock);
     return released;
 }
 
 bool gm_scavenger_running(void) { return __atomic_load_n(&started, __ATOMIC_RELAXED) != 0; }
-void gm_scavenger_lock(void) { pthread_mutex_lock(&scavenge_lock); }
-void gm_scavenger_unlock(void) { pthread_mutex_unlock(&scavenge_lock); }
+bool gm_scavenger_thread_exists(void) { return __atomic_load_n(&thread_exists, __ATOMIC_ACQUIRE); }
+gm_lock_t *gm_scavenger_lockp(void) { return &scavenge_lock; }
 
-/* The child has no scavenger thread: it wants one if the heap is big. */
-void gm_scavenger_reinit_child(void) {
-    uint64_t in_use, free_backed;
-    pthread_mutex_init(&scavenge_lock, NULL);
+/* The child has no scavenger thread: it wants one if the heap is big.  No
+ * lock is taken: the thread that forked may hold any of them. */
+void gm_scavenger_after_fork_child(void) {
     __atomic_store_n(&started, 0, __ATOMIC_RELAXED);
-    gm_mheap_usage(&in_use, &free_backed);
-    gm_scavenger_note_heap(in_use + free_backed);
+    __atomic_store_n(&thread_exists, false, __ATOMIC_RELAXED);
+    gm_scavenger_note_heap(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED));
 }

@@ -5,6 +5,7 @@
  * into a stack buffer and writes it with write(2): a report may be asked for
  * while the heap is in trouble, and printf may itself allocate.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "gomalloc.h"
@@ -25,7 +26,7 @@ static void put_line(int fd, const char *label, uint64_t value, const char *unit
     gm_os_write(fd, line, n);
 }
 
-GM_EXPORT void gm_print_stats(int fd) {
+static void print_stats(int fd) {
     struct gm_stats s;
     gm_get_stats(&s);
     static const char title[] = "gomalloc heap statistics\n";
@@ -41,4 +42,13 @@ GM_EXPORT void gm_print_stats(int fd) {
     put_line(fd, "huge mappings", s.huge_mapped, "bytes");
     put_line(fd, "metadata", s.metadata, "bytes");
     put_line(fd, "thread caches", s.threads, "");
+}
+
+/* Not a cancellation point, as glibc's malloc_stats is not: a pending
+ * cancel must not cut the report off halfway (write(2) would act on it). */
+GM_EXPORT void gm_print_stats(int fd) {
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    print_stats(fd);
+    pthread_setcancelstate(cancel_state, NULL);
 }

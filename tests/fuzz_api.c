@@ -664,7 +664,11 @@ static void op_errors(struct input *in) {
             fail("posix_memalign(64, huge): r=%d errno=%d out=%p", r, errno, out);
         break;
     }
-    case 6: expect_fail(gm_memalign((size_t)1 << 63, 16), EINVAL, "memalign(2^63)"); break;
+    /* glibc: 2^63 is a power of two no block can be aligned to (ENOMEM);
+     * anything above cannot be rounded up to one (EINVAL). */
+    case 6: expect_fail(gm_memalign((size_t)1 << 63, 16), ENOMEM, "memalign(2^63)");
+            expect_fail(gm_memalign(((size_t)1 << 63) + 1, 16), EINVAL, "memalign(2^63 + 1)");
+            break;
     case 7: expect_fail(gm_valloc(big), ENOMEM, "valloc(huge)"); break;
     case 8: expect_fail(gm_pvalloc(SIZE_MAX - 100), ENOMEM, "pvalloc(SIZE_MAX)"); break;
     case 9: expect_fail(gm_aligned_alloc((size_t)1 << 20, SIZE_MAX - 4096), ENOMEM,
