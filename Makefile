@@ -94,7 +94,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 	$(CC) -std=c11 -O2 $(WARN) -o $@ $<
 
 # ---- unit tests (cmocka, one file per layer) --------------------------------
-UNIT_NAMES := test_sizeclass test_fixalloc test_pagemap test_mheap test_mcentral \
+UNIT_NAMES := test_sizeclass test_lock test_fixalloc test_pagemap test_mheap test_mcentral \
               test_mcache test_pagecache test_scavenger test_detect test_api
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
@@ -108,6 +108,7 @@ test-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 -include tests/stress.mk
+-include tests/glibc.mk
 -include tests/fuzz.mk
 -include bench/bench.mk
 
@@ -123,7 +124,7 @@ SAN_FLAGS_vgclient := -DGM_VALGRIND=1
 # SizeClassAllocator64::GetFromAllocator waiting on a mutex a parent thread held).
 ASAN_TESTS := $(filter-out test_sizeclass test_detect,$(UNIT_NAMES)) stress_threads stress_thread_churn
 # TSan cannot follow a child that starts threads after a multithreaded fork.
-TSAN_TESTS := stress_threads stress_thread_churn
+TSAN_TESTS := test_lock stress_threads stress_thread_churn
 
 define SAN_VARIANT
 build/$(1)/obj/%.o: alloc/%.c $$(CORE_HDR)
@@ -175,6 +176,7 @@ test-link: build/tests/link_shared build/tests/link_static
 test: deps all
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-link
+	$(MAKE) --no-print-directory test-glibc
 	$(MAKE) --no-print-directory test-stress
 	$(MAKE) --no-print-directory test-programs
 	$(MAKE) --no-print-directory test-valgrind
