@@ -4,7 +4,7 @@
 #                              under glibc, gomalloc, jemalloc, mimalloc and
 #                              tcmalloc, 5 interleaved runs; writes
 #                              bench/results/latest.{md,png} latest-*.csv
-#   make bench QUICK=1         reduced set, 3 runs (~2 min); writes quick.*
+#   make bench QUICK=1         reduced set, 3 runs (~3 min); writes quick.*
 #   make bench-insn            instructions per malloc+free pair (callgrind),
 #                              compared with bench/insn-baseline.csv
 #   make bench-insn-baseline   rewrite bench/insn-baseline.csv (also:
@@ -15,6 +15,9 @@
 #            ONLY=larson,sqlite          (workload name prefixes)
 #            RUNS=N                      (runs per workload and allocator)
 #            SCALE=X                     (multiplies every workload's work)
+#            OUTPUT=name                 (write bench/results/name.*; a run
+#                                         with ONLY or ALLOCS writes partial.*
+#                                         unless told otherwise)
 # Missing tools and allocator packages are installed with apt-get when the
 # recipe runs as root; an allocator still missing is skipped with a notice.
 
@@ -25,7 +28,7 @@ BENCH_PKGS := libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox \
 
 BENCH_ARGS := $(if $(QUICK),--quick) $(if $(ALLOCS),--allocs $(ALLOCS)) \
               $(if $(ONLY),--only $(ONLY)) $(if $(RUNS),--runs $(RUNS)) \
-              $(if $(SCALE),--scale $(SCALE))
+              $(if $(SCALE),--scale $(SCALE)) $(if $(OUTPUT),--output $(OUTPUT))
 
 .PHONY: bench bench-insn bench-insn-baseline bench-clean bench-deps
 

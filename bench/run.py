@@ -3,20 +3,24 @@
 workload under glibc, gomalloc, jemalloc, mimalloc and tcmalloc.
 
     python3 bench/run.py bench [--quick] [--runs N] [--allocs a,b] [--only w,..]
-                           [--scale X] [--extra NAME=LIB.so]
+                           [--scale X] [--extra NAME=LIB.so] [--output NAME]
     python3 bench/run.py insn  [--update-baseline] [--allocs a,b]
-    python3 bench/run.py report [--quick]
+    python3 bench/run.py report [--quick] [--output NAME]
 
 bench  builds the workloads in bench/*.c (cc -O2 -pthread) into bench/work/,
        generates the inputs of the real-program workloads, then runs each
        workload once under glibc to warm up, then under each allocator
        interleaved (glibc, gomalloc, jemalloc,
        ..., then again), several runs.  Each run goes through GNU time for
-       user/sys time and peak RSS; wall time is measured here.  Prints one
-       Markdown table per workload, the geometric means of the ratios to glibc
-       and the run-to-run spread, and writes bench/results/:
+       user/sys time, peak RSS and minor page faults; wall time is measured
+       here.  A workload that prints a line "ops N" also gets operations per
+       second.  Prints one Markdown table per workload, the thread scaling of
+       the workloads that report operations, the geometric means of the
+       ratios to glibc and the run-to-run spread, and writes bench/results/:
            latest.md, latest-runs.csv, latest-summary.csv, latest.png
-       (quick.* for --quick, so a quick run never replaces a full result).
+       (quick.* for --quick, partial.* when --only or --allocs picks a
+       subset, so neither replaces the committed full result; --output NAME
+       chooses the name).
 insn   counts instructions per malloc+free pair with callgrind: fastpath in
        pair mode is run with N1 and N2 pairs and (Ir(N2)-Ir(N1))/(N2-N1) is
        reported, so start-up cost cancels; the share counted in the fastpath
@@ -66,7 +70,10 @@ ALLOCATORS = [
 ]
 
 C_WORKLOADS = ["fastpath", "churn", "realloc", "larson", "prodcons",
-               "falseshare", "threadchurn", "large", "bufgrow"]
+               "falseshare", "threadchurn", "large", "bufgrow",
+               "largechurn", "threadscale", "xmalloc", "nbody", "rptest",
+               "alloctest", "cachethrash", "cfrac", "espresso", "liveset",
+               "strappend", "shuffle"]
 COLORS = {"gomalloc": "#d62728", "jemalloc": "#9467bd",
           "mimalloc": "#2ca02c", "tcmalloc": "#1f77b4"}
 INSN_SIZES = [16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 32768, 262144]
@@ -116,6 +123,7 @@ def define_workloads(quick, scale=1.0):
             out.append(Workload("%s-%d" % (w, t), [b(w), str(t), fmt(s)]))
     out.append(Workload("large", [b("large"), "1", fmt(s)]))
     out.append(Workload("bufgrow", [b("bufgrow"), "1", fmt(s)]))
+    out += published_patterns(quick, s, b, fmt)
     py = python_exe()
     out.append(Workload("python", [py, os.path.join(BENCH, "pyheavy.py"),
                                    fmt(s)], same_output=True))
@@ -125,6 +133,43 @@ def define_workloads(quick, scale=1.0):
     out.append(Workload("sqlite", ["sqlite3", ":memory:",
                                    ".read " + gen_input("sql", rows)],
                         same_output=True))
+    return out
+
+
+def published_patterns(quick, s, b, fmt):
+    """Workloads rebuilt after published allocator benchmarks (see README)."""
+    out = []
+    # largechurn: 5..25 MiB as published; 1..4 MiB stays below every
+    # allocator's direct-mapping threshold; 8..24 MiB straddles gomalloc's
+    # 16 MiB huge-block threshold (half the work: it is the slowest).  QUICK
+    # keeps only the small one, a fifth of the time of the others.
+    if not quick:
+        out.append(Workload("largechurn", [b("largechurn"), "1", fmt(s)]))
+    out.append(Workload("largechurn-small", [b("largechurn"), "1", fmt(s),
+                                             "1", "4"]))
+    if not quick:
+        out.append(Workload("largechurn-huge", [b("largechurn"), "1",
+                                                fmt(s / 2), "8", "24"]))
+    # threadscale: the same work per thread at every thread count.
+    for t in ([1, 2] if quick else [1, 2, 4]):
+        out.append(Workload("threadscale-%d" % t, [b("threadscale"), str(t),
+                                                   fmt(s)]))
+    for t in ([2] if quick else [1, 2]):
+        out.append(Workload("xmalloc-%d" % t, [b("xmalloc"), str(t),
+                                               fmt(s)]))
+    out.append(Workload("nbody", [b("nbody"), "1", fmt(s)], same_output=True))
+    out.append(Workload("rptest-2", [b("rptest"), "2", fmt(s)]))
+    for t in ([2] if quick else [1, 2]):
+        out.append(Workload("alloctest-%d" % t, [b("alloctest"), str(t),
+                                                 fmt(s)]))
+    if not quick:
+        out.append(Workload("cachethrash-1", [b("cachethrash"), "1",
+                                              fmt(s)]))
+    out.append(Workload("cfrac", [b("cfrac"), "1", fmt(s)], same_output=True))
+    out.append(Workload("espresso", [b("espresso"), "1", fmt(s)],
+                        same_output=True))
+    for w in ["liveset", "strappend", "shuffle"]:
+        out.append(Workload(w, [b(w), "1", fmt(s)]))
     return out
 
 
@@ -148,8 +193,8 @@ def build():
                 os.path.getmtime(src), os.path.getmtime(hdr)):
             continue
         log("cc -O2 -pthread %s" % os.path.relpath(src, ROOT))
-        subprocess.run([cc, "-O2", "-pthread", "-Wall", "-o", exe, src],
-                       check=True)
+        subprocess.run([cc, "-O2", "-pthread", "-Wall", "-o", exe, src,
+                        "-lm"], check=True)
     src = os.path.join(BENCH, "insn_floor.c")
     if not os.path.exists(FLOOR_SO) or \
             os.path.getmtime(FLOOR_SO) < os.path.getmtime(src):
@@ -160,11 +205,18 @@ def build():
 
 def available_allocators(wanted, extra=()):
     """The allocators to run: ALLOCATORS (filtered by wanted) plus extra
-    NAME=PATH pairs, e.g. another build of gomalloc to compare against."""
+    NAME=PATH pairs, e.g. another build of gomalloc to compare against.  An
+    extra with a built-in name replaces that allocator's library (e.g.
+    gomalloc=/tmp/base/lib/libgomalloc.so: a fixed build while lib/ is being
+    rebuilt)."""
     out, extra = [], [s.partition("=") for s in extra]
     wanted = wanted and wanted + [name for name, _, _ in extra]
     for name, _, path in extra:
-        ALLOCATORS.append((name, os.path.abspath(path), None))
+        known = [i for i, a in enumerate(ALLOCATORS) if a[0] == name]
+        if known:
+            ALLOCATORS[known[0]] = (name, os.path.abspath(path), None)
+        else:
+            ALLOCATORS.append((name, os.path.abspath(path), None))
     for name, lib, pkg in ALLOCATORS:
         if wanted and name not in wanted:
             continue
@@ -210,7 +262,7 @@ def run_once(wl, lib, timeout):
     """Runs wl under lib through GNU time; returns a Run."""
     fd, tfile = tempfile.mkstemp(prefix="gmbench-", suffix=".time")
     os.close(fd)
-    cmd = [GNU_TIME, "-o", tfile, "-f", "GMTIME %e %U %S %M"] + wl.argv
+    cmd = [GNU_TIME, "-o", tfile, "-f", "GMTIME %e %U %S %M %R"] + wl.argv
     t0 = time.perf_counter()
     status, detail = "ok", ""
     proc = subprocess.Popen(cmd, env=alloc_env(lib), stdout=subprocess.PIPE,
@@ -226,13 +278,16 @@ def run_once(wl, lib, timeout):
     with open(tfile, errors="replace") as f:
         ttext = f.read()
     os.unlink(tfile)
-    m = re.search(r"GMTIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", ttext)
-    user, sys_, rss = (float(m.group(2)), float(m.group(3)),
-                       int(m.group(4))) if m else (math.nan, math.nan, 0)
+    m = re.search(r"GMTIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+) (\d+)", ttext)
+    user, sys_, rss, minflt = (float(m.group(2)), float(m.group(3)),
+                               int(m.group(4)), int(m.group(5))) if m else \
+        (math.nan, math.nan, 0, math.nan)
     if status == "ok" and proc.returncode != 0:
         status, detail = "FAILED", describe_failure(proc.returncode, err,
                                                     ttext)
-    return Run(wall=wall, user=user, sys=sys_, rss_kb=rss, status=status,
+    ops = re.search(rb"^ops (\d+)$", out, re.M)
+    return Run(wall=wall, user=user, sys=sys_, rss_kb=rss, minflt=minflt,
+               ops=int(ops.group(1)) if ops else None, status=status,
                detail=detail, output=out)
 
 
@@ -261,6 +316,10 @@ class Cell:
         self.user = median([r.user for r in ok])
         self.sys = median([r.sys for r in ok])
         self.rss = median([r.rss_kb for r in ok]) / 1024.0
+        self.minflt = median([r.minflt for r in ok
+                              if not math.isnan(r.minflt)])
+        self.mops = median([r.ops / r.wall / 1e6 for r in ok
+                            if r.ops and r.wall > 0])
         walls = [r.wall for r in ok]
         self.spread = max(walls) / min(walls) if len(walls) > 1 else math.nan
 
@@ -290,31 +349,81 @@ def f2(x, fmt="%.2f"):
     return "–" if x is None or math.isnan(x) else fmt % x
 
 
+def count(x):
+    """A page-fault count, short: 812, 35.2k, 1.43M."""
+    if x is None or math.isnan(x):
+        return "–"
+    if x < 10000:
+        return "%d" % round(x)
+    if x < 1e6:
+        return "%.1fk" % (x / 1e3)
+    return "%.2fM" % (x / 1e6)
+
+
 def markdown(workloads, allocs, cells, meta, runs_per):
     names = [a[0] for a in allocs]
     L = ["# gomalloc benchmark results", ""]
     L += ["- %s: %s" % (k, v) for k, v in meta]
     L += ["- runs: %d per workload and allocator, interleaved; times are "
           "medians of wall time in seconds; RSS is the median of the peak "
-          "RSS (MiB) from GNU time" % runs_per, ""]
+          "RSS (MiB) and faults the median count of minor page faults, both "
+          "from GNU time" % runs_per, ""]
     for w in workloads:
+        has_ops = any(not math.isnan(cells[(w.name, n)].mops) for n in names)
         L += ["## %s" % w.name, "", "`%s`" % command_line(w), ""]
         L += ["| allocator | time (s) | ×glibc | ×best other | max RSS (MiB) "
-              "| RSS ×glibc | user (s) | sys (s) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| RSS ×glibc | minor faults | user (s) | sys (s) |" +
+              (" Mops/s |" if has_ops else ""),
+              "|---|" + "---:|" * (8 + has_ops)]
         for n in names:
             c = cells[(w.name, n)]
             if c.failed:
-                L.append("| %s | FAILED | %d/%d runs: %s | | | | | |" % (
-                    n, c.nfail, len(c.runs), c.detail.replace("|", "/")))
+                L.append("| %s | FAILED | %d/%d runs: %s |" % (
+                    n, c.nfail, len(c.runs), c.detail.replace("|", "/")) +
+                    " |" * (6 + has_ops))
                 continue
             tr, br, rr = ratios(cells, w.name, n, names)
-            L.append("| %s | %.3f | %s | %s | %.1f | %s | %.2f | %.2f |" % (
-                n, c.time, f2(tr), f2(br), c.rss, f2(rr), c.user, c.sys))
+            L.append("| %s | %.3f | %s | %s | %.1f | %s | %s | %.2f | %.2f |"
+                     % (n, c.time, f2(tr), f2(br), c.rss, f2(rr),
+                        count(c.minflt), c.user, c.sys) +
+                     (" %s |" % f2(c.mops) if has_ops else ""))
         L.append("")
+    L += scaling_section(workloads, names, cells)
     L += geomean_section(workloads, names, cells)
     L += noise_section(workloads, names, cells)
     return "\n".join(L) + "\n"
+
+
+def scaling_section(workloads, names, cells):
+    """For workloads that report operations and run at several thread counts
+    with the same work per thread (NAME-1, NAME-2, ...): throughput per
+    allocator and its ratio to one thread."""
+    groups = {}
+    for w in workloads:
+        m = re.match(r"(.*)-(\d+)$", w.name)
+        if m and any(not math.isnan(cells[(w.name, n)].mops) for n in names):
+            groups.setdefault(m.group(1), {})[int(m.group(2))] = w.name
+    L = []
+    for base, by_t in groups.items():
+        ts = sorted(by_t)
+        if 1 not in by_t or len(ts) < 2:
+            continue
+        L += ["## Thread scaling: %s" % base, "",
+              "Throughput (million operations per second) with the same work "
+              "per thread at each thread count, and its ratio to one thread. "
+              "Perfect scaling makes the ratio equal to the thread count, up "
+              "to the number of cores (%d here)." % (os.cpu_count() or 0), "",
+              "| allocator | " + " | ".join("Mops/s %dT" % t for t in ts) +
+              " | " + " | ".join("%dT/1T" % t for t in ts[1:]) + " |",
+              "|---|" + "---:|" * (2 * len(ts) - 1)]
+        for n in names:
+            mops = {t: (math.nan if cells[(by_t[t], n)].failed
+                        else cells[(by_t[t], n)].mops) for t in ts}
+            L.append("| %s | %s | %s |" % (
+                n, " | ".join(f2(mops[t]) for t in ts),
+                " | ".join(f2(mops[t] / mops[1]) for t in ts[1:])))
+        L.append("")
+    return L
 
 
 def geomean_section(workloads, names, cells):
@@ -521,21 +630,25 @@ def report(args, workloads, allocs, runs, nruns, meta=None):
     names = [a[0] for a in allocs]
     cells = summarize(workloads, allocs, runs)
     if meta is None:
-        meta = metadata(allocs) + [("mode", "QUICK" if args.quick
-                                    else "full")]
+        meta = metadata(allocs) + [("mode", ("QUICK" if args.quick
+                                             else "full") +
+                                    (", subset" if subset(args) else ""))]
     md = markdown(workloads, allocs, cells, meta, nruns)
     print(md)
     os.makedirs(RESULTS, exist_ok=True)
-    prefix = os.path.join(RESULTS, "quick" if args.quick else "latest")
+    prefix = result_prefix(args)
     with open(prefix + ".md", "w") as f:
         f.write(md)
     raw = [[w.name, n, i + 1, "%.6f" % r.wall, r.user, r.sys, r.rss_kb,
-            r.status, r.detail, command_line(w)]
+            "" if math.isnan(r.minflt) else "%d" % r.minflt,
+            "" if r.ops is None else r.ops, r.status, r.detail,
+            command_line(w)]
            for w in workloads for n in names
            for i, r in enumerate(runs[(w.name, n)])]
     write_csv_with_meta(prefix + "-runs.csv", meta,
                         ["workload", "allocator", "run", "wall_s", "user_s",
-                         "sys_s", "maxrss_kb", "status", "detail", "command"],
+                         "sys_s", "maxrss_kb", "minflt", "ops", "status",
+                         "detail", "command"],
                         raw)
     summ = []
     for w in workloads:
@@ -544,13 +657,15 @@ def report(args, workloads, allocs, runs, nruns, meta=None):
             tr, br, rr = ratios(cells, w.name, n, names)
             summ.append([w.name, n, "FAILED" if c.failed else "ok",
                          f2(c.time, "%.4f"), f2(tr, "%.4f"), f2(br, "%.4f"),
-                         f2(c.rss, "%.1f"), f2(rr, "%.4f"), f2(c.user),
+                         f2(c.rss, "%.1f"), f2(rr, "%.4f"),
+                         f2(c.minflt, "%.0f"), f2(c.mops, "%.3f"), f2(c.user),
                          f2(c.sys), f2(c.spread, "%.3f"), c.detail])
     write_csv_with_meta(prefix + "-summary.csv", meta,
                         ["workload", "allocator", "status", "median_wall_s",
                          "time_vs_glibc", "time_vs_best_other",
-                         "median_maxrss_mib", "rss_vs_glibc", "median_user_s",
-                         "median_sys_s", "spread_max_over_min", "failure"],
+                         "median_maxrss_mib", "rss_vs_glibc", "median_minflt",
+                         "mops_per_s", "median_user_s", "median_sys_s",
+                         "spread_max_over_min", "failure"],
                         summ)
     chart(prefix, workloads, names, cells, "gomalloc benchmarks, %s, %s" % (
         dict(meta)["machine"], dict(meta)["date"][:10]))
@@ -558,9 +673,22 @@ def report(args, workloads, allocs, runs, nruns, meta=None):
         os.path.relpath(prefix, ROOT), os.path.relpath(prefix, ROOT)))
 
 
+def subset(args):
+    return bool(getattr(args, "only", None) or getattr(args, "allocs", None))
+
+
+def result_prefix(args):
+    """bench/results/NAME: --output NAME, else quick for --quick, partial for
+    a run restricted by --only or --allocs (so that neither overwrites the
+    committed full result), else latest."""
+    name = args.output or ("quick" if args.quick else
+                           "partial" if subset(args) else "latest")
+    return os.path.join(RESULTS, name)
+
+
 def cmd_report(args):
     """Redraws the tables and chart from the raw runs of the last run."""
-    prefix = os.path.join(RESULTS, "quick" if args.quick else "latest")
+    prefix = result_prefix(args)
     meta, rows = [], []
     with open(prefix + "-runs.csv") as f:
         for line in f:
@@ -578,6 +706,8 @@ def cmd_report(args):
         runs.setdefault((w, a), []).append(Run(
             wall=float(row["wall_s"]), user=float(row["user_s"]),
             sys=float(row["sys_s"]), rss_kb=int(row["maxrss_kb"]),
+            minflt=float(row.get("minflt") or "nan"),
+            ops=int(row["ops"]) if row.get("ops") else None,
             status=row["status"], detail=row["detail"], output=b""))
     workloads = [Workload(n, cmds[n]) for n in wnames]
     allocs = [(a, None, None) for a in anames]
@@ -754,6 +884,9 @@ def main():
     p.add_argument("--extra", action="append", default=[],
                    metavar="NAME=LIB.so",
                    help="also run under this LD_PRELOAD library")
+    p.add_argument("--output", metavar="NAME",
+                   help="write bench/results/NAME.* (default: latest, quick "
+                   "with --quick, partial with --only or --allocs)")
     args = p.parse_args()
     if not os.path.exists(GNU_TIME) and args.command == "bench":
         sys.exit("bench needs GNU time (%s, package 'time')" % GNU_TIME)
