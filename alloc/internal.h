@@ -84,6 +84,7 @@ const char *gm_os_getenv(const char *name);
 struct gm_options {
     bool scavenge;              /* GOMALLOC_SCAVENGE */
     uint32_t retain_percent;    /* GOMALLOC_RETAIN_PERCENT */
+    uint32_t decay_ms;          /* GOMALLOC_DECAY_MS */
     bool madvise_free;          /* GOMALLOC_MADVISE=free */
     size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE_KIB */
     bool debug;                 /* GOMALLOC_DEBUG=1 */

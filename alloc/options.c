@@ -2,8 +2,10 @@
  * options.c — run-time settings, read once from the environment.
  *
  *   GOMALLOC_SCAVENGE=0|1          return free pages in the background (1)
- *   GOMALLOC_RETAIN_PERCENT=N      free-but-backed memory kept, as a share of
- *                                  memory in use (5)
+ *   GOMALLOC_RETAIN_PERCENT=N      free-but-backed memory kept however long it
+ *                                  idles, as a share of memory in use (5)
+ *   GOMALLOC_DECAY_MS=N            free memory goes back to the OS once it has
+ *                                  idled this long (1000)
  *   GOMALLOC_MADVISE=dontneed|free how pages are returned (dontneed)
  *   GOMALLOC_THREAD_CACHE_KIB=N    bound on one thread's cache (2048)
  *   GOMALLOC_DEBUG=0|1             checked slow paths for every call (0)
@@ -19,6 +21,7 @@
 struct gm_options gm_options = {
     .scavenge = true,
     .retain_percent = 5,
+    .decay_ms = 1000,
     .madvise_free = false,
     .thread_cache_bytes = GM_THREAD_CACHE_DEFAULT,
 };
@@ -82,6 +85,9 @@ void gm_options_init(void) {
     uint64_t n = gm_options.retain_percent;
     read_number("GOMALLOC_RETAIN_PERCENT", 100000, &n);
     gm_options.retain_percent = (uint32_t)n;
+    n = gm_options.decay_ms;
+    read_number("GOMALLOC_DECAY_MS", 3600 * 1000, &n);
+    gm_options.decay_ms = (uint32_t)n;
     n = gm_options.thread_cache_bytes >> 10;
     read_number("GOMALLOC_THREAD_CACHE_KIB", (uint64_t)1 << 30, &n);
     gm_options.thread_cache_bytes = (size_t)n << 10;
