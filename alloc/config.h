@@ -44,12 +44,20 @@
 /* Run-length classes of the page search hints: 2^0 .. 2^13 pages. */
 #define GM_RUN_CLASSES 14
 
+/* A chunk: 2 MiB, one huge page, the unit in which the scavenger judges
+ * how long free memory has idled and gives it back. */
+#define GM_CHUNK_PAGES 256
+#define GM_ARENA_CHUNKS (GM_ARENA_PAGES / GM_CHUNK_PAGES)
+
 /* Committing grows an arena's readable range in steps of this size, so a run
  * of small span allocations costs one mprotect per 2 MiB, not one per span. */
 #define GM_COMMIT_STEP ((uintptr_t)2 << 20)
 
-/* Blocks at or above this size get a mapping of their own (see mheap.c). */
-#define GM_HUGE_THRESHOLD ((size_t)16 << 20)
+/* Blocks at or above this size get a mapping of their own (see mheap.c)
+ * unless free arena pages would fault in fewer pages; blocks above
+ * GM_BIG_MIN go where they fault in fewest ("one pool for big blocks"). */
+#define GM_HUGE_THRESHOLD ((size_t)32 << 20)
+#define GM_BIG_MIN ((size_t)1 << 20)
 
 /* Large blocks of up to this many pages freed by a thread are kept on its
  * page cache (pagecache.c), up to GM_PAGE_CACHE_BYTES per thread. */

@@ -269,6 +269,9 @@ struct gm_arena {
     /* mheap lock: no run of at least 2^k free pages starts below bitmap word
      * run_from[k] (k = 0: no free page at all below it). */
     uint8_t run_from[GM_RUN_CLASSES];
+    /* mheap lock: gm_os_clock_ms() when each free page was freed (the
+     * scavenger gives back only pages that idled for the decay time). */
+    uint32_t page_freed_ms[GM_ARENA_PAGES];
     gm_arena_t *next;         /* mheap lock: address-ordered list */
     /* Huge blocks (kind == GM_ARENA_HUGE), see mheap.c: */
     uintptr_t huge_base;      /* immutable while mapped: lo */
@@ -331,6 +334,12 @@ gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
  * round trip; returns how many (fewer only when memory runs out). */
 uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_t **out);
 gm_span_t *gm_mheap_alloc_large(size_t size, size_t align);
+/* A block of size bytes (more than GM_BIG_MIN, page-aligned) placed where it
+ * faults in the fewest pages: free arena pages, a cached huge reservation,
+ * or (a huge block, or nothing else left) a new reservation or arena pages;
+ * *dirty: how many of its first bytes may be non-zero.  NULL when the OS
+ * refuses memory.  See mheap.c, "one pool for big blocks". */
+void *gm_mheap_alloc_big(size_t size, size_t *dirty);
 void gm_mheap_free_span(gm_span_t *s);
 /* Frees every span of a list linked through next, under one lock round trip. */
 void gm_mheap_free_spans(gm_span_t *list);
@@ -353,9 +362,10 @@ void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty);
 void gm_mheap_free_huge(gm_arena_t *a);
 /* Unmaps one cached huge reservation, or else gives the backed free pages of
  * one 2 MiB chunk back to the OS (the highest such chunk), those in runs of at
- * least min_run pages; returns the bytes released.  Memory freed only
- * recently and dense chunks are left alone unless force. */
-size_t gm_mheap_release_step(bool force, uint32_t min_run);
+ * least min_run pages; returns the bytes released.  Unless force, only memory
+ * idle for idle_ms (chunks no page of which was taken or freed since) and
+ * chunks not dense. */
+size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run);
 /* Gives every free, still-backed page back to the OS; returns bytes given. */
 size_t gm_mheap_release_all(void);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */

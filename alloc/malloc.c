@@ -249,28 +249,31 @@ static void *fail_nomem(void) {
 }
 
 /* A block of at least size bytes (size > 32 KiB, or an alignment small
- * classes cannot give), aligned to align, zeroed if asked. */
+ * classes cannot give), aligned to align, zeroed if asked.  Above GM_BIG_MIN
+ * (with page alignment) the mheap picks arena pages or a reservation of the
+ * block's own, whichever faults in fewer pages; up to it, and for larger
+ * alignments, blocks below GM_HUGE_THRESHOLD are arena pages and the others
+ * reservations. */
 static void *alloc_large(size_t size, size_t align, bool zero) {
     if (size > PTRDIFF_MAX || align > PTRDIFF_MAX - size)
         return fail_nomem();
     if (size == 0)
         size = 1;
-    size_t span_need = size + (align > PAGE ? align : 0);
-    if (span_need >= GM_HUGE_THRESHOLD) {
-        size_t dirty;
-        void *p = gm_mheap_alloc_huge(size, align, &dirty);
-        if (!p)
-            return fail_nomem();
-        if (zero && dirty)   /* only a reused reservation's written part */
-            memset(p, 0, dirty);
-        return p;
+    size_t dirty;
+    void *p;
+    if (size > GM_BIG_MIN && align <= PAGE) {
+        p = gm_mheap_alloc_big(size, &dirty);
+    } else if (size + (align > PAGE ? align : 0) >= GM_HUGE_THRESHOLD) {
+        p = gm_mheap_alloc_huge(size, align, &dirty);
+    } else {
+        gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);
+        p = s ? (void *)s->base : NULL;
+        dirty = s && s->fresh_zero ? 0 : size;
     }
-    gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);
-    if (!s)
+    if (!p)
         return fail_nomem();
-    void *p = (void *)s->base;
-    if (zero && !s->fresh_zero)
-        memset(p, 0, size);
+    if (zero && dirty)   /* pages known zero are not cleared again */
+        memset(p, 0, dirty < size ? dirty : size);
     return p;
 }
 
@@ -417,10 +420,12 @@ static inline bool small_fits_in_place(size_t old, size_t size) {
     return size >= old / 2;
 }
 
-/* Resizes a large or huge block where it is: a large block grows into the
- * free pages after it and shrinks by giving its tail pages back; a huge one
- * grows or shrinks within its reservation.  Either stays what it is (large
- * below GM_HUGE_THRESHOLD, huge at or above it); false if it cannot. */
+/* Resizes a large or huge block where it is: a block in an arena grows into
+ * the free pages after it and shrinks by giving its tail pages back, staying
+ * below GM_HUGE_THRESHOLD (a block growing past it moves to a reservation of
+ * its own, where it can later grow by remapping); one in a reservation grows
+ * or shrinks within it, whatever its size (see alloc_large).  False if it
+ * cannot. */
 static bool resize_in_place(void *ptr, size_t size, size_t old) {
     if (size <= GM_MAX_SMALL_SIZE)
         return false;
@@ -428,7 +433,7 @@ static bool resize_in_place(void *ptr, size_t size, size_t old) {
         return true;   /* same pages: nothing to do, no lock to take */
     gm_arena_t *a = gm_pagemap_arena((uintptr_t)ptr);
     if (a->kind == GM_ARENA_HUGE)
-        return size >= GM_HUGE_THRESHOLD && gm_mheap_resize_huge(a, size);
+        return gm_mheap_resize_huge(a, size);
     return size < GM_HUGE_THRESHOLD &&
            gm_mheap_resize_large(gm_pagemap_span_of((uintptr_t)ptr), size);
 }

@@ -57,9 +57,10 @@
  * free pages of one 2 MiB chunk, the highest that has any (in runs of at
  * least the caller's min_run pages: the scavenger asks for long runs first),
  * are taken out of the free set under the lock, released with madvise
- * outside it, and put back as free and released.  Chunks at least 96.9% in
- * use are left alone unless asked (their huge page is worth more than a few
- * free pages).
+ * outside it, and put back as free and released.  Only pages and huge memory
+ * idle for the caller's time are eligible: every free stamps its pages
+ * (page_freed_ms).  Chunks at least 96.9% in use are left alone unless asked
+ * (their huge page is worth more than a few free pages).
  *
  * Locking: heap_lock guards every arena's bitmaps, commit_end, page counts,
  * max_run_hint and run_from, fit_runs, the arena list, the pagemap writes, span
@@ -267,6 +268,13 @@ static bool commit_to_locked(gm_arena_t *a, uintptr_t end) {
 
 /* ---- page runs --------------------------------------------------------- */
 
+/* Notes that pages [first, first + n) of arena a were freed now. */
+static void stamp_freed_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
+    uint32_t now = gm_os_clock_ms();
+    for (uint32_t i = 0; i < n; i++)
+        a->page_freed_ms[first + i] = now;
+}
+
 /* Takes the free pages [first, first + n) of arena a. */
 static bool take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
     uintptr_t addr = a->base + first * PAGE;
@@ -315,19 +323,26 @@ static void note_free_run_locked(gm_arena_t *a, uintptr_t start, uint32_t length
 /* ---- close fits -----------------------------------------------------------
  * A free records the run it merged into, when that run is FIT_MIN_PAGES to
  * FIT_MAX_PAGES long, on a stack for its length; a request for n pages first
- * takes the most recent recorded run of n to n + FIT_SLACK pages that is still
- * free, as tcmalloc's page heap takes from its free lists by length.  First
+ * takes the most recent recorded run of n to n + fit_slack(n) pages that is
+ * still free, as tcmalloc's page heap takes from its free lists by length.  First
  * fit alone puts a block at the lowest hole that holds it, splitting it, so
  * the block's first and last pages are often ones that no block has touched
  * before: bench/churn 4 (random sizes up to 1 MiB, blocks written at both
  * ends) faulted in 49,000 pages and peaked at 175 MiB, 30,000-33,000 and
  * 98-112 MiB this way (tcmalloc 27,000 and 104 MiB; exact lengths only,
- * 8 deep: 37,000 and 130 MiB).  An entry is a hint: its run may since have
+ * 8 deep: 37,000 and 130 MiB).  The slack grows with n (2 pages and an
+ * eighth): a freed run has usually merged with a neighbour, and a block of
+ * a different size then still starts on the first page its predecessor
+ * touched.  Once freed memory stayed backed for the scavenger's decay time
+ * (scavenger.c), a slack of 2 reused so few of those pages that bench/churn 1
+ * peaked at 88 MiB (21,700 faults); with an eighth, 61 MiB (15,300).  An
+ * entry is a hint: its run may since have
  * been taken, split or merged into a longer one, so it is checked against
  * free_bits when popped, and a full stack overwrites its oldest entry. */
 #define FIT_MIN_PAGES 5     /* the shortest large block: 32 KiB < size */
 #define FIT_MAX_PAGES 128   /* 1 MiB */
 #define FIT_SLACK 2
+static uint32_t fit_slack(uint32_t n) { return FIT_SLACK + n / 8; }
 #define FIT_DEPTH 16
 typedef struct {
     gm_arena_t *arena[FIT_DEPTH];
@@ -373,7 +388,7 @@ void gm_mheap_forget_fits(void) {
 }
 
 static uintptr_t fit_alloc_locked(uint32_t n, gm_arena_t **out) {
-    for (uint32_t length = n; length <= n + FIT_SLACK && length <= FIT_MAX_PAGES; length++) {
+    for (uint32_t length = n; length <= n + fit_slack(n) && length <= FIT_MAX_PAGES; length++) {
         uintptr_t addr = fit_take_locked(length, n, out);
         if (addr)
             return addr;
@@ -381,11 +396,92 @@ static uintptr_t fit_alloc_locked(uint32_t n, gm_arena_t **out) {
     return 0;
 }
 
+/* ---- fewest faults ---------------------------------------------------------
+ * A large block above FIT_MAX_PAGES goes where it faults in the fewest pages:
+ * of every free run that holds it, placed at either end, the window with the
+ * fewest released (or never committed) pages, and among equals the shortest
+ * run, as tcmalloc's page heap takes the best fit among its free spans.  First
+ * fit would put it at the lowest hole long enough, which may reach into pages
+ * never touched or given back and spread the heap, while a backed hole of the
+ * right size waits higher up: bench/largechurn (buffers of 1-4 MiB replaced
+ * at random; its buffers need 15,100 pages) faulted in 32,400 pages with first
+ * fit and 20,000 this way (tcmalloc 21,600); the best fit among wholly backed
+ * runs alone, 19,500 there, but 125,800 against 119,600 with 5-25 MiB. */
+
+/* The first set (or, !set, clear) bit of an arena bitmap at or after bit i;
+ * GM_ARENA_PAGES if none. */
+static uint32_t bitmap_next(const uint64_t *bits, uint32_t i, bool set) {
+    while (i < GM_ARENA_PAGES) {
+        uint32_t shift = i % 64;
+        uint64_t w = (set ? bits[i / 64] : ~bits[i / 64]) >> shift;
+        if (w)
+            return i + (uint32_t)__builtin_ctzll(w);
+        i += 64 - shift;
+    }
+    return GM_ARENA_PAGES;
+}
+
+struct placement {
+    gm_arena_t *arena;
+    uint32_t start, faults, run;
+};
+
+/* Considers the n-page windows at both ends of the free run [start, end) of
+ * arena a for *best. */
+static void consider_run(gm_arena_t *a, uint32_t start, uint32_t end, uint32_t n,
+                         struct placement *best) {
+    uint32_t at[2] = {start, end - n};
+    for (int k = 0; k < 2; k++) {
+        uint32_t faults = count_bits(a->released_bits, at[k], n);
+        if (!best->arena || faults < best->faults ||
+            (faults == best->faults && end - start < best->run)) {
+            best->arena = a;
+            best->start = at[k];
+            best->faults = faults;
+            best->run = end - start;
+        }
+    }
+}
+
+/* The n free pages that fault in the fewest pages, in any arena, into
+ * *best; best->arena stays NULL if no arena has a free run of n pages. */
+static void fewest_faults_locked(uint32_t n, struct placement *best_out) {
+    struct placement best = {NULL, 0, 0, 0};
+    for (gm_arena_t *a = arenas; a; a = a->next) {
+        if (a->free_pages < n || a->max_run_hint < n)
+            continue;
+        for (uint32_t i = bitmap_next(a->free_bits, 0, true); i < GM_ARENA_PAGES;) {
+            uint32_t end = bitmap_next(a->free_bits, i, false);
+            if (end - i >= n)
+                consider_run(a, i, end, n, &best);
+            if (best.arena && best.faults == 0 && best.run == n)
+                break;
+            i = bitmap_next(a->free_bits, end, true);
+        }
+    }
+    *best_out = best;
+}
+
+/* Takes the pages of placement w (n pages); their address, or 0. */
+static uintptr_t take_placement_locked(const struct placement *w, uint32_t n, gm_arena_t **out) {
+    if (!w->arena || !take_pages_locked(w->arena, w->start, n))
+        return 0;
+    *out = w->arena;
+    return w->arena->base + (uintptr_t)w->start * PAGE;
+}
+
 /* Takes n pages, aligned to align pages, from the lowest place that has them;
  * returns their address and arena, or 0 when the OS refuses more memory. */
 static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out) {
     if (align <= 1 && n >= FIT_MIN_PAGES && n <= FIT_MAX_PAGES) {
         uintptr_t addr = fit_alloc_locked(n, out);
+        if (addr)
+            return addr;
+    }
+    if (align <= 1 && n > FIT_MAX_PAGES) {
+        struct placement w;
+        fewest_faults_locked(n, &w);
+        uintptr_t addr = take_placement_locked(&w, n, out);
         if (addr)
             return addr;
     }
@@ -445,7 +541,8 @@ static uint32_t run_around(const uint64_t *bits, uintptr_t first, uintptr_t n, u
     return (uint32_t)(hi - lo);
 }
 
-static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
+/* Frees pages [addr, addr + n) without noting the time (see stamp). */
+static void put_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     uintptr_t first = gm_page_index(addr);
     bits_set(a->free_bits, first, n);
     bits_set(a->dirty_bits, first, n);
@@ -458,6 +555,11 @@ static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     fit_push_locked(a, start, run);
     pages_free_backed += n;
     pages_in_use -= n;
+}
+
+static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
+    put_pages_locked(a, addr, n);
+    stamp_freed_locked(a, gm_page_index(addr), n);
 }
 
 static bool range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n) {
@@ -495,7 +597,7 @@ static gm_span_t *new_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t n, uin
  * updates, the run merging and the span struct recycling.  A stacked page
  * stays clear in free_bits (its arena's counts treat it as in use) but counts
  * as free and backed in pages_in_use / pages_free_backed, so the statistics
- * and the scavenger's goal see it as free; its pagemap entries are cleared
+ * and the scavenger see it as free; its pagemap entries are cleared
  * as for any freed span, and its dirty bit stays set (reuse is not fresh).
  * Any other page allocation, in-place growth and every release step first
  * put the stacked pages back into the bitmaps (flush_pages_locked), so first
@@ -513,6 +615,7 @@ static bool push_page_locked(gm_span_t *s) {
     page_stack[page_stack_len++] = s;
     pages_in_use--;
     pages_free_backed++;
+    stamp_freed_locked(s->arena, gm_page_index(s->base), 1);
     return true;
 }
 
@@ -532,13 +635,14 @@ static gm_span_t *pop_page_locked(uint8_t cls) {
     return s;
 }
 
-/* Puts every stacked page back into its arena's bitmaps. */
+/* Puts every stacked page back into its arena's bitmaps (its chunk's stamp
+ * stays the time it was freed). */
 static void flush_pages_locked(void) {
     while (page_stack_len > 0) {
         gm_span_t *s = page_stack[--page_stack_len];
-        pages_in_use++;   /* free_pages_locked counts it free again */
+        pages_in_use++;   /* put_pages_locked counts it free again */
         pages_free_backed--;
-        free_pages_locked(s->arena, s->base, 1);
+        put_pages_locked(s->arena, s->base, 1);
         s->next = spare_spans;
         spare_spans = s;
     }
@@ -581,6 +685,21 @@ uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_
 
 /* A page run of at least size bytes whose start is aligned to align (a power
  * of two).  s->fresh_zero tells the caller whether the pages are known zero. */
+/* Makes the taken pages [addr, addr + npages) of arena a a large block;
+ * NULL, the pages free again, when no span struct can be had. */
+static gm_span_t *large_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t npages) {
+    gm_span_t *s = new_span_locked(a, addr, npages, 0);
+    if (!s) {
+        free_pages_locked(a, addr, npages);
+        return NULL;
+    }
+    s->large_size = (size_t)npages * PAGE;
+    large_bytes += s->large_size;
+    large_count++;
+    bits_set(a->dirty_bits, gm_page_index(addr), npages);
+    return s;
+}
+
 gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
     uint32_t align_pages = align > PAGE ? (uint32_t)(align / PAGE) : 1;
@@ -589,20 +708,12 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     gm_lock(&heap_lock);
     flush_pages_locked();
     uintptr_t addr = alloc_pages_locked(npages, align_pages, &a);
-    if (addr) {
-        s = new_span_locked(a, addr, npages, 0);
-        if (!s) {
-            free_pages_locked(a, addr, npages);
-        } else {
-            s->large_size = (size_t)npages * PAGE;
-            large_bytes += s->large_size;
-            large_count++;
-            bits_set(a->dirty_bits, gm_page_index(addr), npages);
-        }
-    }
+    if (addr)
+        s = large_span_locked(a, addr, npages);
     gm_unlock(&heap_lock);
     return s;
 }
+
 
 /* Takes the more pages right after large block s for it (not yet counted in
  * its size); false, changing nothing, when they are not all free pages of its
@@ -749,14 +860,13 @@ void gm_mheap_free_spans(gm_span_t *list) {
  *
  * Idle memory (cached reservations' backed bytes and slack) stays under
  * HUGE_IDLE_BYTES: a block freed past it is unmapped.  It counts as free
- * backed memory, so the scavenger gives it back (oldest first, once idle for
- * HUGE_IDLE_MS) when it works towards its goal, and malloc_trim at once.
+ * backed memory, so the scavenger gives it back (oldest first) once it has
+ * idled for the decay time (GOMALLOC_DECAY_MS), and malloc_trim at once.
  * Slack is given back under the heap lock: the block is in use, and only the
  * lock keeps it from being freed, reused or grown meanwhile. */
 #define HUGE_CACHE_SLOTS 8
 #define HUGE_SLACK_SLOTS 8
 #define HUGE_IDLE_BYTES ((size_t)256 << 20)
-#define HUGE_IDLE_MS 100
 static gm_arena_t *huge_cache[HUGE_CACHE_SLOTS];   /* heap lock: freed */
 static gm_arena_t *huge_slack[HUGE_SLACK_SLOTS];   /* heap lock: in use, with slack */
 static size_t huge_idle_bytes;                      /* heap lock: cached backed + slack */
@@ -779,9 +889,9 @@ static bool fits_better(const gm_arena_t *d, const gm_arena_t *e, size_t size) {
     return d_covers ? d->huge_backed < e->huge_backed : d->huge_backed > e->huge_backed;
 }
 
-/* Removes and returns the cached reservation that best hosts size bytes at
- * an address aligned to align; NULL if none can. */
-static gm_arena_t *take_cached_huge_locked(size_t size, size_t align) {
+/* The slot of the cached reservation that best hosts size bytes at an
+ * address aligned to align; -1 if none can. */
+static int best_cached_huge_locked(size_t size, size_t align) {
     int best = -1;
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
         gm_arena_t *d = huge_cache[i];
@@ -790,6 +900,11 @@ static gm_arena_t *take_cached_huge_locked(size_t size, size_t align) {
         if (best < 0 || fits_better(d, huge_cache[best], size))
             best = i;
     }
+    return best;
+}
+
+/* Removes and returns cached reservation best (a slot, or -1: NULL). */
+static gm_arena_t *take_cached_huge_locked(int best) {
     if (best < 0)
         return NULL;
     gm_arena_t *d = huge_cache[best];
@@ -943,15 +1058,10 @@ static bool commit_huge(gm_arena_t *d, size_t size) {
     return ok;
 }
 
-/* A huge block of at least size bytes aligned to align; *dirty is how many
- * of its first bytes may be non-zero (0 for a new mapping). */
-void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty) {
-    size = round_up(size, PAGE);
-    if (align < PAGE)
-        align = PAGE;
-    gm_lock(&heap_lock);
-    gm_arena_t *d = take_cached_huge_locked(size, align);
-    gm_unlock(&heap_lock);
+/* Hands out reservation d (just taken from the cache, or NULL: a new one)
+ * as a block of size bytes (a multiple of the page); *dirty is how many of
+ * its first bytes may be non-zero (0 for a new mapping). */
+static void *hand_out_huge(gm_arena_t *d, size_t size, size_t align, size_t *dirty) {
     if (!d && !(d = map_huge(size, align)))
         return NULL;
     if (!commit_huge(d, size))
@@ -970,6 +1080,73 @@ void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty) {
     if (trim)   /* the tail is not the program's: no lock needed */
         trim_huge(d, size);
     return (void *)d->lo;
+}
+
+/* A huge block of at least size bytes aligned to align; *dirty is how many
+ * of its first bytes may be non-zero (0 for a new mapping). */
+void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty) {
+    size = round_up(size, PAGE);
+    if (align < PAGE)
+        align = PAGE;
+    gm_lock(&heap_lock);
+    gm_arena_t *d = take_cached_huge_locked(best_cached_huge_locked(size, align));
+    gm_unlock(&heap_lock);
+    return hand_out_huge(d, size, align, dirty);
+}
+
+/* ---- one pool for big blocks -----------------------------------------------
+ * Blocks above GM_BIG_MIN (1 MiB, page alignment) may live in arena pages or
+ * in a huge reservation, whatever their size: a request goes where it faults
+ * in the fewest pages, so the memory a freed block of one kind leaves warm
+ * serves the next block of either.  Arena pages are weighed by the fewest
+ * faults of any free run (see "fewest faults"), a cached reservation by the
+ * bytes it would still have to fault in.  A huge request (GM_HUGE_THRESHOLD
+ * and up) takes arena pages only when they fault in fewer pages than the
+ * best reservation would, cached or new: a block that size pins much of an
+ * arena, and in a reservation of its own it can grow by remapping.  A large
+ * one takes arena pages unless a cached reservation faults in fewer, and
+ * grows the heap when neither has room.  bench/largechurn (buffers replaced
+ * at random) faulted in 119,600 pages with 5-25 MiB buffers and 103,600 with
+ * 8-24 MiB while the two pools did not trade and the threshold was 16 MiB,
+ * 109,900 and 87,200 now; its buffers need 86,500 and 75,500 (tcmalloc:
+ * 113,100 and 95,300). */
+
+/* Pages a cached reservation hosting size bytes still has to fault in. */
+static uint32_t cached_faults(const gm_arena_t *d, size_t size) {
+    return d->huge_backed >= size ? 0 : (uint32_t)((size - d->huge_backed) / PAGE);
+}
+
+void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
+    size = round_up(size, PAGE);
+    uint32_t n = size <= GM_ARENA_SIZE ? (uint32_t)(size / PAGE) : UINT32_MAX;
+    bool huge = size >= GM_HUGE_THRESHOLD;
+    struct placement w = {NULL, 0, UINT32_MAX, 0};
+    gm_lock(&heap_lock);
+    flush_pages_locked();
+    if (n != UINT32_MAX)
+        fewest_faults_locked(n, &w);
+    int c = best_cached_huge_locked(size, PAGE);
+    uint32_t arena_faults = w.arena ? w.faults : UINT32_MAX;
+    uint32_t reuse_faults = c >= 0 ? cached_faults(huge_cache[c], size) : UINT32_MAX;
+    bool arena = huge ? arena_faults < reuse_faults && arena_faults < n
+                      : arena_faults <= reuse_faults || reuse_faults >= n;
+    gm_span_t *s = NULL;
+    gm_arena_t *a;
+    if (arena && w.arena) {
+        uintptr_t addr = take_placement_locked(&w, n, &a);
+        s = addr ? large_span_locked(a, addr, n) : NULL;
+    } else if (arena) {   /* no free run: the heap grows */
+        uintptr_t addr = alloc_pages_locked(n, 1, &a);
+        s = addr ? large_span_locked(a, addr, n) : NULL;
+    }
+    gm_arena_t *d = arena ? NULL : take_cached_huge_locked(c);
+    gm_unlock(&heap_lock);
+    if (!arena)
+        return hand_out_huge(d, size, PAGE, dirty);
+    if (!s)
+        return NULL;
+    *dirty = s->fresh_zero ? 0 : size;
+    return (void *)s->base;
 }
 
 /* Resizes huge block d in place to size bytes (at least GM_HUGE_THRESHOLD),
@@ -1067,9 +1244,9 @@ void gm_mheap_free_huge(gm_arena_t *d) {
         unmap_huge(d);
 }
 
-/* The slot of the table entry idle longest, if idle for HUGE_IDLE_MS or
- * recent_too; -1 if none. */
-static int idlest_locked(gm_arena_t *const *table, int n, bool recent_too) {
+/* The slot of the table entry idle longest, if idle for idle_ms; -1 if
+ * none. */
+static int idlest_locked(gm_arena_t *const *table, int n, uint32_t idle_ms) {
     int oldest = -1;
     uint32_t now = gm_os_clock_ms(), age = 0;
     for (int i = 0; i < n; i++) {
@@ -1078,14 +1255,14 @@ static int idlest_locked(gm_arena_t *const *table, int n, bool recent_too) {
             age = now - table[i]->idle_since_ms;
         }
     }
-    return oldest >= 0 && (recent_too || age >= HUGE_IDLE_MS) ? oldest : -1;
+    return oldest >= 0 && age >= idle_ms ? oldest : -1;
 }
 
 /* Gives back idle huge memory: unmaps the cached reservation idle longest,
  * or else the slack of the block idle longest; returns the bytes. */
-static size_t drop_idle_huge(bool recent_too) {
+static size_t drop_idle_huge(uint32_t idle_ms) {
     gm_lock(&heap_lock);
-    int i = idlest_locked(huge_cache, HUGE_CACHE_SLOTS, recent_too);
+    int i = idlest_locked(huge_cache, HUGE_CACHE_SLOTS, idle_ms);
     gm_arena_t *d = NULL;
     size_t dropped = 0;
     if (i >= 0) {
@@ -1094,7 +1271,7 @@ static size_t drop_idle_huge(bool recent_too) {
         dropped = d->huge_backed;
         note_idle_locked(-(ptrdiff_t)dropped);
         unregister_huge_locked(d);
-    } else if ((i = idlest_locked(huge_slack, HUGE_SLACK_SLOTS, recent_too)) >= 0) {
+    } else if ((i = idlest_locked(huge_slack, HUGE_SLACK_SLOTS, idle_ms)) >= 0) {
         gm_arena_t *s = huge_slack[i];
         dropped = s->huge_backed - s->huge_size;
         forget_slack_locked(s);
@@ -1127,10 +1304,15 @@ static uint32_t chunk_next_bit(const uint64_t m[4], uint32_t i, bool set) {
 /* Backed free pages of chunk c of arena a, as a mask per bitmap word, in
  * runs of at least min_run pages (counted within the chunk). */
 static uint32_t chunk_backed_free(const gm_arena_t *a, uint32_t c, uint64_t masks[4],
-                                  uint32_t min_run) {
-    uint32_t n = 0;
+                                  uint32_t idle_ms, uint32_t min_run) {
+    uint32_t n = 0, now = gm_os_clock_ms();
     for (uint32_t k = 0; k < 4; k++) {
         masks[k] = a->free_bits[c * 4 + k] & ~a->released_bits[c * 4 + k];
+        for (uint64_t m = idle_ms ? masks[k] : 0; m; m &= m - 1) {
+            uint32_t page = (c * 4 + k) * 64 + (uint32_t)__builtin_ctzll(m);
+            if (now - a->page_freed_ms[page] < idle_ms)   /* freed lately */
+                masks[k] &= ~(m & -m);
+        }
         n += popcount_masked(masks[k], ~(uint64_t)0);
     }
     if (min_run <= 1 || n == 0)
@@ -1157,15 +1339,15 @@ static uint32_t chunk_in_use(const gm_arena_t *a, uint32_t c) {
 /* The highest chunk with backed free pages in runs of min_run or more (not
  * dense unless force): its arena, index and those pages' masks; returns how
  * many pages they are, 0 if there is no such chunk. */
-static uint32_t pick_chunk_locked(bool force, uint32_t min_run, gm_arena_t **out,
-                                  uint32_t *chunk, uint64_t masks[4]) {
+static uint32_t pick_chunk_locked(bool force, uint32_t idle_ms, uint32_t min_run,
+                                  gm_arena_t **out, uint32_t *chunk, uint64_t masks[4]) {
     uint32_t found = 0;
     for (gm_arena_t *a = arenas; a; a = a->next) {
         if (a->free_pages == a->released_pages)
             continue;
         for (int c = GM_ARENA_BITMAP_WORDS / 4 - 1; c >= 0; c--) {
             uint64_t m[4];
-            uint32_t n = chunk_backed_free(a, (uint32_t)c, m, min_run);
+            uint32_t n = chunk_backed_free(a, (uint32_t)c, m, force ? 0 : idle_ms, min_run);
             if (!n || (!force && chunk_in_use(a, (uint32_t)c) >= DENSE_IN_USE))
                 continue;
             *out = a;
@@ -1189,8 +1371,8 @@ static struct {
 /* Gives back the backed free pages of one chunk (those in runs of min_run
  * pages or more); returns the bytes released, 0 when there is nothing
  * (eligible) left. */
-size_t gm_mheap_release_step(bool force, uint32_t min_run) {
-    size_t dropped = drop_idle_huge(force);
+size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
+    size_t dropped = drop_idle_huge(force ? 0 : idle_ms);
     if (dropped)
         return dropped;
     gm_arena_t *a = NULL;
@@ -1198,7 +1380,7 @@ size_t gm_mheap_release_step(bool force, uint32_t min_run) {
     uint64_t masks[4];
     gm_lock(&heap_lock);
     flush_pages_locked();
-    uint32_t n = pick_chunk_locked(force, min_run, &a, &chunk, masks);
+    uint32_t n = pick_chunk_locked(force, idle_ms, min_run, &a, &chunk, masks);
     if (!n) {
         gm_unlock(&heap_lock);
         return 0;
@@ -1256,7 +1438,7 @@ void gm_mheap_after_fork_child(void) {
 
 size_t gm_mheap_release_all(void) {
     size_t total = 0, step;
-    while ((step = gm_mheap_release_step(true, 1)) > 0)
+    while ((step = gm_mheap_release_step(true, 0, 1)) > 0)
         total += step;
     return total;
 }

@@ -2,20 +2,30 @@
  * scavenger.c — gives free pages back to the OS in the background (Go's
  * scavenger), so RSS comes down after a spike without any call.
  *
- * Goal: free-but-backed heap memory <= GOMALLOC_RETAIN_PERCENT (5%) of the
- * memory in use, plus a 1 MiB floor.  Above the goal the scavenger releases
- * one 2 MiB chunk per step (the highest first: allocation is lowest-first, so
- * the top of the heap is what stays free; dense chunks are left alone), and
- * within a tick first only free runs of at least 64 KiB: a short hole is soon
- * a span again and would be faulted back in, a long run at the top is not
- * (bench/churn 1: peak RSS 46.8 -> 41.8 and 47.3 -> 42.8 MiB, churn 4: -4 to
- * -6%, same time; realloc and large unchanged).  It spends at most 2 ms of
- * work per 20 ms tick, a tenth of one CPU.  Measured
- * here, giving back 700 MiB costs about 65 ms of kernel time, so a large drop
- * is returned within about a second.  A tick that released anything is
- * followed by another 20 ms later, so a program that keeps freeing stays
- * near the goal (waiting 100 ms let bench/churn peak 10 MiB higher, 72 MiB
- * instead of 62); one that found nothing to do waits 100 ms.
+ * Decay: free memory goes back once it has idled for GOMALLOC_DECAY_MS
+ * (1 s), not as soon as there is more of it than some share of the heap.  A
+ * program that frees a block and allocates one like it a few milliseconds
+ * later (a buffer replaced, a batch of work redone) must find the pages still
+ * there: giving them back at once and faulting them in again cost
+ * bench/largechurn three to five times tcmalloc's time.  Idleness is judged
+ * per page: the mheap notes when each page was freed, and a release step
+ * gives back only the free pages of a 2 MiB chunk that have idled for the
+ * decay time (Go's scavenge index skips chunks allocated from lately, which
+ * a chunk that small spans keep busy would never leave); cached huge
+ * reservations and huge slack likewise.  Among those, the highest chunks go
+ * first (allocation is
+ * lowest-first), and within a tick free runs of at least 64 KiB before
+ * shorter holes (a short hole is soon a span again); chunks at least 96.9% in
+ * use are left alone for their huge page.  GOMALLOC_RETAIN_PERCENT (5%) of
+ * the memory in use stays backed however long it idles.  jemalloc's decay
+ * spreads purging over ten seconds along a curve; one step at a shorter age
+ * keeps what the program reuses and still returns a freed spike within
+ * about two seconds, and a program that wants it sooner calls malloc_trim.
+ *
+ * Pace: at most 2 ms of work per 20 ms tick, a tenth of one CPU, while there
+ * is idle memory to give back, one tick per 100 ms otherwise.  Giving back
+ * 700 MiB costs about 65 ms of kernel time, so a spike is returned within
+ * about a second of its decay.
  *
  * It starts lazily: the mheap sets gm_scavenger_wanted once the heap holds
  * 32 MiB, and the next allocation or free slow path starts the thread (with
@@ -34,7 +44,6 @@
 #include "internal.h"
 
 #define START_BYTES ((uint64_t)32 << 20)
-#define FLOOR_BYTES ((uint64_t)1 << 20)
 #define BUSY_TICK_NS (20 * 1000 * 1000L)
 #define IDLE_TICK_NS (100 * 1000 * 1000L)
 #define WORK_PER_TICK_NS (2 * 1000 * 1000L)
@@ -59,35 +68,36 @@ static void sleep_ns(long ns) {
         ;
 }
 
-static uint64_t goal_bytes(uint64_t in_use) {
-    return in_use / 100 * gm_options.retain_percent + FLOOR_BYTES;
+static uint64_t retained_bytes(uint64_t in_use) {
+    return in_use / 100 * gm_options.retain_percent;
 }
 
-/* Releases chunks until the goal is met or the tick's work budget is spent;
- * returns whether it had anything to release. */
+/* Releases pages idle for the decay time, long runs first, while more than
+ * the retained share is free and backed and the tick's budget lasts; returns
+ * whether it released anything. */
 static bool scavenge_tick(void) {
     int64_t start = now_ns();
+    uint32_t idle_ms = gm_options.decay_ms;
     uint64_t in_use, free_backed;
     bool worked = false;
     uint32_t min_run = LONG_RUN_PAGES;
     gm_mheap_usage(&in_use, &free_backed);
-    while (free_backed > goal_bytes(in_use)) {
+    while (free_backed > retained_bytes(in_use) && now_ns() - start <= WORK_PER_TICK_NS) {
         gm_lock(&scavenge_lock);
-        size_t released = gm_mheap_release_step(false, min_run);
+        size_t released = gm_mheap_release_step(false, idle_ms, min_run);
         gm_unlock(&scavenge_lock);
         if (released == 0 && min_run > 1) {
             min_run = 1;   /* no long runs left: the short ones go too */
             continue;
         }
         if (released == 0)
-            break;   /* only dense chunks left */
+            break;   /* only recent or dense chunks left */
         worked = true;
-        if (now_ns() - start > WORK_PER_TICK_NS)
-            break;
         gm_mheap_usage(&in_use, &free_backed);
     }
     return worked;
 }
+
 
 static void *scavenger_main(void *arg) {
     (void)arg;

@@ -140,8 +140,8 @@ def published_patterns(quick, s, b, fmt):
     """Workloads rebuilt after published allocator benchmarks (see README)."""
     out = []
     # largechurn: 5..25 MiB as published; 1..4 MiB stays below every
-    # allocator's direct-mapping threshold; 8..24 MiB straddles gomalloc's
-    # 16 MiB huge-block threshold (half the work: it is the slowest).  QUICK
+    # allocator's direct-mapping threshold; 24..40 MiB straddles gomalloc's
+    # 32 MiB huge-block threshold (half the work: it is the slowest).  QUICK
     # keeps only the small one, a fifth of the time of the others.
     if not quick:
         out.append(Workload("largechurn", [b("largechurn"), "1", fmt(s)]))
@@ -149,7 +149,7 @@ def published_patterns(quick, s, b, fmt):
                                              "1", "4"]))
     if not quick:
         out.append(Workload("largechurn-huge", [b("largechurn"), "1",
-                                                fmt(s / 2), "8", "24"]))
+                                                fmt(s / 2), "24", "40"]))
     # threadscale: the same work per thread at every thread count.
     for t in ([1, 2] if quick else [1, 2, 4]):
         out.append(Workload("threadscale-%d" % t, [b("threadscale"), str(t),

@@ -356,12 +356,12 @@ static void test_mheap_release_step_long_runs_first(void **state)
     assert_int_equal(released_pages_in(at16, 16), 0);
     assert_int_equal(released_pages_in(tail, 3), 0);
 
-    assert_int_equal(gm_mheap_release_step(false, 8), 16 * PAGE);
+    assert_int_equal(gm_mheap_release_step(false, 0, 8), 16 * PAGE);
     assert_int_equal(released_pages_in(at16, 16), 16);
     assert_int_equal(released_pages_in(tail, 3), 0);
-    assert_int_equal(gm_mheap_release_step(false, 8), 0);
+    assert_int_equal(gm_mheap_release_step(false, 0, 8), 0);
 
-    assert_int_equal(gm_mheap_release_step(true, 1), 3 * PAGE);
+    assert_int_equal(gm_mheap_release_step(true, 0, 1), 3 * PAGE);
     assert_int_equal(released_pages_in(tail, 3), 3);
     gm_mheap_free_span(block);
     gm_mheap_release_all();

@@ -320,17 +320,17 @@ static void run_alloc_case(const struct alloc_case *c)
 ALLOC_TEST(test_oom_malloc_small, K_MALLOC, 5000, 0, true)
 ALLOC_TEST(test_oom_malloc_tiny, K_MALLOC, 48, 0, true)
 ALLOC_TEST(test_oom_malloc_large, K_MALLOC, 300 * KiB, 0, true)
-ALLOC_TEST(test_oom_malloc_large_max, K_MALLOC, 16 * MiB - PAGE, 0, true)
-ALLOC_TEST(test_oom_malloc_huge, K_MALLOC, 20 * MiB, 0, false)
+ALLOC_TEST(test_oom_malloc_large_max, K_MALLOC, 32 * MiB - PAGE, 0, true)
+ALLOC_TEST(test_oom_malloc_huge, K_MALLOC, 40 * MiB, 0, false)
 ALLOC_TEST(test_oom_calloc_small, K_CALLOC, 2400, 0, true)
 ALLOC_TEST(test_oom_calloc_large, K_CALLOC, 200 * KiB, 0, true)
-ALLOC_TEST(test_oom_calloc_huge, K_CALLOC, 24 * MiB, 0, false)
+ALLOC_TEST(test_oom_calloc_huge, K_CALLOC, 48 * MiB, 0, false)
 ALLOC_TEST(test_oom_aligned_alloc_1mib, K_ALIGNED, 100, MiB, true)
 ALLOC_TEST(test_oom_aligned_alloc_1mib_large, K_ALIGNED, 3 * MiB, MiB, true)
-ALLOC_TEST(test_oom_aligned_alloc_huge, K_ALIGNED, 17 * MiB, 4 * MiB, false)
+ALLOC_TEST(test_oom_aligned_alloc_huge, K_ALIGNED, 33 * MiB, 4 * MiB, false)
 ALLOC_TEST(test_oom_posix_memalign_1mib, K_POSIX_MEMALIGN, 4096, MiB, true)
 ALLOC_TEST(test_oom_posix_memalign_small, K_POSIX_MEMALIGN, 700, 256, true)
-ALLOC_TEST(test_oom_posix_memalign_huge, K_POSIX_MEMALIGN, 20 * MiB, 64, false)
+ALLOC_TEST(test_oom_posix_memalign_huge, K_POSIX_MEMALIGN, 40 * MiB, 64, false)
 ALLOC_TEST(test_oom_memalign_64k, K_MEMALIGN, 100 * KiB, 64 * KiB, true)
 ALLOC_TEST(test_oom_memalign_small, K_MEMALIGN, 200, 128, true)
 ALLOC_TEST(test_oom_valloc_small, K_VALLOC, 100, 0, true)
@@ -417,7 +417,7 @@ static void test_oom_realloc_large_to_larger(void **state)
 static void test_oom_realloc_large_to_huge(void **state)
 {
     (void)state;
-    run_realloc_case(__func__, 1 * MiB, 20 * MiB, false, false);
+    run_realloc_case(__func__, 1 * MiB, 40 * MiB, false, false);
 }
 
 /* Past its reservation a huge block is remapped to a new one: a refused
@@ -426,7 +426,7 @@ static void test_oom_realloc_large_to_huge(void **state)
 static void test_oom_realloc_huge_to_huger(void **state)
 {
     (void)state;
-    run_realloc_case(__func__, 20 * MiB, 100 * MiB, false, false);
+    run_realloc_case(__func__, 40 * MiB, 100 * MiB, false, false);
 }
 
 static void test_oom_reallocarray(void **state)
@@ -438,7 +438,7 @@ static void test_oom_reallocarray(void **state)
 static void test_oom_reallocarray_huge(void **state)
 {
     (void)state;
-    run_realloc_case(__func__, 40 * KiB, 18 * MiB, true, false);
+    run_realloc_case(__func__, 40 * KiB, 36 * MiB, true, false);
 }
 
 /* A heap that is full many times over: every refusal in a long run of

@@ -64,7 +64,7 @@ static void test_pagemap_arena_of_large_block(void **state)
 static void test_pagemap_arena_of_huge_block(void **state)
 {
     (void)state;
-    size_t size = 20 * MiB;
+    size_t size = 40 * MiB;   /* at or above GM_HUGE_THRESHOLD */
     void *p = gm_malloc(size);
     assert_non_null(p);
     uintptr_t addr = (uintptr_t)p;
