@@ -1,21 +1,41 @@
-# gomalloc — build, test and benchmark.
+# gomalloc — build, install, test and benchmark.  `make help` prints the
+# lines below that start with "make" (one per target; keep them one line).
 #
-#   make              lib/libgomalloc.so, lib/libgomalloc.a (and the core archive)
-#   make test         installs missing Debian packages, then every test below
-#   make test-unit    cmocka unit tests, one per layer, and the API tests
-#   make test-link    a program linked with -lgomalloc, shared and static, gets gomalloc
-#   make test-stress  threaded, thread-churn and fork stress tests (gm_ API and LD_PRELOAD)
-#   make test-programs real programs under LD_PRELOAD compared with glibc runs
-#   make test-valgrind unit and stress tests under memcheck
+#   make                     lib/libgomalloc.so (.so.MAJOR, .so.MAJOR.MINOR.PATCH) and lib/libgomalloc.a
+#   make install             install into PREFIX (/usr/local): library, archive, header, pkg-config, CMake, gomalloc-run, man pages
+#   make uninstall           remove what make install put there (same PREFIX, LIBDIR, DESTDIR)
+#   make help                this list
+#   make test                install missing Debian packages (as root), then every test below
+#   make test-unit           cmocka unit tests, one per layer, and the API tests
+#   make test-link           a program linked with -lgomalloc, shared and static, gets gomalloc
+#   make test-install        install into a temporary DESTDIR and adopt that copy: pkg-config, CMake, C++, man
+#   make test-glibc          glibc's malloc test behaviours, linked and preloaded
+#   make test-glibc-ref      the same tests on glibc's own malloc (all must pass)
+#   make test-stress         threaded, thread-churn and fork stress tests (gm_ API and LD_PRELOAD)
+#   make test-programs       real programs under LD_PRELOAD compared with glibc runs
+#   make test-valgrind       unit and stress tests under memcheck
 #   make test-valgrind-client  a buggy program linked with a VALGRIND=1 archive: memcheck reports it
-#   make VALGRIND=1   libraries with memcheck client requests (objects in build/obj-valgrind)
-#   make test-asan    unit and stress tests with ASan+UBSan (gm_ API)
-#   make test-tsan    threaded stress tests with TSan (gm_ API)
-#   make test-oom     out-of-memory tests (fault injection, RLIMIT_AS), also under valgrind and ASan
-#   make test-fuzz    a one-minute libFuzzer run over the gm_ API (make fuzz: ten minutes)
-#   make soak         the stress tests in a loop for SOAK_SECONDS (600)
-#   make bench        allocator comparison (bench/bench.mk); QUICK=1 for a short run
-#   make CC=clang     builds with clang
+#   make test-asan           unit and stress tests with ASan+UBSan (gm_ API)
+#   make test-tsan           threaded stress tests with TSan (gm_ API)
+#   make test-oom            out-of-memory tests (fault injection, RLIMIT_AS), also under valgrind and ASan
+#   make test-fuzz           a one-minute libFuzzer run over the gm_ API
+#   make fuzz                the same for ten minutes
+#   make soak                the stress tests in a loop for SOAK_SECONDS (600)
+#   make bench               allocator comparison, ~15 min (bench/bench.mk); QUICK=1: ~3 min
+#   make bench-insn          instructions per malloc+free pair under callgrind, against bench/insn-baseline.csv
+#   make bench-insn-baseline the same, rewriting bench/insn-baseline.csv
+#   make bench-clean         remove the built workloads and generated inputs
+#   make deps                install the Debian packages the tests need (as root)
+#   make clean               remove build/ and lib/
+#
+# Variables: CC (CC=clang builds with clang), CXX (one small C++ file: g++),
+# OPT (-O2), VALGRIND=1 (libraries with memcheck client requests, objects in
+# build/obj-valgrind; a plain `make` afterwards rebuilds the normal ones),
+# PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR, MANDIR for install/uninstall.
+#
+# The version is GOMALLOC_VERSION_MAJOR/MINOR/PATCH in include/gomalloc.h,
+# nowhere else: the soname, gomalloc.pc, the CMake package, gomalloc-run and
+# the manual pages take it from there.
 
 CC      ?= cc
 OPT     ?= -O2
@@ -32,38 +52,67 @@ ifeq ($(VALGRIND),1)
 ALL_CFLAGS += -DGM_VALGRIND=1
 endif
 
+CXX     ?= g++
+# The C++ operators' one catch (LD_PRELOAD/cxx_catch.cc): no libstdc++ is
+# linked, its runtime symbols are weak (checked below).
+CXX_FLAGS := -std=c++11 $(WARN) -g -fPIC -fvisibility=hidden $(OPT)
+
 CORE_SRC := $(wildcard alloc/*.c)
 CORE_HDR := $(wildcard alloc/*.h) include/gomalloc.h
 
+VERSION_PART = $(shell awk '$$2 == "GOMALLOC_VERSION_$(1)" { print $$3 }' include/gomalloc.h)
+VERSION_MAJOR := $(call VERSION_PART,MAJOR)
+VERSION_MINOR := $(call VERSION_PART,MINOR)
+VERSION_PATCH := $(call VERSION_PART,PATCH)
+VERSION       := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SONAME        := libgomalloc.so.$(VERSION_MAJOR)
+
+# lib/libgomalloc.so -> libgomalloc.so.MAJOR -> libgomalloc.so.MAJOR.MINOR.PATCH
 LIB_SO     := lib/libgomalloc.so
+LIB_SONAME := lib/$(SONAME)
+LIB_REAL   := lib/libgomalloc.so.$(VERSION)
 LIB_A      := lib/libgomalloc.a
 CORE_LIB   := build/libgomalloc-core.a
 OBJ_DIR    := build/obj$(if $(filter 1,$(VALGRIND)),-valgrind)
 CORE_OBJ   := $(patsubst alloc/%.c,$(OBJ_DIR)/%.o,$(CORE_SRC))
 OVERRIDE_OBJ := $(OBJ_DIR)/override.o
+CXX_OBJ    := $(OBJ_DIR)/cxx_catch.o
 
 # Tests and their flags (used by tests/stress.mk too).
 TEST_CFLAGS := -std=gnu11 $(WARN) -g -O1 -pthread -Iinclude -Ialloc
 TEST_LIBS   := -lcmocka -pthread
-APT_PKGS    := libcmocka-dev valgrind gcc make git sqlite3 perl python3 time
+APT_PKGS    := libcmocka-dev valgrind gcc g++ make git sqlite3 perl python3 time \
+               binutils pkgconf cmake groff-base man-db
 
 .PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan \
-        test-tsan test-valgrind-client test-link deps
+        test-tsan test-valgrind-client test-link deps help install uninstall
 .DEFAULT_GOAL := all
 
 all: $(LIB_SO) $(LIB_A) $(CORE_LIB)
 
+help:
+	@sed -n 's/^#   \(make .*\)/\1/p' $(firstword $(MAKEFILE_LIST))
+
 $(OBJ_DIR)/%.o: alloc/%.c $(CORE_HDR) | $(OBJ_DIR)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(OVERRIDE_OBJ): LD_PRELOAD/override.c alloc/malloc.c $(CORE_HDR) | $(OBJ_DIR)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+# -fexceptions: a C++ exception passes through the operators (cxx_new.c).
+$(OVERRIDE_OBJ): LD_PRELOAD/override.c LD_PRELOAD/cxx_new.c alloc/malloc.c $(CORE_HDR) | $(OBJ_DIR)
+	$(CC) $(ALL_CFLAGS) -fexceptions -c $< -o $@
+
+# Every symbol it leaves undefined must be weak, or a C program linking
+# gomalloc would need libstdc++.
+WEAK_ONLY_CHECK = if nm -u $@ | grep -q ' U '; then \
+	  echo "$@: C++ runtime symbols must be weak:" >&2; nm -u $@ | grep ' U ' >&2; rm -f $@; exit 1; fi
+$(CXX_OBJ): LD_PRELOAD/cxx_catch.cc | $(OBJ_DIR)
+	$(CXX) $(CXX_FLAGS) $(CXXFLAGS) -c $< -o $@
+	@$(WEAK_ONLY_CHECK)
 
 $(CORE_LIB): $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 # The libraries take override.o, which compiles malloc.c in, instead of malloc.o.
-LIB_OBJ := $(filter-out $(OBJ_DIR)/malloc.o,$(CORE_OBJ)) $(OVERRIDE_OBJ)
+LIB_OBJ := $(filter-out $(OBJ_DIR)/malloc.o,$(CORE_OBJ)) $(OVERRIDE_OBJ) $(CXX_OBJ)
 
 # Switching between plain and VALGRIND=1 builds relinks the libraries.
 VARIANT_STAMP := build/variant-$(if $(filter 1,$(VALGRIND)),valgrind,plain)
@@ -73,11 +122,80 @@ $(VARIANT_STAMP):
 $(LIB_A): $(LIB_OBJ) $(VARIANT_STAMP) | lib
 	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
-$(LIB_SO): $(LIB_OBJ) $(VARIANT_STAMP) | lib
-	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libgomalloc.so -o $@ $(LIB_OBJ)
+# -z nodelete: dlclose leaves it loaded (its scavenger thread, fork handlers
+# and thread-exit destructor point into it).
+$(LIB_REAL): $(LIB_OBJ) $(VARIANT_STAMP) | lib
+	$(CC) -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ)
+$(LIB_SONAME): $(LIB_REAL)
+	ln -sfn $(notdir $<) $@
+$(LIB_SO): $(LIB_SONAME)
+	ln -sfn $(notdir $<) $@
 
 $(OBJ_DIR) build/tests lib:
 	mkdir -p $@
+
+# ---- install ------------------------------------------------------------------
+# make install [PREFIX=/usr/local] [LIBDIR=$(PREFIX)/lib] [DESTDIR=staging root]
+# Paths written into the installed files are the final ones (without
+# DESTDIR); gomalloc-run and the CMake package also find their files
+# relative to their own place, so a staged or moved tree works too.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR   ?= $(LIBDIR)/cmake/gomalloc
+INSTALL    ?= install
+LDCONFIG   ?= ldconfig
+# Manual pages gomalloc(3) also answers to (each a one-line .so page; not
+# free_sized, whose page belongs to the C library's manual).
+MAN3_LINKS := gm_malloc gm_free gm_calloc gm_realloc gm_reallocarray gm_aligned_alloc \
+              gm_posix_memalign gm_memalign gm_valloc gm_pvalloc gm_usable_size gm_free_sized \
+              gm_free_aligned_sized gm_good_size gm_release gm_get_stats gm_print_stats \
+              gm_version
+INSTALLED_FILES := $(addprefix $(LIBDIR)/,libgomalloc.so.$(VERSION) $(SONAME) libgomalloc.so \
+                     libgomalloc.a) \
+                   $(INCLUDEDIR)/gomalloc.h $(PKGCONFIGDIR)/gomalloc.pc \
+                   $(CMAKEDIR)/gomalloc-config.cmake $(CMAKEDIR)/gomalloc-config-version.cmake \
+                   $(BINDIR)/gomalloc-run $(MANDIR)/man1/gomalloc-run.1 $(MANDIR)/man3/gomalloc.3 \
+                   $(addprefix $(MANDIR)/man3/,$(addsuffix .3,$(MAN3_LINKS)))
+# The loader's cache, when installing for real as root.
+RUN_LDCONFIG = if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; \
+	then $(LDCONFIG); fi
+SUBST_VERSION = -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(VERSION_MAJOR)|g'
+
+install: $(LIB_SO) $(LIB_A)
+	$(INSTALL) -d $(addprefix $(DESTDIR),$(LIBDIR) $(INCLUDEDIR) $(BINDIR) $(PKGCONFIGDIR) \
+	  $(CMAKEDIR) $(MANDIR)/man1 $(MANDIR)/man3)
+	$(INSTALL) -m 755 $(LIB_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sfn libgomalloc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libgomalloc.so
+	$(INSTALL) -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 644 include/gomalloc.h $(DESTDIR)$(INCLUDEDIR)/
+	sed $(SUBST_VERSION) -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	  -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' pkgconfig/gomalloc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/gomalloc.pc
+	sed $(SUBST_VERSION) \
+	  -e "s|@INCLUDEDIR_FROM_LIBDIR@|$$(realpath -m --relative-to=$(LIBDIR) $(INCLUDEDIR))|" \
+	  -e "s|@BINDIR_FROM_LIBDIR@|$$(realpath -m --relative-to=$(LIBDIR) $(BINDIR))|" \
+	  cmake/gomalloc-config.cmake.in > $(DESTDIR)$(CMAKEDIR)/gomalloc-config.cmake
+	sed $(SUBST_VERSION) cmake/gomalloc-config-version.cmake.in \
+	  > $(DESTDIR)$(CMAKEDIR)/gomalloc-config-version.cmake
+	sed -e "s|'@GOMALLOC_VERSION@'|'$(VERSION)'|" -e "s|'@GOMALLOC_SONAME@'|'$(SONAME)'|" \
+	  -e "s|'@GOMALLOC_LIBDIR@'|'$(LIBDIR)'|" \
+	  -e "s|'@GOMALLOC_LIBDIR_FROM_BINDIR@'|'$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR))'|" \
+	  LD_PRELOAD/gomalloc-run > $(DESTDIR)$(BINDIR)/gomalloc-run
+	chmod 755 $(DESTDIR)$(BINDIR)/gomalloc-run
+	sed '/^\.TH /s|"gomalloc"|"gomalloc $(VERSION)"|' man/gomalloc.3 > $(DESTDIR)$(MANDIR)/man3/gomalloc.3
+	sed '/^\.TH /s|"gomalloc"|"gomalloc $(VERSION)"|' man/gomalloc-run.1 \
+	  > $(DESTDIR)$(MANDIR)/man1/gomalloc-run.1
+	for n in $(MAN3_LINKS); do echo '.so man3/gomalloc.3' > $(DESTDIR)$(MANDIR)/man3/$$n.3; done
+	@$(RUN_LDCONFIG)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
+	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
+	@$(RUN_LDCONFIG)
 
 # ---- dependencies -----------------------------------------------------------
 # Installs what is missing, as root, so a fresh Debian machine needs nothing else.
@@ -95,7 +213,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 
 # ---- unit tests (cmocka, one file per layer) --------------------------------
 UNIT_NAMES := test_sizeclass test_lock test_fixalloc test_pagemap test_mheap test_mcentral \
-              test_mcache test_pagecache test_scavenger test_detect test_api
+              test_mcache test_pagecache test_scavenger test_detect test_api test_options
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
 build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests
@@ -108,6 +226,7 @@ test-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 -include tests/stress.mk
+-include tests/install.mk
 -include tests/glibc.mk
 -include tests/fuzz.mk
 -include bench/bench.mk
@@ -135,10 +254,13 @@ build/$(1)/libgomalloc-core.a: $$(patsubst alloc/%.c,build/$(1)/obj/%.o,$$(CORE_
 build/$(1)/tests/%: tests/%.c build/$(1)/libgomalloc-core.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(TEST_CFLAGS) $$(SAN_FLAGS_$(1)) $$< -o $$@ build/$(1)/libgomalloc-core.a $$(TEST_LIBS)
-build/$(1)/obj/override.o: LD_PRELOAD/override.c alloc/malloc.c $$(CORE_HDR)
+build/$(1)/obj/override.o: LD_PRELOAD/override.c LD_PRELOAD/cxx_new.c alloc/malloc.c $$(CORE_HDR)
 	@mkdir -p $$(@D)
-	$$(CC) $$(BASE_CFLAGS) -O1 $$(SAN_FLAGS_$(1)) -c $$< -o $$@
-build/$(1)/libgomalloc.a: $$(filter-out build/$(1)/obj/malloc.o,$$(patsubst alloc/%.c,build/$(1)/obj/%.o,$$(CORE_SRC))) build/$(1)/obj/override.o
+	$$(CC) $$(BASE_CFLAGS) -O1 $$(SAN_FLAGS_$(1)) -fexceptions -c $$< -o $$@
+build/$(1)/obj/cxx_catch.o: LD_PRELOAD/cxx_catch.cc
+	@mkdir -p $$(@D)
+	$$(CXX) $$(CXX_FLAGS) $$(SAN_FLAGS_$(1)) -c $$< -o $$@
+build/$(1)/libgomalloc.a: $$(filter-out build/$(1)/obj/malloc.o,$$(patsubst alloc/%.c,build/$(1)/obj/%.o,$$(CORE_SRC))) build/$(1)/obj/override.o build/$(1)/obj/cxx_catch.o
 	rm -f $$@ && ar rcs $$@ $$^
 endef
 $(eval $(call SAN_VARIANT,asan))
@@ -176,6 +298,7 @@ test-link: build/tests/link_shared build/tests/link_static
 test: deps all
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-link
+	$(MAKE) --no-print-directory test-install
 	$(MAKE) --no-print-directory test-glibc
 	$(MAKE) --no-print-directory test-stress
 	$(MAKE) --no-print-directory test-programs

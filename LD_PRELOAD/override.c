@@ -10,10 +10,16 @@
  * report and act on gomalloc's heap; mallopt accepts glibc's parameters and
  * ignores them (gomalloc has no such tunables).
  *
+ * C23's free_sized and free_aligned_sized (glibc 2.36 has neither) are
+ * gm_free_sized and gm_free_aligned_sized.  C++'s operator new and delete,
+ * every replaceable form, come from cxx_new.c, included below for the same
+ * reason as malloc.c: they inline its fast paths.
+ *
  * An alias must name a function of its own translation unit, so this file
  * compiles the API layer (alloc/malloc.c) in: malloc is then gm_malloc itself,
  * with no extra call or jump.  The libraries link this object in place of
- * malloc.o.
+ * malloc.o.  It is compiled with -fexceptions: a C++ exception (a throwing
+ * new-handler, std::bad_alloc) passes through its operator new.
  */
 #include "../alloc/malloc.c"
 
@@ -34,6 +40,8 @@ void *memalign(size_t align, size_t size) ALIAS(gm_memalign);
 void *valloc(size_t size) ALIAS(gm_valloc);
 void *pvalloc(size_t size) ALIAS(gm_pvalloc);
 size_t malloc_usable_size(void *ptr) ALIAS(gm_usable_size);
+void free_sized(void *ptr, size_t size) ALIAS(gm_free_sized);
+void free_aligned_sized(void *ptr, size_t align, size_t size) ALIAS(gm_free_aligned_sized);
 
 /* glibc declares no attributes on its internal names; the aliases inherit
  * gm_*'s, which is what they are. */
@@ -87,3 +95,5 @@ GM_EXPORT struct mallinfo mallinfo(void) {
     mi.fsmblks = (int)clamp_int(m2.fsmblks);
     return mi;
 }
+
+#include "cxx_new.c"

@@ -676,3 +676,91 @@ GM_EXPORT void gm_get_stats(struct gm_stats *out) {
     out->huge_mapped = h.huge;
     out->threads = gm_mcache_count();
 }
+
+/* ---- sized free, good size, version ------------------------------------------ */
+
+/* A sized free's size when the caller gave none (no block can be this big). */
+#define NO_SIZE SIZE_MAX
+
+static size_t put_text(char *line, size_t n, const char *s) {
+    while (*s && n < 200)
+        line[n++] = *s++;
+    return n;
+}
+
+/* "gomalloc: CALL: wrong WHAT for 0x...: GIVEN given[, REQUESTED requested]" */
+static GM_COLD __attribute__((noreturn)) void sized_mismatch(const char *call, const void *ptr,
+                                                             const char *what, size_t given,
+                                                             size_t requested) {
+    char line[256];
+    size_t n = put_text(line, 0, "gomalloc: ");
+    n = put_text(line, n, call);
+    n = put_text(line, n, ": wrong ");
+    n = put_text(line, n, what);
+    n = put_text(line, n, " for ");
+    n += gm_fmt_hex(line + n, (uintptr_t)ptr);
+    n = put_text(line, n, ": ");
+    n += gm_fmt_dec(line + n, given);
+    n = put_text(line, n, " given");
+    if (requested != NO_SIZE) {
+        n = put_text(line, n, ", ");
+        n += gm_fmt_dec(line + n, requested);
+        n = put_text(line, n, " requested");
+    }
+    line[n++] = '\n';
+    gm_os_write(2, line, n);
+    abort();
+}
+
+/* Debug mode checks the size (unless NO_SIZE) and the alignment (unless 0)
+ * against the block; the free itself is free's. */
+static GM_NOINLINE void free_sized_slow(void *ptr, size_t align, size_t size, const char *call) {
+    if (!ptr)
+        return;
+    gm_init();
+    if (GM_UNLIKELY(gm_options.debug)) {
+        uint8_t cls;
+        size_t usable = gm_raw_usable(ptr, call, &cls);   /* invalid pointer, double free */
+        /* The debug layer keeps the requested size in the block's last word,
+         * after a trailer of 16 bytes (debug.c); a damaged one is left for
+         * the free to report. */
+        size_t requested = *(const size_t *)((const char *)ptr + usable - sizeof(size_t));
+        if (align && (!is_pow2(align) || ((uintptr_t)ptr & (align - 1))))
+            sized_mismatch(call, ptr, "alignment", align, NO_SIZE);
+        if (size != NO_SIZE && size != requested && requested <= usable - 2 * sizeof(size_t))
+            sized_mismatch(call, ptr, "size", size, requested);
+    }
+    free_slow(ptr, call);
+}
+
+/* The free fast path first: the size is not needed to find the block (its
+ * page says its class), so a correct program pays what free pays; debug
+ * mode, which has no thread caches, always reaches the checks. */
+static inline void free_sized_checked(void *ptr, size_t align, size_t size, const char *call) {
+    if (GM_LIKELY(gm_mcache_free_fast(ptr)))
+        return;
+    free_sized_slow(ptr, align, size, call);
+}
+
+GM_EXPORT void gm_free_sized(void *ptr, size_t size) {
+    GM_VG_FREE(ptr);
+    free_sized_checked(ptr, 0, size, "free_sized()");
+}
+
+GM_EXPORT void gm_free_aligned_sized(void *ptr, size_t alignment, size_t size) {
+    GM_VG_FREE(ptr);
+    free_sized_checked(ptr, alignment, size, "free_aligned_sized()");
+}
+
+GM_EXPORT size_t gm_good_size(size_t size) {
+    if (size > PTRDIFF_MAX)
+        return 0;
+    gm_init();
+    if (GM_UNLIKELY(gm_options.debug))
+        return size;   /* malloc_usable_size reports the request in debug mode */
+    if (size <= GM_MAX_SMALL_SIZE)
+        return gm_class_size[gm_size_to_class[(size + 15) >> 4]];
+    return (size + PAGE - 1) & ~(size_t)(PAGE - 1);   /* large and huge: whole pages */
+}
+
+GM_EXPORT const char *gm_version(void) { return GOMALLOC_VERSION_STRING; }

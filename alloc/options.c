@@ -1,22 +1,40 @@
 /*
  * options.c — run-time settings, read once from the environment.
  *
- *   GOMALLOC_SCAVENGE=0|1          return free pages in the background (1)
- *   GOMALLOC_RETAIN_PERCENT=N      free-but-backed memory kept however long it
- *                                  idles, as a share of memory in use (5)
- *   GOMALLOC_DECAY_MS=N            free memory goes back to the OS once it has
- *                                  idled this long (1000)
- *   GOMALLOC_MADVISE=dontneed|free how pages are returned (dontneed)
- *   GOMALLOC_THREAD_CACHE_KIB=N    bound on one thread's cache (2048)
- *   GOMALLOC_DEBUG=0|1             checked slow paths for every call (0)
+ *   variable                   values          default   what
+ *   GOMALLOC_SCAVENGE          0 | 1           1         return free pages in the background
+ *   GOMALLOC_RETAIN_PERCENT    0 .. 100000     5         free memory kept backed however long it
+ *                                                        idles, as a share of memory in use
+ *   GOMALLOC_DECAY_MS          0 .. 3600000    1000      free memory goes back to the OS once it
+ *                                                        has idled this long
+ *   GOMALLOC_MADVISE           dontneed | free dontneed  how pages are returned
+ *   GOMALLOC_THREAD_CACHE_KIB  0 .. 1048576    2048      bound on one thread's cache (0: the
+ *                                                        least there is, a block per list)
+ *   GOMALLOC_DEBUG             0 | 1           0         checked slow paths for every call
+ *   GOMALLOC_VERBOSE           0 | 1           0         print the settings in force at start-up
+ *   GOMALLOC_LIB               a path          -         gomalloc-run's, not the library's
  *
- * Read by gm_init from environ (getenv's own table, no allocation), before
- * the program's threads exist; until then the defaults below apply.  A value
- * that does not parse is reported once on stderr and the default is kept.
+ * This table, the README's and gomalloc(3)'s say the same.
+ *
+ * Read by gm_init, before the program's threads exist (until then the
+ * defaults below apply), in one pass over the environment that allocates
+ * nothing: environ (getenv's own table), or, before libc has set it (a
+ * malloc from the dynamic loader), /proc/self/environ read with plain system
+ * calls into a stack buffer.  Every GOMALLOC_ variable is looked at, once: a
+ * value that does not parse or is out of range is reported on stderr with
+ * the accepted values, and the default is kept; a name that is not one of
+ * the above is reported with the nearest one that is.  As with getenv, the
+ * first of two entries with the same name counts.
  */
+#define _GNU_SOURCE
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "gomalloc.h"
 #include "internal.h"
+
+extern char **environ;
 
 struct gm_options gm_options = {
     .scavenge = true,
@@ -26,69 +44,332 @@ struct gm_options gm_options = {
     .thread_cache_bytes = GM_THREAD_CACHE_DEFAULT,
 };
 
-static void report(const char *name, const char *problem, const char *value) {
-    char line[256];
-    size_t n = 0;
-    const char *parts[] = {"gomalloc: ", name, ": ", problem, ": \"", value, "\"\n"};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        for (const char *p = parts[i]; *p && n < sizeof line - 2; p++)
-            line[n++] = *p;
-    if (line[n - 1] != '\n')
-        line[n++] = '\n';
-    gm_os_write(2, line, n);
+#define PREFIX "GOMALLOC_"
+#define PREFIX_LEN (sizeof PREFIX - 1)
+
+enum kind {
+    FLAG,      /* 0 or 1 */
+    NUMBER,    /* a decimal number in [min, max] */
+    WORD,      /* words[0] or words[1], stored as 0 or 1 */
+    FOREIGN,   /* known, read by someone else */
+};
+
+enum {
+    S_SCAVENGE,
+    S_RETAIN_PERCENT,
+    S_DECAY_MS,
+    S_MADVISE,
+    S_THREAD_CACHE_KIB,
+    S_DEBUG,
+    S_VERBOSE,
+    S_LIB,
+    S_COUNT
+};
+
+struct setting {
+    const char *name;
+    enum kind kind;
+    uint64_t min, max;
+    const char *words[2];
+};
+
+static const struct setting settings[S_COUNT] = {
+    [S_SCAVENGE] = {"GOMALLOC_SCAVENGE", FLAG, 0, 1, {0, 0}},
+    [S_RETAIN_PERCENT] = {"GOMALLOC_RETAIN_PERCENT", NUMBER, 0, 100000, {0, 0}},
+    [S_DECAY_MS] = {"GOMALLOC_DECAY_MS", NUMBER, 0, 3600 * 1000, {0, 0}},
+    [S_MADVISE] = {"GOMALLOC_MADVISE", WORD, 0, 1, {"dontneed", "free"}},
+    [S_THREAD_CACHE_KIB] = {"GOMALLOC_THREAD_CACHE_KIB", NUMBER, 0, 1 << 20, {0, 0}},
+    [S_DEBUG] = {"GOMALLOC_DEBUG", FLAG, 0, 1, {0, 0}},
+    [S_VERBOSE] = {"GOMALLOC_VERBOSE", FLAG, 0, 1, {0, 0}},
+    [S_LIB] = {"GOMALLOC_LIB", FOREIGN, 0, 0, {0, 0}},
+};
+
+/* The values being read: defaults first, then what the environment says. */
+struct reading {
+    uint64_t value[S_COUNT];
+    bool seen[S_COUNT];   /* the name was in the environment */
+    bool set[S_COUNT];    /* ... with a value that was taken */
+};
+
+/* ---- messages -------------------------------------------------------------- */
+
+struct line {
+    char buf[320];
+    size_t n;
+};
+
+static void put(struct line *l, const char *s) {
+    while (*s && l->n < sizeof l->buf - 2)
+        l->buf[l->n++] = *s++;
 }
 
-/* Parses a decimal number up to limit; false if value is not one. */
-static bool parse_number(const char *value, uint64_t limit, uint64_t *out) {
+static void put_n(struct line *l, const char *s, size_t len) {
+    for (size_t i = 0; i < len && l->n < sizeof l->buf - 2; i++)
+        l->buf[l->n++] = s[i];
+}
+
+static void put_dec(struct line *l, uint64_t v) {
+    char digits[24];
+    size_t len = gm_fmt_dec(digits, v);
+    put_n(l, digits, len);
+}
+
+static void emit(struct line *l) {
+    l->buf[l->n++] = '\n';
+    gm_os_write(2, l->buf, l->n);
+}
+
+/* "gomalloc: NAME: PROBLEM[ MIN..MAX]: "VALUE"" */
+static void report_value(const struct setting *s, const char *problem, bool range,
+                         const char *value) {
+    struct line l = {.n = 0};
+    put(&l, "gomalloc: ");
+    put(&l, s->name);
+    put(&l, ": ");
+    put(&l, problem);
+    if (range) {
+        put(&l, " ");
+        put_dec(&l, s->min);
+        put(&l, "..");
+        put_dec(&l, s->max);
+    }
+    put(&l, ": \"");
+    put(&l, value);
+    put(&l, "\"");
+    emit(&l);
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+/* A decimal number, perhaps negative (then below every range, as is one too
+ * big for 64 bits): false if value is not one. */
+static bool parse_number(const char *value, bool *negative, uint64_t *out) {
     uint64_t v = 0;
-    if (!*value)
+    const char *p = value;
+    *negative = *p == '-';
+    if (*negative)
+        p++;
+    if (!*p)
         return false;
-    for (const char *p = value; *p; p++) {
+    for (; *p; p++) {
         if (*p < '0' || *p > '9')
             return false;
-        v = v * 10 + (uint64_t)(*p - '0');
-        if (v > limit)
-            return false;
+        uint64_t digit = (uint64_t)(*p - '0');
+        v = v > (UINT64_MAX - digit) / 10 ? UINT64_MAX : v * 10 + digit;
     }
     *out = v;
     return true;
 }
 
-static void read_number(const char *name, uint64_t limit, uint64_t *out) {
-    const char *value = gm_os_getenv(name);
-    if (value && !parse_number(value, limit, out))
-        report(name, "not a number", value);
+/* Takes value for setting i, or reports why not. */
+static void take(struct reading *r, uint32_t i, const char *value) {
+    const struct setting *s = &settings[i];
+    switch (s->kind) {
+    case FLAG:
+        if ((value[0] == '0' || value[0] == '1') && value[1] == '\0') {
+            r->value[i] = (uint64_t)(value[0] - '0');
+            r->set[i] = true;
+        } else {
+            report_value(s, "not 0 or 1", false, value);
+        }
+        break;
+    case WORD: {
+        for (uint32_t w = 0; w < 2; w++)
+            if (strcmp(value, s->words[w]) == 0) {
+                r->value[i] = w;
+                r->set[i] = true;
+                return;
+            }
+        char problem[64] = "not ";
+        strncat(problem, s->words[0], 24);
+        strcat(problem, " or ");
+        strncat(problem, s->words[1], 24);
+        report_value(s, problem, false, value);
+        break;
+    }
+    case NUMBER: {
+        bool negative;
+        uint64_t v;
+        if (!parse_number(value, &negative, &v))
+            report_value(s, "not a number", false, value);
+        else if (negative ? v != 0 || s->min != 0 : v < s->min || v > s->max)
+            report_value(s, "out of range", true, value);
+        else {
+            r->value[i] = negative ? 0 : v;
+            r->set[i] = true;
+        }
+        break;
+    }
+    case FOREIGN:
+        break;
+    }
+}
+
+/* Edit distance between a and b (each cut to 48 characters). */
+static uint32_t distance(const char *a, size_t alen, const char *b) {
+    enum { MAX = 48 };
+    uint8_t row[MAX + 1];
+    size_t blen = strlen(b);
+    alen = alen < MAX ? alen : MAX;
+    blen = blen < MAX ? blen : MAX;
+    for (size_t j = 0; j <= blen; j++)
+        row[j] = (uint8_t)j;
+    for (size_t i = 1; i <= alen; i++) {
+        uint8_t diag = row[0];
+        row[0] = (uint8_t)i;
+        for (size_t j = 1; j <= blen; j++) {
+            uint8_t up = row[j];
+            uint8_t best = (uint8_t)(diag + (a[i - 1] != b[j - 1]));
+            if (up + 1 < best)
+                best = (uint8_t)(up + 1);
+            if (row[j - 1] + 1 < best)
+                best = (uint8_t)(row[j - 1] + 1);
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[blen];
+}
+
+/* The known name nearest to an unknown one: one that extends it or that it
+ * extends (GOMALLOC_RETAIN, GOMALLOC_DEBUG_MODE), the closest in length;
+ * failing that, the fewest edits away (GOMALLOC_SCAVANGE). */
+static uint32_t nearest(const char *name, size_t len) {
+    uint32_t best = 0, best_score = UINT32_MAX;
+    for (uint32_t i = 0; i < S_COUNT; i++) {
+        const char *known = settings[i].name;
+        size_t klen = strlen(known);
+        size_t shorter = klen < len ? klen : len;
+        uint32_t score;
+        if (shorter > PREFIX_LEN && memcmp(known, name, shorter) == 0)
+            score = (uint32_t)(klen > len ? klen - len : len - klen);
+        else
+            score = 1000 + distance(name, len, known);
+        if (score < best_score) {
+            best = i;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+static void report_unknown(const char *name, size_t len) {
+    uint32_t best = nearest(name, len);
+    struct line l = {.n = 0};
+    put(&l, "gomalloc: ");
+    put_n(&l, name, len);
+    put(&l, ": unknown setting, ignored (did you mean ");
+    put(&l, settings[best].name);
+    put(&l, "?)");
+    emit(&l);
+}
+
+/* One NAME=VALUE entry of the environment. */
+static void consider(struct reading *r, const char *entry) {
+    if (strncmp(entry, PREFIX, PREFIX_LEN) != 0)
+        return;
+    const char *eq = strchr(entry, '=');
+    if (!eq)
+        return;
+    size_t len = (size_t)(eq - entry);
+    for (uint32_t i = 0; i < S_COUNT; i++) {
+        if (strlen(settings[i].name) == len && memcmp(settings[i].name, entry, len) == 0) {
+            if (!r->seen[i]) {
+                r->seen[i] = true;
+                take(r, i, eq + 1);
+            }
+            return;
+        }
+    }
+    report_unknown(entry, len);
+}
+
+/* The environment as the kernel gave it to the process, for a call before
+ * libc has set environ.  An entry too long for the buffer cannot be a valid
+ * GOMALLOC_ one: its name is reported as having a value too long. */
+static void consider_proc_environ(struct reading *r) {
+    char buf[1024], entry[256];
+    size_t fill = 0;
+    bool overlong = false;
+    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < got; i++) {
+            if (buf[i] != '\0') {
+                if (fill < sizeof entry - 1)
+                    entry[fill++] = buf[i];
+                else
+                    overlong = true;
+                continue;
+            }
+            entry[fill] = '\0';
+            if (overlong && strncmp(entry, PREFIX, PREFIX_LEN) == 0) {
+                struct line l = {.n = 0};
+                put(&l, "gomalloc: environment entry too long, ignored: ");
+                put_n(&l, entry, 48);
+                put(&l, "...");
+                emit(&l);
+            } else if (!overlong) {
+                consider(r, entry);
+            }
+            fill = 0;
+            overlong = false;
+        }
+    }
+    close(fd);
+}
+
+/* ---- the settings in force --------------------------------------------------- */
+
+static void print_settings(const struct reading *r) {
+    struct line l = {.n = 0};
+    put(&l, "gomalloc: version ");
+    put(&l, GOMALLOC_VERSION_STRING);
+    put(&l, ", settings in force:");
+    emit(&l);
+    for (uint32_t i = 0; i < S_COUNT; i++) {
+        const struct setting *s = &settings[i];
+        if (s->kind == FOREIGN)
+            continue;
+        l.n = 0;
+        put(&l, "gomalloc:   ");
+        put(&l, s->name);
+        put(&l, "=");
+        if (s->kind == WORD)
+            put(&l, s->words[r->value[i] != 0]);
+        else
+            put_dec(&l, r->value[i]);
+        put(&l, r->set[i] ? " (environment)" : " (default)");
+        emit(&l);
+    }
 }
 
 void gm_options_init(void) {
-    const char *v = gm_os_getenv("GOMALLOC_SCAVENGE");
-    if (v) {
-        if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0)
-            gm_options.scavenge = v[0] == '1';
-        else
-            report("GOMALLOC_SCAVENGE", "not 0 or 1", v);
+    struct reading r;
+    memset(&r, 0, sizeof r);
+    r.value[S_SCAVENGE] = gm_options.scavenge;
+    r.value[S_RETAIN_PERCENT] = gm_options.retain_percent;
+    r.value[S_DECAY_MS] = gm_options.decay_ms;
+    r.value[S_MADVISE] = gm_options.madvise_free;
+    r.value[S_THREAD_CACHE_KIB] = gm_options.thread_cache_bytes >> 10;
+    r.value[S_DEBUG] = gm_options.debug;
+    r.value[S_VERBOSE] = 0;
+
+    if (environ) {
+        for (char **e = environ; *e; e++)
+            consider(&r, *e);
+    } else {
+        consider_proc_environ(&r);
     }
-    v = gm_os_getenv("GOMALLOC_DEBUG");
-    if (v) {
-        if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0)
-            gm_options.debug = v[0] == '1';
-        else
-            report("GOMALLOC_DEBUG", "not 0 or 1", v);
-    }
-    v = gm_os_getenv("GOMALLOC_MADVISE");
-    if (v) {
-        if (strcmp(v, "free") == 0 || strcmp(v, "dontneed") == 0)
-            gm_options.madvise_free = v[0] == 'f';
-        else
-            report("GOMALLOC_MADVISE", "not dontneed or free", v);
-    }
-    uint64_t n = gm_options.retain_percent;
-    read_number("GOMALLOC_RETAIN_PERCENT", 100000, &n);
-    gm_options.retain_percent = (uint32_t)n;
-    n = gm_options.decay_ms;
-    read_number("GOMALLOC_DECAY_MS", 3600 * 1000, &n);
-    gm_options.decay_ms = (uint32_t)n;
-    n = gm_options.thread_cache_bytes >> 10;
-    read_number("GOMALLOC_THREAD_CACHE_KIB", (uint64_t)1 << 30, &n);
-    gm_options.thread_cache_bytes = (size_t)n << 10;
+
+    gm_options.scavenge = r.value[S_SCAVENGE] != 0;
+    gm_options.retain_percent = (uint32_t)r.value[S_RETAIN_PERCENT];
+    gm_options.decay_ms = (uint32_t)r.value[S_DECAY_MS];
+    gm_options.madvise_free = r.value[S_MADVISE] != 0;
+    gm_options.thread_cache_bytes = (size_t)r.value[S_THREAD_CACHE_KIB] << 10;
+    gm_options.debug = r.value[S_DEBUG] != 0;
+    if (r.value[S_VERBOSE])
+        print_settings(&r);
 }

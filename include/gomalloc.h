@@ -8,9 +8,10 @@
  * aligned to at least 16 bytes.  gm_free of a pointer that gomalloc never handed
  * out prints one line on stderr and aborts.
  *
- * Programs that want gomalloc behind the standard names (malloc, free, ...) link
- * with -lgomalloc or run under LD_PRELOAD=libgomalloc.so; the prefixed names are
- * exported by the same library and always reach gomalloc.
+ * Programs that want gomalloc behind the standard names (malloc, free, ...,
+ * and C++'s operator new and delete) link with -lgomalloc (pkg-config --libs
+ * gomalloc) or run under LD_PRELOAD=libgomalloc.so; the prefixed names are
+ * exported by the same library and always reach gomalloc.  See gomalloc(3).
  *
  * None of these functions is async-signal-safe.
  */
@@ -19,6 +20,22 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The version of this header.  These three numbers are the only place the
+ * version is written down: the build takes the library's soname
+ * (libgomalloc.so.MAJOR), gomalloc.pc, the CMake package and the manual pages
+ * from them.  MAJOR changes when the ABI does. */
+#define GOMALLOC_VERSION_MAJOR 0
+#define GOMALLOC_VERSION_MINOR 1
+#define GOMALLOC_VERSION_PATCH 0
+
+#define GOMALLOC_VERSION_STR_(x) #x
+#define GOMALLOC_VERSION_STR(x) GOMALLOC_VERSION_STR_(x)
+/* "MAJOR.MINOR.PATCH", e.g. "0.1.0". */
+#define GOMALLOC_VERSION_STRING                                   \
+    GOMALLOC_VERSION_STR(GOMALLOC_VERSION_MAJOR) "."              \
+    GOMALLOC_VERSION_STR(GOMALLOC_VERSION_MINOR) "."              \
+    GOMALLOC_VERSION_STR(GOMALLOC_VERSION_PATCH)
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +63,23 @@ GM_API_MALLOC void *gm_pvalloc(size_t size);
 /* Bytes usable at ptr (>= the size requested; stable for the block's life).
  * gm_usable_size(NULL) is 0. */
 size_t gm_usable_size(const void *ptr);
+
+/* C23's free_sized and free_aligned_sized (also exported under those names
+ * by libgomalloc): gm_free for a block whose requested size (and, for the
+ * second, the alignment it was asked with) the caller knows.  With
+ * GOMALLOC_DEBUG=1 a size or alignment that does not match the block is
+ * reported and the program aborts; otherwise they cost what gm_free does. */
+void gm_free_sized(void *ptr, size_t size);
+void gm_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+/* The usable size gm_malloc(size) would give (what gm_usable_size would then
+ * say), for containers that round their capacity up to it; 0 for a size no
+ * block can have (above PTRDIFF_MAX). */
+size_t gm_good_size(size_t size);
+
+/* The library's version at run time, "MAJOR.MINOR.PATCH"
+ * (GOMALLOC_VERSION_STRING of the header it was built with). */
+const char *gm_version(void);
 
 /* Returns every free page to the operating system now, including what the
  * calling thread's cache and the central lists hold.  Returns 1 if any memory
