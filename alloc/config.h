@@ -59,6 +59,11 @@
 #define GM_HUGE_THRESHOLD ((size_t)32 << 20)
 #define GM_BIG_MIN ((size_t)1 << 20)
 
+/* The mcentral is sharded: each thread cache trades with the shard it was
+ * given (about one per CPU), so two threads' objects do not come to share
+ * cache lines through batches traded between them (see mcentral.c). */
+#define GM_SHARDS_MAX 16
+
 /* Large blocks of up to this many pages freed by a thread are kept on its
  * page cache (pagecache.c), up to GM_PAGE_CACHE_BYTES per thread. */
 #define GM_PAGE_CACHE_MAX_PAGES 32

@@ -59,6 +59,8 @@ void gm_os_unmap(void *addr, size_t size);
  * may now be another mapping's, so it must not be unmapped. */
 typedef enum { GM_MOVE_DONE, GM_MOVE_FAILED, GM_MOVE_LOST } gm_move_result_t;
 gm_move_result_t gm_os_move(void *from, size_t size, void *to);
+/* CPUs this process may run on (1 if the kernel does not say). */
+uint32_t gm_os_cpu_count(void);
 /* Threads in the process (0 when /proc cannot tell). */
 uint32_t gm_os_thread_count(void);
 /* A coarse monotonic clock in milliseconds (wraps; compare differences). */
@@ -214,6 +216,7 @@ struct gm_span {
     uint8_t in_partial;       /* mcentral lock: on the class's partial list */
     uint8_t fresh_zero;       /* pages were all zero when the span was made */
     uint8_t thread_cached;    /* large, freed: on its thread's page cache */
+    uint8_t shard;            /* small: immutable while in use, its mcentral's shard */
     /* Small spans, all under the class's mcentral lock: */
     uint32_t nalloc;          /* objects out of the span (caches or program) */
     uint32_t freeindex;       /* objects at or above it were never handed out */
@@ -407,12 +410,16 @@ static inline uint32_t gm_transfer_count(uint8_t cls) {
 }
 /* Moves up to n objects of class cls into a list; returns how many (0 on
  * out-of-memory). */
-uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail);
+uint32_t gm_mcentral_take(uint8_t shard, uint8_t cls, uint32_t n, void **head, void **tail);
 /* Gives back a list of n objects of class cls (linked through word 0). */
-void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n);
+void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32_t n);
 /* Returns every batch the class holds to its spans and empty spans to the heap. */
 void gm_mcentral_drain(uint8_t cls);
-gm_lock_t *gm_mcentral_lockp(uint8_t cls);   /* for fork (malloc.c) */
+gm_lock_t *gm_mcentral_lockp(uint8_t shard, uint8_t cls);   /* for fork (malloc.c) */
+/* Shards in use (a power of two, at most GM_SHARDS_MAX): set once by
+ * gm_mcentral_init, before the program's threads. */
+extern uint32_t gm_shards;
+void gm_mcentral_init(void);
 struct gm_central_stats { uint64_t out_bytes, batch_bytes; };
 void gm_mcentral_stats(struct gm_central_stats *out);
 
@@ -434,6 +441,7 @@ struct gm_mcache {
     gm_span_t *large[GM_PAGE_CACHE_MAX_PAGES + 1];  /* owner */
     size_t large_bytes;             /* owner (statistics read it racily) */
     bool large_taken;               /* owner: a cached block was reused this epoch */
+    uint8_t shard;                  /* immutable while the cache lives: its mcentral shard */
     size_t max_bytes;               /* owner: sum over classes of max * size */
     size_t bound;                   /* immutable: the limit once the heap is big */
     size_t limit;                   /* owner: bound on max_bytes, rises with the heap */
@@ -444,7 +452,7 @@ struct gm_mcache {
     size_t parked_bytes;            /* registry lock: list bytes, while parked */
     uint32_t parked_epoch;          /* registry lock: gm_scavenger_epoch when parked */
     gm_mcache_t *next, *prev;       /* registry lock */
-};
+} __attribute__((aligned(GM_CACHELINE)));   /* two threads' caches share no line */
 
 /* ---- pagecache.c ----------------------------------------------------- */
 /* A cached large block of size bytes (alignment: a page) for the calling

@@ -54,7 +54,8 @@ static int init_state;   /* atomic: 0 never, 1 running, 2 done */
  *    it in the child before the child handlers run), then gomalloc's.  The
  *    one lock order, outermost first:
  *        glibc's stdio list lock -> scavenge -> cache registry
- *        -> mcentral[1] ... mcentral[N-1] -> mheap -> fixalloc
+ *        -> mcentral[shard 0][1 .. N-1] ... [last shard][1 .. N-1]
+ *        -> mheap -> fixalloc
  * 2. fork from a signal handler.  glibc allows it in a process with one
  *    thread, where its malloc takes no lock at fork.  The handler may have
  *    interrupted this thread's own malloc, so gomalloc must not wait for a
@@ -73,24 +74,32 @@ static int init_state;   /* atomic: 0 never, 1 running, 2 done */
  * 4. A fork may begin in a signal handler that interrupted this thread's own
  *    fork, between its prepare and parent handlers: each fork's record of
  *    what it took is kept on a small per-thread stack, so the inner fork
- *    neither forgets nor releases the outer one's locks.
+ *    neither forgets nor releases the outer one's locks.  A record lists the
+ *    locks this thread already held (a handful at most, as no path holds
+ *    more than one mcentral lock) and where it stopped taking: an inner
+ *    fork that finds more held (the outer one's) stops there, taking no
+ *    more, rather than keep a list of over a thousand locks per thread.
  */
 extern void _IO_list_lock(void) __attribute__((weak));
 extern void _IO_list_unlock(void) __attribute__((weak));
 extern char __libc_single_threaded __attribute__((weak));
 
-#define FORK_LOCKS (GM_NUM_CLASSES + 3)
+#define FORK_LOCKS (GM_SHARDS_MAX * GM_NUM_CLASSES + 4)
 static gm_lock_t *fork_locks[FORK_LOCKS];   /* immutable after init, lock order */
 static uint32_t fork_nlocks, fork_heap_at;  /* immutable after init */
 #define FORK_NESTING 4
+#define FORK_HELD_MAX 8
 #define REGISTRY_AT 1               /* fork_locks[] index of the cache registry */
-/* Per fork under way in this thread (innermost last): solo mode, and which
- * locks its prepare handler took.  A fork nested deeper than FORK_NESTING
- * takes no lock (it would need four signal handlers deep inside one
- * another's forks). */
+/* Per fork under way in this thread (innermost last): solo mode, the locks
+ * its prepare handler found this thread holding, and the index where it
+ * stopped; it took every other lock of its range.  A fork nested deeper
+ * than FORK_NESTING takes no lock (it would need four signal handlers deep
+ * inside one another's forks). */
 struct fork_record {
     bool solo;
-    uint64_t taken[2];
+    uint8_t nheld;
+    uint16_t end;
+    uint16_t held[FORK_HELD_MAX];
 };
 static __thread struct fork_record tls_forks[FORK_NESTING]
     __attribute__((tls_model("initial-exec")));
@@ -100,8 +109,9 @@ static void fork_locks_init(void) {
     uint32_t n = 0;
     fork_locks[n++] = gm_scavenger_lockp();
     fork_locks[n++] = gm_mcache_registry_lockp();
-    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
-        fork_locks[n++] = gm_mcentral_lockp(cls);
+    for (uint32_t shard = 0; shard < gm_shards; shard++)
+        for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+            fork_locks[n++] = gm_mcentral_lockp((uint8_t)shard, cls);
     fork_heap_at = n;
     fork_locks[n++] = gm_mheap_lockp();
     fork_locks[n++] = gm_fixalloc_lockp();
@@ -109,7 +119,12 @@ static void fork_locks_init(void) {
 }
 
 static bool fork_took(const struct fork_record *f, uint32_t i) {
-    return f && ((f->taken[i / 64] >> (i % 64)) & 1);
+    if (!f || i < (f->solo ? fork_heap_at : 0) || i >= f->end)
+        return false;
+    for (uint32_t k = 0; k < f->nheld; k++)
+        if (f->held[k] == i)
+            return false;
+    return true;
 }
 
 /* Pops the innermost fork's record into *out; NULL past FORK_NESTING.  The
@@ -140,14 +155,20 @@ static void fork_prepare(void) {
         return;
     struct fork_record *f = &tls_forks[depth];
     f->solo = fork_is_solo();
-    f->taken[0] = f->taken[1] = 0;
+    f->nheld = 0;
+    f->end = (uint16_t)fork_nlocks;
     if (!f->solo && _IO_list_lock)
         _IO_list_lock();
     for (uint32_t i = f->solo ? fork_heap_at : 0; i < fork_nlocks; i++) {
-        if (gm_lock_held(fork_locks[i]))
-            continue;   /* a frame this fork interrupted holds it */
+        if (gm_lock_held(fork_locks[i])) {   /* a frame this fork interrupted holds it */
+            if (f->nheld == FORK_HELD_MAX) {
+                f->end = (uint16_t)i;
+                break;
+            }
+            f->held[f->nheld++] = (uint16_t)i;
+            continue;
+        }
         gm_lock(fork_locks[i]);
-        f->taken[i / 64] |= (uint64_t)1 << (i % 64);
     }
 }
 
@@ -199,6 +220,7 @@ static GM_NOINLINE void init_slow(void) {
     gm_options_init();
     if (!__atomic_load_n(&gm_secret, __ATOMIC_ACQUIRE))
         gm_hardening_init();
+    gm_mcentral_init();
     gm_mcache_init();
     fork_locks_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);

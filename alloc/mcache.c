@@ -100,6 +100,7 @@ static int exit_key_state;             /* atomic: 0 none, 1 creating, 2 ready */
 static gm_mcache_t *parked;            /* registry lock: dead threads' caches */
 static uint32_t parked_count;          /* registry lock */
 static size_t parked_bytes;            /* registry lock: on their lists */
+static uint32_t next_shard;            /* registry lock: the next new cache's */
 
 /* Most objects one class's list may hold. */
 static uint32_t bin_cap(uint8_t cls) {
@@ -331,7 +332,14 @@ static size_t thread_limit_locked(void) {
     return share < limit ? share : limit;
 }
 
-/* A cache with empty lists in slow start, NULL when out of memory. */
+/* The shard of a thread without a cache (exiting, debug mode): one fixed
+ * per thread, as a cache's would be. */
+static uint8_t nocache_shard(void) {
+    return (uint8_t)(gm_lock_self() & (__atomic_load_n(&gm_shards, __ATOMIC_ACQUIRE) - 1));
+}
+
+/* A cache with empty lists in slow start, NULL when out of memory.  Shards
+ * are dealt round-robin.  Registry lock held. */
 static gm_mcache_t *new_cache(void) {
     gm_mcache_t *c = gm_fixalloc_alloc(&cache_fa);
     if (!c)
@@ -344,6 +352,7 @@ static gm_mcache_t *new_cache(void) {
         c->max_bytes += gm_class_size[cls];
     }
     c->epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
+    c->shard = (uint8_t)(next_shard++ & (__atomic_load_n(&gm_shards, __ATOMIC_ACQUIRE) - 1));
     return c;
 }
 
@@ -417,7 +426,7 @@ void *gm_mcache_alloc_slow(size_t size) {
     gm_mcache_t *c = current_cache();
     void *head, *tail;
     if (!c) {
-        if (!gm_mcentral_take(cls, 1, &head, &tail))
+        if (!gm_mcentral_take(nocache_shard(), cls, 1, &head, &tail))
             return NULL;
         gm_block_handout(head);
         return head;
@@ -425,7 +434,7 @@ void *gm_mcache_alloc_slow(size_t size) {
     if (!c->head[cls]) {
         uint32_t batch = gm_transfer_count(cls);
         uint32_t want = c->max[cls] < batch ? c->max[cls] : batch;
-        uint32_t got = gm_mcentral_take(cls, want, &head, &tail);
+        uint32_t got = gm_mcentral_take(c->shard, cls, want, &head, &tail);
         if (!got)
             return NULL;
         c->head[cls] = head;
@@ -449,7 +458,7 @@ static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n) {
     c->head[cls] = gm_link_get(tail);
     gm_link_set(tail, NULL);
     c->room[cls] += n;
-    gm_mcentral_give(cls, head, tail, n);
+    gm_mcentral_give(c->shard, cls, head, tail, n);
 }
 
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
@@ -472,7 +481,7 @@ void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
     gm_mcache_t *c = current_cache();
     if (!c) {
         gm_block_free_link(ptr, NULL);
-        gm_mcentral_give(cls, ptr, ptr, 1);
+        gm_mcentral_give(nocache_shard(), cls, ptr, ptr, 1);
         return;
     }
     gm_block_free_link(ptr, c->head[cls]);

@@ -21,6 +21,18 @@
  * does not cycle through the stock keeps the small bound; malloc_trim
  * (gm_mcentral_drain) resets it.
  *
+ * Shards: the mcentrals come in gm_shards sets (one per CPU the process may
+ * run on, rounded up to a power of two, at most GM_SHARDS_MAX), and each
+ * thread cache trades with one of them, dealt round-robin.  With one set,
+ * the batches a thread parks are taken by another thread, and its spans'
+ * objects are handed to both: two threads that share nothing end up with
+ * their objects interleaved in the same cache lines, each thread's writes
+ * stealing lines from the other (bench/threadscale: two threads took 1.35
+ * times the CPU time of one doing the same work, 1.00 with shards; tcmalloc,
+ * with one set of central lists, 1.42; jemalloc, with an arena per CPU, 1.02).
+ * A span belongs to the shard that carved it; objects freed by a thread of
+ * another shard are given back to their spans under their own shard's lock.
+ *
  * Spans come from the heap as many at a time as a take needs, and the spans
  * a give empties go back together: one heap lock round trip each way where
  * the classes with one or two objects per span would otherwise make one per
@@ -37,10 +49,10 @@
  *      parked, a take may leave the rest of the top one.  nbatches <= bound
  *      <= batches_in(cls, PARKED_MAX_BYTES), at most 64 batches.
  *
- * Locking: one lock per class guards everything in its gm_mcentral_t and the
- * mutable fields of that class's spans.  A thread holds at most one mcentral
- * lock (the fork handlers take all, in ascending order) and may take the
- * mheap lock inside it.
+ * Locking: one lock per shard and class guards everything in its
+ * gm_mcentral_t and the mutable fields of the spans it carved.  A thread
+ * holds at most one mcentral lock (the fork handlers take all, shard by
+ * shard, in ascending class order) and may take the mheap lock inside it.
  */
 #include "internal.h"
 
@@ -64,9 +76,12 @@ struct gm_mcentral {
     uint64_t out_objects;           /* objects out of this class's spans */
 } __attribute__((aligned(GM_CACHELINE)));
 
-static gm_mcentral_t centrals[GM_NUM_CLASSES] = {
-    [0 ... GM_NUM_CLASSES - 1] = {.lock = GM_LOCK_INIT},
-};
+static gm_mcentral_t centrals[GM_SHARDS_MAX][GM_NUM_CLASSES];   /* locks start free (0) */
+uint32_t gm_shards = 1;   /* immutable after init */
+
+static uint8_t shard_of(const gm_mcentral_t *c) {
+    return (uint8_t)((c - &centrals[0][0]) / GM_NUM_CLASSES);
+}
 
 /* Batches of class cls that fit in bytes of parked memory. */
 static uint32_t batches_in(uint8_t cls, size_t bytes) {
@@ -130,12 +145,15 @@ static uint32_t take_from_span_locked(gm_span_t *s, uint32_t n, void **first, vo
 /* New spans for want more objects, taken from the heap in one lock round
  * trip (a class with few objects per span needs several for one transfer);
  * returns how many, 0 when the heap has none. */
-static uint32_t grow(uint8_t cls, uint32_t want, gm_span_t **spans) {
+static uint32_t grow(gm_mcentral_t *c, uint8_t cls, uint32_t want, gm_span_t **spans) {
     uint32_t per_span = gm_class_objects[cls];
     uint32_t n = (want + per_span - 1) / per_span;
     if (n > GROW_MAX_SPANS)
         n = GROW_MAX_SPANS;
-    return gm_mheap_alloc_spans(gm_class_pages[cls], cls, n, spans);
+    n = gm_mheap_alloc_spans(gm_class_pages[cls], cls, n, spans);
+    for (uint32_t i = 0; i < n; i++)
+        spans[i]->shard = shard_of(c);
+    return n;
 }
 
 /* Takes up to n objects from partial spans, then from new ones; spans
@@ -152,7 +170,7 @@ static uint32_t take_from_spans_locked(gm_mcentral_t *c, uint8_t cls, uint32_t n
     }
     while (got < n) {
         gm_span_t *spans[GROW_MAX_SPANS];
-        uint32_t k = grow(cls, n - got, spans);
+        uint32_t k = grow(c, cls, n - got, spans);
         if (!k)
             break;
         for (uint32_t i = 0; i < k; i++) {
@@ -190,8 +208,8 @@ static uint32_t take_parked_locked(gm_mcentral_t *c, uint32_t n, void **head, vo
     return n;
 }
 
-uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail) {
-    gm_mcentral_t *c = &centrals[cls];
+uint32_t gm_mcentral_take(uint8_t shard, uint8_t cls, uint32_t n, void **head, void **tail) {
+    gm_mcentral_t *c = &centrals[shard][cls];
     uint32_t got;
     gm_lock(&c->lock);
     if (c->nbatches > 0) {
@@ -208,15 +226,26 @@ uint32_t gm_mcentral_take(uint8_t cls, uint32_t n, void **head, void **tail) {
     return got;
 }
 
-/* Returns n objects (a list from head) to their spans; spans that become
- * empty go back to the heap. */
-static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n) {
+/* Returns n objects (a list from head) to their spans of c's shard; spans
+ * that become empty go back to the heap.  Objects of another shard's spans
+ * (freed by a thread of this shard, allocated by one of that) are kept
+ * aside, linked from *foreign, for give_foreign: their spans are guarded by
+ * their own shard's lock. */
+static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n, void **foreign) {
     void *obj = head;
     gm_span_t *empty = NULL;   /* for the heap, in one lock round trip */
+    uint8_t shard = shard_of(c);
     for (uint32_t i = 0; i < n; i++) {
         void *next = gm_link_get(obj);
         gm_span_t *s = span_of_object(obj);
+        if (s->shard != shard) {
+            gm_link_set(obj, *foreign);
+            *foreign = obj;
+            obj = next;
+            continue;
+        }
         gm_span_put_locked(s, obj);
+        c->out_objects--;
         if (s->nalloc == 0 && !gm_options.debug) {
             if (s->in_partial)
                 partial_remove(c, s);
@@ -227,13 +256,36 @@ static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n) {
         }
         obj = next;
     }
-    c->out_objects -= n;
     if (empty)
         gm_mheap_free_spans(empty);
 }
 
-void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n) {
-    gm_mcentral_t *c = &centrals[cls];
+/* Returns a list of objects of other shards' spans to them, one shard's lock
+ * at a time (never two mcentral locks at once). */
+static void give_foreign(uint8_t cls, void *list) {
+    while (list) {
+        uint8_t shard = span_of_object(list)->shard;
+        gm_mcentral_t *c = &centrals[shard][cls];
+        void *mine = NULL, *rest = NULL;
+        uint32_t n = 0;
+        for (void *obj = list, *next; obj; obj = next) {   /* split off this shard's */
+            next = gm_link_get(obj);
+            void **to = span_of_object(obj)->shard == shard ? &mine : &rest;
+            gm_link_set(obj, *to);
+            *to = obj;
+            n += to == &mine;
+        }
+        void *none = NULL;
+        gm_lock(&c->lock);
+        give_to_spans_locked(c, mine, n, &none);
+        gm_unlock(&c->lock);
+        list = rest;
+    }
+}
+
+void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32_t n) {
+    gm_mcentral_t *c = &centrals[shard][cls];
+    void *foreign = NULL;
     gm_lock(&c->lock);
     bool whole = n == gm_transfer_count(cls);
     if (whole && c->nbatches < stock_bound(c, cls)) {
@@ -243,33 +295,51 @@ void gm_mcentral_give(uint8_t cls, void *head, void *tail, uint32_t n) {
         c->nbatches++;
     } else {
         c->missed_full |= whole;
-        give_to_spans_locked(c, head, n);
+        give_to_spans_locked(c, head, n, &foreign);
     }
     gm_unlock(&c->lock);
+    give_foreign(cls, foreign);
 }
 
 void gm_mcentral_drain(uint8_t cls) {
-    gm_mcentral_t *c = &centrals[cls];
-    gm_lock(&c->lock);
-    while (c->nbatches > 0) {
-        c->nbatches--;
-        give_to_spans_locked(c, c->batches[c->nbatches], c->batch_counts[c->nbatches]);
+    for (uint32_t shard = 0; shard < gm_shards; shard++) {
+        gm_mcentral_t *c = &centrals[shard][cls];
+        void *foreign = NULL;
+        gm_lock(&c->lock);
+        while (c->nbatches > 0) {
+            c->nbatches--;
+            give_to_spans_locked(c, c->batches[c->nbatches], c->batch_counts[c->nbatches],
+                                 &foreign);
+        }
+        c->bound = 0;
+        c->missed_full = false;
+        gm_unlock(&c->lock);
+        give_foreign(cls, foreign);
     }
-    c->bound = 0;
-    c->missed_full = false;
-    gm_unlock(&c->lock);
 }
 
 void gm_mcentral_stats(struct gm_central_stats *out) {
     out->out_bytes = out->batch_bytes = 0;
-    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        gm_mcentral_t *c = &centrals[cls];
-        gm_lock(&c->lock);
-        out->out_bytes += c->out_objects * gm_class_size[cls];
-        for (uint32_t i = 0; i < c->nbatches; i++)
-            out->batch_bytes += (uint64_t)c->batch_counts[i] * gm_class_size[cls];
-        gm_unlock(&c->lock);
+    for (uint32_t shard = 0; shard < gm_shards; shard++) {
+        for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+            gm_mcentral_t *c = &centrals[shard][cls];
+            gm_lock(&c->lock);
+            out->out_bytes += c->out_objects * gm_class_size[cls];
+            for (uint32_t i = 0; i < c->nbatches; i++)
+                out->batch_bytes += (uint64_t)c->batch_counts[i] * gm_class_size[cls];
+            gm_unlock(&c->lock);
+        }
     }
 }
 
-gm_lock_t *gm_mcentral_lockp(uint8_t cls) { return &centrals[cls].lock; }
+gm_lock_t *gm_mcentral_lockp(uint8_t shard, uint8_t cls) { return &centrals[shard][cls].lock; }
+
+/* Shards as the CPUs this process may run on (rounded up to a power of two,
+ * at most GM_SHARDS_MAX), read once with a raw system call: sysconf and
+ * get_nprocs may allocate. */
+void gm_mcentral_init(void) {
+    uint32_t cpus = gm_os_cpu_count(), n = 1;
+    while (n < cpus && n < GM_SHARDS_MAX)
+        n *= 2;
+    __atomic_store_n(&gm_shards, n, __ATOMIC_RELEASE);
+}

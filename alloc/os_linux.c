@@ -139,6 +139,17 @@ void gm_os_unmap(void *addr, size_t size) {
     errno = saved;
 }
 
+uint32_t gm_os_cpu_count(void) {
+    uint64_t mask[16] = {0};   /* 1024 CPUs */
+    int saved = errno;
+    long got = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    errno = saved;
+    uint32_t n = 0;
+    for (long i = 0; i < got / 8; i++)
+        n += (uint32_t)__builtin_popcountll(mask[i]);
+    return n ? n : 1;
+}
+
 /* Field 20 of /proc/self/stat.  Raw system calls: they are no cancellation
  * points (fork's prepare handler calls this) and allocate nothing. */
 uint32_t gm_os_thread_count(void) {

@@ -89,11 +89,11 @@ static void test_mcentral_take_gives_valid_list(void **state)
             void *h = NULL, *t = NULL;
             uint32_t n = counts[k];
             gm_mcentral_drain(cls);   /* nothing parked: all n come from spans */
-            assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+            assert_int_equal(gm_mcentral_take(0, cls, n, &h, &t), n);
             check_list(cls, h, t, n);
             fill_list(h, gm_class_size[cls], cls);
             assert_true(list_intact(h, gm_class_size[cls], cls));
-            gm_mcentral_give(cls, h, t, n);
+            gm_mcentral_give(0, cls, h, t, n);
         }
         gm_mcentral_drain(cls);
     }
@@ -111,14 +111,14 @@ static void test_mcentral_take_distinct_across_calls(void **state)
         assert_non_null(addrs);
         size_t k = 0;
         for (int r = 0; r < ROUNDS; r++) {
-            assert_int_equal(gm_mcentral_take(cls, n, &h[r], &t[r]), n);
+            assert_int_equal(gm_mcentral_take(0, cls, n, &h[r], &t[r]), n);
             check_list(cls, h[r], t[r], n);
             for (void *obj = h[r]; obj; obj = gm_link_get(obj))
                 addrs[k++] = (uintptr_t)obj;
         }
         gm_test_assert_disjoint(addrs, k, size);
         for (int r = 0; r < ROUNDS; r++)
-            gm_mcentral_give(cls, h[r], t[r], n);
+            gm_mcentral_give(0, cls, h[r], t[r], n);
         gm_mcentral_drain(cls);
         free(addrs);
     }
@@ -149,18 +149,18 @@ static void test_mcentral_batch_parked_and_returned_whole(void **state)
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
         uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
         void *h, *t, *h2, *t2;
-        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h, &t), n);
         fill_list(h, size, 7u * cls);
         uint64_t parked = parked_bytes();
-        gm_mcentral_give(cls, h, t, n);
+        gm_mcentral_give(0, cls, h, t, n);
         assert_true(parked_bytes() == parked + (uint64_t)n * size);
-        assert_int_equal(gm_mcentral_take(cls, n, &h2, &t2), n);
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h2, &t2), n);
         assert_ptr_equal(h2, h);
         assert_ptr_equal(t2, t);
         assert_true(parked_bytes() == parked);
         check_list(cls, h2, t2, n);
         assert_true(list_intact(h2, size, 7u * cls));
-        gm_mcentral_give(cls, h2, t2, n);
+        gm_mcentral_give(0, cls, h2, t2, n);
         gm_mcentral_drain(cls);
         assert_true(parked_bytes() == parked);
     }
@@ -178,21 +178,21 @@ static void test_mcentral_small_take_splits_parked_batch(void **state)
             continue;
         uint32_t k = n / 2;
         void *h, *t, *h1, *t1, *h2, *t2;
-        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h, &t), n);
         fill_list(h, size, 5u * cls);
         uint64_t parked = parked_bytes(), in_use = heap_in_use();
-        gm_mcentral_give(cls, h, t, n);
-        assert_int_equal(gm_mcentral_take(cls, k, &h1, &t1), k);
+        gm_mcentral_give(0, cls, h, t, n);
+        assert_int_equal(gm_mcentral_take(0, cls, k, &h1, &t1), k);
         assert_ptr_equal(h1, h);
         check_list(cls, h1, t1, k);
         assert_true(parked_bytes() == parked + (uint64_t)(n - k) * size);
-        assert_int_equal(gm_mcentral_take(cls, n, &h2, &t2), n - k);
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h2, &t2), n - k);
         assert_ptr_equal(t2, t);
         check_list(cls, h2, t2, n - k);
         assert_true(parked_bytes() == parked);
         assert_true(heap_in_use() == in_use);
-        gm_mcentral_give(cls, h1, t1, k);
-        gm_mcentral_give(cls, h2, t2, n - k);
+        gm_mcentral_give(0, cls, h1, t1, k);
+        gm_mcentral_give(0, cls, h2, t2, n - k);
         gm_mcentral_drain(cls);
     }
 }
@@ -204,9 +204,9 @@ static void test_mcentral_partial_batch_not_parked(void **state)
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
         uint32_t n = gm_transfer_count(cls) + 1u;
         void *h, *t;
-        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h, &t), n);
         uint64_t parked = parked_bytes();
-        gm_mcentral_give(cls, h, t, n);
+        gm_mcentral_give(0, cls, h, t, n);
         assert_true(parked_bytes() == parked);
         gm_mcentral_drain(cls);
     }
@@ -222,10 +222,10 @@ static void test_mcentral_parked_batches_bounded(void **state)
         uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
         void *h[ROUNDS], *t[ROUNDS];
         for (int r = 0; r < ROUNDS; r++)
-            assert_int_equal(gm_mcentral_take(cls, n, &h[r], &t[r]), n);
+            assert_int_equal(gm_mcentral_take(0, cls, n, &h[r], &t[r]), n);
         uint64_t parked = parked_bytes(), in_use = heap_in_use();
         for (int r = 0; r < ROUNDS; r++)
-            gm_mcentral_give(cls, h[r], t[r], n);
+            gm_mcentral_give(0, cls, h[r], t[r], n);
         uint64_t now = parked_bytes() - parked;
         assert_true(now > 0);
         assert_true(now <= PARKED_LIMIT);
@@ -256,9 +256,9 @@ static void test_mcentral_parked_bound_grows_with_round_trips(void **state)
         /* More batches than the stock holds go back: the rest to the spans. */
         uint32_t k = high + 2;
         for (uint32_t i = 0; i < k; i++)
-            assert_int_equal(gm_mcentral_take(cls, n, &h[i], &t[i]), n);
+            assert_int_equal(gm_mcentral_take(0, cls, n, &h[i], &t[i]), n);
         for (uint32_t i = 0; i < k; i++)
-            gm_mcentral_give(cls, h[i], t[i], n);
+            gm_mcentral_give(0, cls, h[i], t[i], n);
         uint64_t now = parked_bytes() - parked;
         uint32_t expect = low + round < high ? low + round : high;
         if (now != expect * per_batch)
@@ -267,9 +267,9 @@ static void test_mcentral_parked_bound_grows_with_round_trips(void **state)
     }
     gm_mcentral_drain(cls);
     for (uint32_t i = 0; i < high; i++)
-        assert_int_equal(gm_mcentral_take(cls, n, &h[i], &t[i]), n);
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h[i], &t[i]), n);
     for (uint32_t i = 0; i < high; i++)
-        gm_mcentral_give(cls, h[i], t[i], n);
+        gm_mcentral_give(0, cls, h[i], t[i], n);
     assert_true(parked_bytes() - parked == low * per_batch);   /* back to the minimum */
     gm_mcentral_drain(cls);
 }
@@ -284,13 +284,13 @@ static void test_mcentral_empty_span_returns_to_heap(void **state)
         uint64_t before = heap_in_use();
         uint32_t n = gm_class_objects[cls];
         void *h, *t;
-        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h, &t), n);
         check_list(cls, h, t, n);
         gm_span_t *s = gm_pagemap_span_of((uintptr_t)h);
         assert_non_null(s);
         uintptr_t base = s->base;
         assert_true(heap_in_use() == before + gm_class_pages[cls] * PAGE);
-        gm_mcentral_give(cls, h, t, n);
+        gm_mcentral_give(0, cls, h, t, n);
         gm_mcentral_drain(cls);
         if (heap_in_use() != before)
             fail_msg("class %u: heap in use %lu after all objects came back, %lu before", cls,
@@ -309,13 +309,13 @@ static void test_mcentral_objects_back_one_by_one_free_spans(void **state)
         uint64_t before = heap_in_use();
         uint32_t n = 3u * gm_class_objects[cls] + 1u;
         void *h, *t;
-        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h, &t), n);
         check_list(cls, h, t, n);
         assert_true(heap_in_use() >= before + 3 * gm_class_pages[cls] * PAGE);
         for (void *obj = h, *next; obj; obj = next) {
             next = gm_link_get(obj);
             gm_link_set(obj, NULL);
-            gm_mcentral_give(cls, obj, obj, 1);
+            gm_mcentral_give(0, cls, obj, obj, 1);
         }
         gm_mcentral_drain(cls);
         assert_true(heap_in_use() == before);
@@ -334,7 +334,7 @@ static void test_mcentral_take_grows_needed_spans_only(void **state)
         uint64_t before = heap_in_use();
         uint32_t n = SPANS * gm_class_objects[cls];
         void *h, *t;
-        assert_int_equal(gm_mcentral_take(cls, n, &h, &t), n);
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h, &t), n);
         check_list(cls, h, t, n);
         if (heap_in_use() != before + SPANS * gm_class_pages[cls] * PAGE)
             fail_msg("class %u: %lu bytes more in use for %u spans", cls,
@@ -352,12 +352,40 @@ static void test_mcentral_take_grows_needed_spans_only(void **state)
             }
         }
         assert_int_equal(nbases, SPANS);
-        gm_mcentral_give(cls, h, t, n);
+        gm_mcentral_give(0, cls, h, t, n);
         gm_mcentral_drain(cls);
         assert_true(heap_in_use() == before);
         for (uint32_t i = 0; i < nbases; i++)
             assert_null(gm_pagemap_span_of(bases[i]));
     }
+}
+
+/* Objects one shard carved, given back through another shard (a thread of
+ * the other shard freed them), go back to their own spans: the spans empty
+ * and return to the heap, and each shard's parked stock stays its own. */
+static void test_mcentral_foreign_objects_return_to_their_shard(void **state)
+{
+    (void)state;
+    uint32_t saved = gm_shards;
+    gm_shards = 2;
+    uint64_t before = heap_in_use();
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint32_t n = gm_transfer_count(cls);
+        void *h, *t;
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h, &t), n);
+        gm_span_t *s = gm_pagemap_span_of((uintptr_t)h);
+        assert_int_equal(s->shard, 0);
+        /* Not a whole batch: through the spans, not the stock. */
+        void *rest = gm_link_get(h);
+        gm_link_set(h, NULL);
+        gm_mcentral_give(1, cls, h, h, 1);
+        if (n > 1)
+            gm_mcentral_give(1, cls, rest, t, n - 1);
+        gm_mcentral_drain(cls);
+        assert_int_equal(parked_bytes(), 0);
+    }
+    assert_int_equal(heap_in_use(), before);
+    gm_shards = saved;
 }
 
 int main(void)
@@ -374,6 +402,7 @@ int main(void)
         cmocka_unit_test_teardown(test_mcentral_empty_span_returns_to_heap, drain_all),
         cmocka_unit_test_teardown(test_mcentral_objects_back_one_by_one_free_spans, drain_all),
         cmocka_unit_test_teardown(test_mcentral_take_grows_needed_spans_only, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_foreign_objects_return_to_their_shard, drain_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
