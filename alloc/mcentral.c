@@ -30,8 +30,12 @@
  * stealing lines from the other (bench/threadscale: two threads took 1.35
  * times the CPU time of one doing the same work, 1.00 with shards; tcmalloc,
  * with one set of central lists, 1.42; jemalloc, with an arena per CPU, 1.02).
- * A span belongs to the shard that carved it; objects freed by a thread of
- * another shard are given back to their spans under their own shard's lock.
+ * A span belongs to the shard that carved it.  A batch a thread gives back
+ * goes to the shard of its first object's span, so a consumer's frees of a
+ * producer's objects are parked where the producer's refills take them,
+ * rather than sent back to their spans one by one under a foreign lock; any
+ * object of another shard in it goes back to its span under that shard's
+ * lock.
  *
  * Spans come from the heap as many at a time as a take needs, and the spans
  * a give empties go back together: one heap lock round trip each way where
@@ -284,7 +288,10 @@ static void give_foreign(uint8_t cls, void *list) {
 }
 
 void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32_t n) {
-    gm_mcentral_t *c = &centrals[shard][cls];
+    /* A batch goes to the shard that carved its (first) object: what a
+     * consumer thread frees is parked where its producer refills. */
+    (void)shard;
+    gm_mcentral_t *c = &centrals[span_of_object(head)->shard][cls];
     void *foreign = NULL;
     gm_lock(&c->lock);
     bool whole = n == gm_transfer_count(cls);
