@@ -49,7 +49,7 @@
  *      (Debug mode keeps them, so a block's memory keeps its layout: see
  *      debug.c.)
  *   3. Every parked batch holds between 1 and gm_transfer_count(cls)
- *      objects (batch_counts), linked through word 0; only full batches are
+ *      objects (batches[].count), linked through word 0; only full batches are
  *      parked, a take may leave the rest of the top one.  nbatches <= bound
  *      <= batches_in(cls, PARKED_MAX_BYTES), at most 64 batches.
  *
@@ -67,17 +67,25 @@
 #define PARKED_MIN_BYTES ((size_t)64 << 10)
 #define PARKED_MAX_BYTES ((size_t)256 << 10)
 
+/* A parked batch: its first and last objects and its length, together in
+ * half a cache line, so that parking or taking one touches a single line. */
+struct parked {
+    void *head, *tail;
+    uint32_t count;
+} __attribute__((aligned(32)));
+
+/* The fields every take and give reads come first, in one cache line with
+ * the lock: a producer and a consumer trading batches move that line and
+ * the batch's between their cores, and nothing more. */
 struct gm_mcentral {
     gm_lock_t lock;
-    gm_span_t *partial;             /* spans with free objects */
-    void *batches[MAX_BATCHES];     /* parked batches: heads */
-    void *batch_tails[MAX_BATCHES]; /* and their last objects */
-    uint32_t batch_counts[MAX_BATCHES];  /* and their lengths */
     uint32_t nbatches;
     uint32_t bound;                 /* most batches parked now; 0 = minimum */
     bool missed_full;               /* a give found the stock full since the
                                        last take found it empty */
+    gm_span_t *partial;             /* spans with free objects */
     uint64_t out_objects;           /* objects out of this class's spans */
+    struct parked batches[MAX_BATCHES] __attribute__((aligned(GM_CACHELINE)));
 } __attribute__((aligned(GM_CACHELINE)));
 
 static gm_mcentral_t centrals[GM_SHARDS_MAX][GM_NUM_CLASSES];   /* locks start free (0) */
@@ -195,18 +203,19 @@ static uint32_t take_from_spans_locked(gm_mcentral_t *c, uint8_t cls, uint32_t n
 
 /* Takes up to n objects off the top parked batch; the rest stays parked. */
 static uint32_t take_parked_locked(gm_mcentral_t *c, uint32_t n, void **head, void **tail) {
-    uint32_t top = c->nbatches - 1, have = c->batch_counts[top];
-    *head = c->batches[top];
+    struct parked *b = &c->batches[c->nbatches - 1];
+    uint32_t have = b->count;
+    *head = b->head;
     if (have <= n) {
-        *tail = c->batch_tails[top];
+        *tail = b->tail;
         c->nbatches--;
         return have;
     }
     void *last = *head;
     for (uint32_t i = 1; i < n; i++)
         last = gm_link_get(last);
-    c->batches[top] = gm_link_get(last);
-    c->batch_counts[top] = have - n;
+    b->head = gm_link_get(last);
+    b->count = have - n;
     gm_link_set(last, NULL);
     *tail = last;
     return n;
@@ -296,9 +305,7 @@ void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32
     gm_lock(&c->lock);
     bool whole = n == gm_transfer_count(cls);
     if (whole && c->nbatches < stock_bound(c, cls)) {
-        c->batches[c->nbatches] = head;
-        c->batch_tails[c->nbatches] = tail;
-        c->batch_counts[c->nbatches] = n;
+        c->batches[c->nbatches] = (struct parked){head, tail, n};
         c->nbatches++;
     } else {
         c->missed_full |= whole;
@@ -315,7 +322,7 @@ void gm_mcentral_drain(uint8_t cls) {
         gm_lock(&c->lock);
         while (c->nbatches > 0) {
             c->nbatches--;
-            give_to_spans_locked(c, c->batches[c->nbatches], c->batch_counts[c->nbatches],
+            give_to_spans_locked(c, c->batches[c->nbatches].head, c->batches[c->nbatches].count,
                                  &foreign);
         }
         c->bound = 0;
@@ -333,7 +340,7 @@ void gm_mcentral_stats(struct gm_central_stats *out) {
             gm_lock(&c->lock);
             out->out_bytes += c->out_objects * gm_class_size[cls];
             for (uint32_t i = 0; i < c->nbatches; i++)
-                out->batch_bytes += (uint64_t)c->batch_counts[i] * gm_class_size[cls];
+                out->batch_bytes += (uint64_t)c->batches[i].count * gm_class_size[cls];
             gm_unlock(&c->lock);
         }
     }
