@@ -3,8 +3,11 @@
 
 Usage: python3 bench/spike.py [--quick] [--allocs glibc,gomalloc,...]
 Writes bench/results/spike.csv (allocator, seconds, rss_mib) and
-bench/results/spike.png, and prints a table: peak RSS, and RSS 1 s and 3 s
-after each drop, as a share of the peak.
+bench/results/spike.png, and prints a table: peak RSS, and RSS 1 s, 2.5 s and
+3 s after each drop, as a share of the peak; and the CPU time of the threads
+other than the program's own (spike.c has one thread: any other is the
+allocator's, gomalloc's scavenger), which is what returning memory in the
+background costs.
 """
 import argparse, csv, os, subprocess, sys, time
 
@@ -31,6 +34,27 @@ def rss_mib(pid):
     return None
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def helper_cpu(pid, seen):
+    """Records in seen the CPU seconds (user + system) of every thread of pid
+    but the main one, as last read."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return
+    for tid in tids:
+        if tid == str(pid):
+            continue
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            seen[tid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError, ValueError):
+            pass
+
+
 def sample(binary, lib, cycles, mib, idle_ms, period=0.05):
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
@@ -39,25 +63,26 @@ def sample(binary, lib, cycles, mib, idle_ms, period=0.05):
     start = time.monotonic()
     proc = subprocess.Popen([binary, str(cycles), str(mib), str(idle_ms)], env=env,
                             stdout=subprocess.PIPE, text=True)
-    points = []
+    points, helpers = [], {}
     while proc.poll() is None:
         r = rss_mib(proc.pid)
         if r is not None:
             points.append((time.monotonic() - start, r))
+        helper_cpu(proc.pid, helpers)
         time.sleep(period)
     if proc.returncode != 0:
         raise RuntimeError(f"spike exited with {proc.returncode}")
     frees = [float(line.split()[1]) - start for line in proc.stdout.read().splitlines()
              if line.startswith("free ")]
-    return points, frees
+    return points, frees, sum(helpers.values())
 
 
 def drops(points, frees):
-    """(peak, RSS 1 s after the free began, RSS 3 s after) for each cycle."""
+    """(peak, RSS 1, 2.5 and 3 s after the free began) for each cycle."""
     out = []
     for t in frees:
         peak = max((r for pt, r in points if pt <= t), default=0)
-        out.append((peak, at(points, t + 1.0), at(points, t + 3.0)))
+        out.append((peak, at(points, t + 1.0), at(points, t + 2.5), at(points, t + 3.0)))
     return out
 
 
@@ -102,14 +127,18 @@ def main():
     csv_path = os.path.join(RESULTS, "spike-quick.csv" if args.quick else "spike.csv")
     png_path = csv_path[:-4] + ".png"
     rows = []
-    print("| allocator | peak MiB | RSS 1 s after the free began | 3 s after |")
-    print("|---|---|---|---|")
+    print("| allocator | peak MiB | RSS 1 s after the free began | 2.5 s after | 3 s after |")
+    print("|---|---|---|---|---|")
+    cpu = {}
     for a in allocs:
-        points, frees = sample(binary, LIBS[a], cycles, mib, idle)
+        points, frees, cpu[a] = sample(binary, LIBS[a], cycles, mib, idle)
         rows += [(a, f"{t:.3f}", f"{r:.1f}") for t, r in points]
-        for peak, r1, r3 in drops(points, frees):
+        for peak, r1, r25, r3 in drops(points, frees):
             pct = lambda r: f"{r:.0f} MiB ({100 * r / peak:.0f}%)" if r is not None else "-"
-            print(f"| {a} | {peak:.0f} | {pct(r1)} | {pct(r3)} |")
+            print(f"| {a} | {peak:.0f} | {pct(r1)} | {pct(r25)} | {pct(r3)} |")
+    print()
+    print("CPU time of the allocator's own threads over the whole run: " +
+          ", ".join(f"{a} {s:.2f} s" for a, s in cpu.items()))
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["allocator", "seconds", "rss_mib"])
