@@ -167,17 +167,17 @@ void gm_op_delete_array_nothrow(void *ptr, gm_nothrow_ref nt) {
 }
 void gm_op_delete_sized(void *ptr, size_t size) { cxx_delete_checked(ptr, 0, size); }
 void gm_op_delete_array_sized(void *ptr, size_t size) { cxx_delete_checked(ptr, 0, size); }
-void gm_op_delete_aligned(void *ptr, size_t align) { cxx_delete_checked(ptr, align, NO_SIZE); }
+void gm_op_delete_aligned(void *ptr, size_t align) { cxx_delete_checked(ptr, align, GM_NO_SIZE); }
 void gm_op_delete_array_aligned(void *ptr, size_t align) {
-    cxx_delete_checked(ptr, align, NO_SIZE);
+    cxx_delete_checked(ptr, align, GM_NO_SIZE);
 }
 void gm_op_delete_aligned_nothrow(void *ptr, size_t align, gm_nothrow_ref nt) {
     (void)nt;
-    cxx_delete_checked(ptr, align, NO_SIZE);
+    cxx_delete_checked(ptr, align, GM_NO_SIZE);
 }
 void gm_op_delete_array_aligned_nothrow(void *ptr, size_t align, gm_nothrow_ref nt) {
     (void)nt;
-    cxx_delete_checked(ptr, align, NO_SIZE);
+    cxx_delete_checked(ptr, align, GM_NO_SIZE);
 }
 void gm_op_delete_sized_aligned(void *ptr, size_t size, size_t align) {
     cxx_delete_checked(ptr, align, size);

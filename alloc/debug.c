@@ -1,15 +1,7 @@
 /*
- * debug.c — reports of misuse, free-list hardening, and the run-time debug
- * mode (GOMALLOC_DEBUG=1).
- *
- * Always on (cost measured with callgrind, see README "Safety"):
- *   - free of an address gomalloc did not hand out (pagemap check) and double
- *     free (the free mark in a block's second word: a per-process key plus
- *     the block's address, see internal.h) are reported with one line on
- *     stderr, then abort();
- *   - free-list links are stored XORed with a per-process secret taken from
- *     the kernel's AT_RANDOM bytes; a link that does not decode to a 16-byte
- *     aligned address is reported instead of followed.
+ * debug.c — the run-time debug mode (GOMALLOC_DEBUG=1), a layer over the
+ * raw allocation paths (raw.c).  The reports it makes and the always-on
+ * checks (invalid pointers, double frees, free-list hardening) are report.c's.
  *
  * Debug mode, chosen at start-up without rebuilding: no thread caches, so
  * every call takes the checked slow path here; the normal build pays one
@@ -33,7 +25,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 
 #include "internal.h"
 
@@ -43,74 +34,6 @@
 #define CANARY_LEN 8
 #define TRAILER 16   /* canary + the stored size */
 #define FREED_WORD 0x5555555555555555u
-
-uintptr_t gm_secret, gm_free_key;   /* written once, release; see internal.h */
-
-/* ---- reports ----------------------------------------------------------------- */
-
-static size_t append(char *line, size_t n, const char *s) {
-    while (*s && n < 150)
-        line[n++] = *s++;
-    return n;
-}
-
-static __attribute__((noreturn)) void report(const char *call, const char *what, const void *p,
-                                             uint8_t cls, size_t requested) {
-    char line[256];
-    size_t n = append(line, 0, "gomalloc: ");
-    n = append(line, n, call);
-    n = append(line, n, ": ");
-    n = append(line, n, what);
-    line[n++] = ' ';
-    n += gm_fmt_hex(line + n, (uintptr_t)p);
-    if (cls) {
-        n = append(line, n, " (size class ");
-        n += gm_fmt_dec(line + n, cls);
-        n = append(line, n, ", ");
-        n += gm_fmt_dec(line + n, gm_class_size[cls]);
-        n = append(line, n, " bytes");
-        if (requested != (size_t)-1) {
-            n = append(line, n, ", ");
-            n += gm_fmt_dec(line + n, requested);
-            n = append(line, n, " requested");
-        }
-        line[n++] = ')';
-    }
-    line[n++] = '\n';
-    gm_os_write(2, line, n);
-    abort();
-}
-
-void gm_report_block(const char *call, const char *what, const void *p, uint8_t cls) {
-    report(call, what, p, cls, (size_t)-1);
-}
-
-void gm_double_free(const char *call, const void *p, uint8_t cls) {
-    report(call, "double free of", p, cls, (size_t)-1);
-}
-
-void gm_invalid_pointer(const char *call, const void *p) {
-    report(call, "invalid pointer", p, 0, (size_t)-1);
-}
-
-void gm_corrupt_link(const void *block) {
-    report("malloc()", "corrupted free list (write after free?) at", block, 0, (size_t)-1);
-}
-
-/* ---- hardening --------------------------------------------------------------- */
-
-/* The kernel's 16 random bytes for this process (AT_RANDOM): there from the
- * first instruction, no system call, no allocation.  Concurrent first calls
- * compute the same values. */
-void gm_hardening_init(void) {
-    uintptr_t words[2] = {0x9e3779b97f4a7c15u, 0xc2b2ae3d27d4eb4fu};
-    const void *random = (const void *)getauxval(AT_RANDOM);
-    if (random)
-        memcpy(words, random, sizeof words);
-    words[0] ^= (uintptr_t)&gm_secret >> 12;   /* ASLR, should AT_RANDOM be missing */
-    __atomic_store_n(&gm_free_key, words[1] | 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&gm_secret, words[0] | ((uintptr_t)1 << 63), __ATOMIC_RELEASE);
-}
 
 /* ---- debug mode -------------------------------------------------------------- */
 
@@ -124,7 +47,7 @@ static void check_freed_fill(unsigned char *p, size_t usable, uint8_t cls) {
         return;   /* large, too small to fill, or never freed */
     for (size_t i = TRAILER; i < usable - sizeof(size_t); i++)
         if (p[i] != FILL_FREED)
-            report("malloc()", "write after free of", p, cls, (size_t)-1);
+            gm_report("malloc()", "write after free of", p, cls, GM_NO_SIZE);
 }
 
 void *gm_debug_alloc(size_t size, size_t align, bool zero) {
@@ -148,11 +71,11 @@ void *gm_debug_alloc(size_t size, size_t align, bool zero) {
 static size_t requested_size(void *p, size_t usable, uint8_t cls, const char *call) {
     size_t size = *size_word(p, usable);
     if (size > usable - TRAILER)
-        report(call, "block trailer overwritten (write past the end?) at", p, cls, (size_t)-1);
+        gm_report(call, "block trailer overwritten (write past the end?) at", p, cls, GM_NO_SIZE);
     const unsigned char *canary = (const unsigned char *)p + size;
     for (size_t i = 0; i < CANARY_LEN; i++)
         if (canary[i] != CANARY_BYTE)
-            report(call, "write past the end of", p, cls, size);
+            gm_report(call, "write past the end of", p, cls, size);
     return size;
 }
 

@@ -53,6 +53,9 @@ bool gm_os_commit(void *addr, size_t size);       /* PROT_NONE -> read/write */
 /* Drops the contents of a committed range (RSS falls); returns true if the
  * range now reads as zero (MADV_DONTNEED), false if undefined (MADV_FREE). */
 bool gm_os_release(void *addr, size_t size);
+/* How gm_os_release gives pages back: MADV_FREE when set (GOMALLOC_MADVISE=free,
+ * set by gm_options_init), else MADV_DONTNEED. */
+extern bool gm_os_madvise_free;
 void gm_os_unmap(void *addr, size_t size);
 /* Moves the mapping [from, from + size) to to, replacing our reservation
  * there.  On failure the source is unchanged; LOST: part of the destination
@@ -68,12 +71,35 @@ uint32_t gm_os_clock_ms(void);
 void gm_os_write(int fd, const char *buf, size_t len);
 /* Fault injection for tests: the Nth mapping call from now fails (0 = off). */
 void gm_os_fail_after(unsigned long calls);
+
+/* ---- report.c -------------------------------------------------------- */
+/* One message line, built on the stack and written with one write(2);
+ * text past the buffer's end is cut. */
+typedef struct gm_line {
+    size_t n;
+    char buf[320];
+} gm_line_t;
+#define GM_LINE_INIT {.n = 0}
+void gm_line_put(gm_line_t *l, const char *s);
+void gm_line_put_n(gm_line_t *l, const char *s, size_t len);
+void gm_line_dec(gm_line_t *l, uint64_t v);
+void gm_line_hex(gm_line_t *l, uintptr_t v);   /* 0x... */
+void gm_line_pad(gm_line_t *l, size_t column);  /* spaces up to column */
+void gm_line_write(gm_line_t *l, int fd);       /* adds the newline */
+
+/* "No size": a size no block can have (a report without a requested size,
+ * a sized free without a size). */
+#define GM_NO_SIZE SIZE_MAX
+/* "gomalloc: CALL: WHAT 0x... (size class C, N bytes[, R requested])", then
+ * abort(); the class part only for cls != 0, R unless GM_NO_SIZE. */
+__attribute__((noreturn)) void gm_report(const char *call, const char *what, const void *p,
+                                         uint8_t cls, size_t requested);
+__attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *p);
+__attribute__((noreturn)) void gm_double_free(const char *call, const void *p, uint8_t cls);
+__attribute__((noreturn)) void gm_report_block(const char *call, const char *what,
+                                               const void *p, uint8_t cls);
+/* "gomalloc: MSG", then abort(): a broken invariant. */
 __attribute__((noreturn)) void gm_fatal_msg(const char *msg);
-/* Formats v into buf (hex with 0x prefix, or decimal); returns the length. */
-size_t gm_fmt_hex(char *buf, uintptr_t v);
-size_t gm_fmt_dec(char *buf, uint64_t v);
-/* Reads an environment variable from environ without allocating. */
-const char *gm_os_getenv(const char *name);
 
 #if GM_DEBUG
 #define gm_assert(cond) \
@@ -87,7 +113,6 @@ struct gm_options {
     bool scavenge;              /* GOMALLOC_SCAVENGE */
     uint32_t retain_percent;    /* GOMALLOC_RETAIN_PERCENT */
     uint32_t decay_ms;          /* GOMALLOC_DECAY_MS */
-    bool madvise_free;          /* GOMALLOC_MADVISE=free */
     size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE_KIB */
     bool debug;                 /* GOMALLOC_DEBUG=1 */
 };
@@ -116,7 +141,7 @@ bool gm_scavenger_thread_exists(void);
 gm_lock_t *gm_scavenger_lockp(void);   /* for fork (malloc.c) */
 void gm_scavenger_after_fork_child(void);
 
-/* ---- free-list hardening (debug.c) ---------------------------------- */
+/* ---- free-list hardening (report.c) --------------------------------- */
 /* Every free list (thread caches, parked batches, span free lists) links
  * blocks through their first word, stored XORed with a per-process secret:
  * a use-after-free write cannot aim the allocator at an address of its
@@ -507,10 +532,6 @@ void gm_raw_free(void *ptr, const char *call);
 size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out);
 
 /* ---- debug.c --------------------------------------------------------- */
-__attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *p);
-__attribute__((noreturn)) void gm_double_free(const char *call, const void *p, uint8_t cls);
-__attribute__((noreturn)) void gm_report_block(const char *call, const char *what,
-                                               const void *p, uint8_t cls);
 void *gm_debug_alloc(size_t size, size_t align, bool zero);
 void gm_debug_free(void *ptr, const char *call);
 void *gm_debug_realloc(void *ptr, size_t size);

@@ -701,40 +701,30 @@ GM_EXPORT void gm_get_stats(struct gm_stats *out) {
 
 /* ---- sized free, good size, version ------------------------------------------ */
 
-/* A sized free's size when the caller gave none (no block can be this big). */
-#define NO_SIZE SIZE_MAX
-
-static size_t put_text(char *line, size_t n, const char *s) {
-    while (*s && n < 200)
-        line[n++] = *s++;
-    return n;
-}
-
 /* "gomalloc: CALL: wrong WHAT for 0x...: GIVEN given[, REQUESTED requested]" */
 static GM_COLD __attribute__((noreturn)) void sized_mismatch(const char *call, const void *ptr,
                                                              const char *what, size_t given,
                                                              size_t requested) {
-    char line[256];
-    size_t n = put_text(line, 0, "gomalloc: ");
-    n = put_text(line, n, call);
-    n = put_text(line, n, ": wrong ");
-    n = put_text(line, n, what);
-    n = put_text(line, n, " for ");
-    n += gm_fmt_hex(line + n, (uintptr_t)ptr);
-    n = put_text(line, n, ": ");
-    n += gm_fmt_dec(line + n, given);
-    n = put_text(line, n, " given");
-    if (requested != NO_SIZE) {
-        n = put_text(line, n, ", ");
-        n += gm_fmt_dec(line + n, requested);
-        n = put_text(line, n, " requested");
+    gm_line_t l = GM_LINE_INIT;
+    gm_line_put(&l, "gomalloc: ");
+    gm_line_put(&l, call);
+    gm_line_put(&l, ": wrong ");
+    gm_line_put(&l, what);
+    gm_line_put(&l, " for ");
+    gm_line_hex(&l, (uintptr_t)ptr);
+    gm_line_put(&l, ": ");
+    gm_line_dec(&l, given);
+    gm_line_put(&l, " given");
+    if (requested != GM_NO_SIZE) {
+        gm_line_put(&l, ", ");
+        gm_line_dec(&l, requested);
+        gm_line_put(&l, " requested");
     }
-    line[n++] = '\n';
-    gm_os_write(2, line, n);
+    gm_line_write(&l, 2);
     abort();
 }
 
-/* Debug mode checks the size (unless NO_SIZE) and the alignment (unless 0)
+/* Debug mode checks the size (unless GM_NO_SIZE) and the alignment (unless 0)
  * against the block; the free itself is free's. */
 static GM_NOINLINE void free_sized_slow(void *ptr, size_t align, size_t size, const char *call) {
     if (!ptr)
@@ -748,8 +738,8 @@ static GM_NOINLINE void free_sized_slow(void *ptr, size_t align, size_t size, co
          * the free to report. */
         size_t requested = *(const size_t *)((const char *)ptr + usable - sizeof(size_t));
         if (align && (!is_pow2(align) || ((uintptr_t)ptr & (align - 1))))
-            sized_mismatch(call, ptr, "alignment", align, NO_SIZE);
-        if (size != NO_SIZE && size != requested && requested <= usable - 2 * sizeof(size_t))
+            sized_mismatch(call, ptr, "alignment", align, GM_NO_SIZE);
+        if (size != GM_NO_SIZE && size != requested && requested <= usable - 2 * sizeof(size_t))
             sized_mismatch(call, ptr, "size", size, requested);
     }
     free_slow(ptr, call);

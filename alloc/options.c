@@ -40,7 +40,6 @@ struct gm_options gm_options = {
     .scavenge = true,
     .retain_percent = 5,
     .decay_ms = 1000,
-    .madvise_free = false,
     .thread_cache_bytes = GM_THREAD_CACHE_DEFAULT,
 };
 
@@ -93,50 +92,24 @@ struct reading {
 
 /* ---- messages -------------------------------------------------------------- */
 
-struct line {
-    char buf[320];
-    size_t n;
-};
-
-static void put(struct line *l, const char *s) {
-    while (*s && l->n < sizeof l->buf - 2)
-        l->buf[l->n++] = *s++;
-}
-
-static void put_n(struct line *l, const char *s, size_t len) {
-    for (size_t i = 0; i < len && l->n < sizeof l->buf - 2; i++)
-        l->buf[l->n++] = s[i];
-}
-
-static void put_dec(struct line *l, uint64_t v) {
-    char digits[24];
-    size_t len = gm_fmt_dec(digits, v);
-    put_n(l, digits, len);
-}
-
-static void emit(struct line *l) {
-    l->buf[l->n++] = '\n';
-    gm_os_write(2, l->buf, l->n);
-}
-
 /* "gomalloc: NAME: PROBLEM[ MIN..MAX]: "VALUE"" */
 static void report_value(const struct setting *s, const char *problem, bool range,
                          const char *value) {
-    struct line l = {.n = 0};
-    put(&l, "gomalloc: ");
-    put(&l, s->name);
-    put(&l, ": ");
-    put(&l, problem);
+    gm_line_t l = GM_LINE_INIT;
+    gm_line_put(&l, "gomalloc: ");
+    gm_line_put(&l, s->name);
+    gm_line_put(&l, ": ");
+    gm_line_put(&l, problem);
     if (range) {
-        put(&l, " ");
-        put_dec(&l, s->min);
-        put(&l, "..");
-        put_dec(&l, s->max);
+        gm_line_put(&l, " ");
+        gm_line_dec(&l, s->min);
+        gm_line_put(&l, "..");
+        gm_line_dec(&l, s->max);
     }
-    put(&l, ": \"");
-    put(&l, value);
-    put(&l, "\"");
-    emit(&l);
+    gm_line_put(&l, ": \"");
+    gm_line_put(&l, value);
+    gm_line_put(&l, "\"");
+    gm_line_write(&l, 2);
 }
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -255,13 +228,13 @@ static uint32_t nearest(const char *name, size_t len) {
 
 static void report_unknown(const char *name, size_t len) {
     uint32_t best = nearest(name, len);
-    struct line l = {.n = 0};
-    put(&l, "gomalloc: ");
-    put_n(&l, name, len);
-    put(&l, ": unknown setting, ignored (did you mean ");
-    put(&l, settings[best].name);
-    put(&l, "?)");
-    emit(&l);
+    gm_line_t l = GM_LINE_INIT;
+    gm_line_put(&l, "gomalloc: ");
+    gm_line_put_n(&l, name, len);
+    gm_line_put(&l, ": unknown setting, ignored (did you mean ");
+    gm_line_put(&l, settings[best].name);
+    gm_line_put(&l, "?)");
+    gm_line_write(&l, 2);
 }
 
 /* One NAME=VALUE entry of the environment. */
@@ -306,11 +279,11 @@ static void consider_proc_environ(struct reading *r) {
             }
             entry[fill] = '\0';
             if (overlong && strncmp(entry, PREFIX, PREFIX_LEN) == 0) {
-                struct line l = {.n = 0};
-                put(&l, "gomalloc: environment entry too long, ignored: ");
-                put_n(&l, entry, 48);
-                put(&l, "...");
-                emit(&l);
+                gm_line_t l = GM_LINE_INIT;
+                gm_line_put(&l, "gomalloc: environment entry too long, ignored: ");
+                gm_line_put_n(&l, entry, 48);
+                gm_line_put(&l, "...");
+                gm_line_write(&l, 2);
             } else if (!overlong) {
                 consider(r, entry);
             }
@@ -324,25 +297,25 @@ static void consider_proc_environ(struct reading *r) {
 /* ---- the settings in force --------------------------------------------------- */
 
 static void print_settings(const struct reading *r) {
-    struct line l = {.n = 0};
-    put(&l, "gomalloc: version ");
-    put(&l, GOMALLOC_VERSION_STRING);
-    put(&l, ", settings in force:");
-    emit(&l);
+    gm_line_t l = GM_LINE_INIT;
+    gm_line_put(&l, "gomalloc: version ");
+    gm_line_put(&l, GOMALLOC_VERSION_STRING);
+    gm_line_put(&l, ", settings in force:");
+    gm_line_write(&l, 2);
     for (uint32_t i = 0; i < S_COUNT; i++) {
         const struct setting *s = &settings[i];
         if (s->kind == FOREIGN)
             continue;
         l.n = 0;
-        put(&l, "gomalloc:   ");
-        put(&l, s->name);
-        put(&l, "=");
+        gm_line_put(&l, "gomalloc:   ");
+        gm_line_put(&l, s->name);
+        gm_line_put(&l, "=");
         if (s->kind == WORD)
-            put(&l, s->words[r->value[i] != 0]);
+            gm_line_put(&l, s->words[r->value[i] != 0]);
         else
-            put_dec(&l, r->value[i]);
-        put(&l, r->set[i] ? " (environment)" : " (default)");
-        emit(&l);
+            gm_line_dec(&l, r->value[i]);
+        gm_line_put(&l, r->set[i] ? " (environment)" : " (default)");
+        gm_line_write(&l, 2);
     }
 }
 
@@ -352,7 +325,7 @@ void gm_options_init(void) {
     r.value[S_SCAVENGE] = gm_options.scavenge;
     r.value[S_RETAIN_PERCENT] = gm_options.retain_percent;
     r.value[S_DECAY_MS] = gm_options.decay_ms;
-    r.value[S_MADVISE] = gm_options.madvise_free;
+    r.value[S_MADVISE] = gm_os_madvise_free;
     r.value[S_THREAD_CACHE_KIB] = gm_options.thread_cache_bytes >> 10;
     r.value[S_DEBUG] = gm_options.debug;
     r.value[S_VERBOSE] = 0;
@@ -367,7 +340,7 @@ void gm_options_init(void) {
     gm_options.scavenge = r.value[S_SCAVENGE] != 0;
     gm_options.retain_percent = (uint32_t)r.value[S_RETAIN_PERCENT];
     gm_options.decay_ms = (uint32_t)r.value[S_DECAY_MS];
-    gm_options.madvise_free = r.value[S_MADVISE] != 0;
+    gm_os_madvise_free = r.value[S_MADVISE] != 0;
     gm_options.thread_cache_bytes = (size_t)r.value[S_THREAD_CACHE_KIB] << 10;
     gm_options.debug = r.value[S_DEBUG] != 0;
     if (r.value[S_VERBOSE])

@@ -17,8 +17,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -26,8 +24,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-
-extern char **environ;
 
 static unsigned long fail_countdown;   /* atomic */
 
@@ -122,10 +118,12 @@ gm_move_result_t gm_os_move(void *from, size_t size, void *to) {
     return r;
 }
 
+bool gm_os_madvise_free;   /* written by gm_options_init, before any thread */
+
 bool gm_os_release(void *addr, size_t size) {
     int saved = errno;
     bool zeroed = true;
-    if (gm_options.madvise_free && madvise(addr, size, MADV_FREE) == 0)
+    if (gm_os_madvise_free && madvise(addr, size, MADV_FREE) == 0)
         zeroed = false;
     else
         madvise(addr, size, MADV_DONTNEED);
@@ -190,91 +188,4 @@ void gm_os_write(int fd, const char *buf, size_t len) {
         len -= (size_t)n;
     }
     errno = saved;
-}
-
-size_t gm_fmt_hex(char *buf, uintptr_t v) {
-    char tmp[2 * sizeof v];
-    size_t n = 0;
-    do {
-        tmp[n++] = "0123456789abcdef"[v & 15];
-        v >>= 4;
-    } while (v);
-    buf[0] = '0';
-    buf[1] = 'x';
-    for (size_t i = 0; i < n; i++)
-        buf[2 + i] = tmp[n - 1 - i];
-    return n + 2;
-}
-
-size_t gm_fmt_dec(char *buf, uint64_t v) {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    return n;
-}
-
-static size_t append(char *buf, size_t at, size_t cap, const char *s) {
-    while (*s && at < cap)
-        buf[at++] = *s++;
-    return at;
-}
-
-void gm_fatal_msg(const char *msg) {
-    char line[256];
-    size_t n = append(line, 0, sizeof line - 1, "gomalloc: ");
-    n = append(line, n, sizeof line - 1, msg);
-    line[n++] = '\n';
-    gm_os_write(2, line, n);
-    abort();
-}
-
-/* Before libc has set environ (a malloc from the dynamic loader), the
- * variables come from /proc/self/environ, read with plain system calls into
- * a static buffer.  Only GOMALLOC_* values are looked up, once, at init. */
-static const char *getenv_from_proc(const char *name, size_t len) {
-    static char value[128];
-    char buf[4096], entry[160];
-    size_t fill = 0;
-    bool skipping = false;
-    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    const char *found = NULL;
-    ssize_t got;
-    while (!found && (got = read(fd, buf, sizeof buf)) > 0) {
-        for (ssize_t i = 0; i < got && !found; i++) {
-            char c = buf[i];
-            if (c != '\0') {
-                if (fill < sizeof entry - 1)
-                    entry[fill++] = c;
-                else
-                    skipping = true;
-                continue;
-            }
-            entry[fill] = '\0';
-            if (!skipping && fill > len && strncmp(entry, name, len) == 0 && entry[len] == '=') {
-                strncpy(value, entry + len + 1, sizeof value - 1);
-                found = value;
-            }
-            fill = 0;
-            skipping = false;
-        }
-    }
-    close(fd);
-    return found;
-}
-
-const char *gm_os_getenv(const char *name) {
-    size_t len = strlen(name);
-    if (!environ)
-        return getenv_from_proc(name, len);
-    for (char **e = environ; *e; e++)
-        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
-            return *e + len + 1;
-    return NULL;
 }

@@ -6,24 +6,18 @@
  * while the heap is in trouble, and printf may itself allocate.
  */
 #include <pthread.h>
-#include <string.h>
 
 #include "gomalloc.h"
 #include "internal.h"
 
 static void put_line(int fd, const char *label, uint64_t value, const char *unit) {
-    char line[96];
-    size_t n = strlen(label);
-    memcpy(line, label, n);
-    while (n < 28)
-        line[n++] = ' ';
-    n += gm_fmt_dec(line + n, value);
-    line[n++] = ' ';
-    size_t u = strlen(unit);
-    memcpy(line + n, unit, u);
-    n += u;
-    line[n++] = '\n';
-    gm_os_write(fd, line, n);
+    gm_line_t l = GM_LINE_INIT;
+    gm_line_put(&l, label);
+    gm_line_pad(&l, 28);
+    gm_line_dec(&l, value);
+    gm_line_put(&l, " ");
+    gm_line_put(&l, unit);
+    gm_line_write(&l, fd);
 }
 
 static void print_stats(int fd) {

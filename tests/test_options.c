@@ -142,7 +142,7 @@ static int child_main(const char *mode) {
     }
     printf("scavenge=%d retain=%u decay=%u madvise_free=%d cache=%zu debug=%d\n",
            gm_options.scavenge, gm_options.retain_percent, gm_options.decay_ms,
-           gm_options.madvise_free, gm_options.thread_cache_bytes >> 10, gm_options.debug);
+           gm_os_madvise_free, gm_options.thread_cache_bytes >> 10, gm_options.debug);
     return 0;
 }
 

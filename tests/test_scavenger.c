@@ -173,7 +173,7 @@ static void test_scavenger_release_returns_everything(void **state) {
 
 /* Released memory handed out again is usable, and calloc zeroes it. */
 static void reuse_after_release(bool madv_free) {
-    gm_options.madvise_free = madv_free;
+    gm_os_madvise_free = madv_free;
     size_t sizes[] = {48, 1000, 20000, 100 * KiB, 3 * MiB};
     for (int round = 0; round < 3; round++) {
         void *p[5];
@@ -198,7 +198,7 @@ static void reuse_after_release(bool madv_free) {
         for (int i = 0; i < 5; i++)
             gm_free(p[i]);
     }
-    gm_options.madvise_free = false;
+    gm_os_madvise_free = false;
 }
 
 static void test_scavenger_reuse_after_dontneed(void **state) {
