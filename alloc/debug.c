@@ -93,7 +93,7 @@ void gm_debug_free(void *ptr, const char *call) {
 size_t gm_debug_usable(const void *ptr) {
     uint8_t cls;
     void *p = (void *)ptr;
-    size_t usable = gm_raw_usable(p, "malloc_usable_size()", &cls);
+    size_t usable = gm_raw_usable_size(p, &cls);
     return requested_size(p, usable, cls, "malloc_usable_size()");
 }
 

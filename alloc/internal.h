@@ -26,6 +26,7 @@
 #ifndef GM_INTERNAL_H
 #define GM_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -273,6 +274,8 @@ typedef uint32_t gm_page_info_t;
 static inline uint8_t gm_page_info_class(gm_page_info_t info) { return (uint8_t)info; }
 static inline uintptr_t gm_page_info_offset(gm_page_info_t info) { return info & ~(uintptr_t)0xff; }
 static inline uintptr_t gm_page_info_index(gm_page_info_t info) { return info >> GM_PAGE_SHIFT; }
+/* The size class of a small request (size <= GM_MAX_SMALL_SIZE). */
+static inline uint8_t gm_size_class(size_t size) { return gm_size_to_class[(size + 15) >> 4]; }
 /* Whether offset (from the span's base) is the start of one of its objects. */
 static inline bool gm_class_is_start(uint8_t cls, uint64_t offset) {
     return offset * gm_class_divmagic[cls] < gm_class_start_limit[cls];
@@ -526,10 +529,25 @@ gm_mcache_t *gm_mcache_for_thread(void);
 
 /* ---- malloc.c -------------------------------------------------------- */
 void gm_init(void);
+
+/* ---- raw.c ----------------------------------------------------------- */
 /* The allocation paths without the debug layer (errno set on failure). */
+static inline void *gm_fail_nomem(void) {
+    errno = ENOMEM;
+    return NULL;
+}
 void *gm_raw_alloc(size_t size, size_t align, bool zero);
+/* A page run or reservation of at least size bytes aligned to align. */
+void *gm_raw_alloc_large(size_t size, size_t align, bool zero);
+/* Smallest class at least size bytes whose objects all start at a multiple
+ * of align; 0 if none. */
+uint8_t gm_raw_aligned_class(size_t size, size_t align);
 void gm_raw_free(void *ptr, const char *call);
+/* Usable bytes of a block (its class to *cls_out, 0 if large or huge);
+ * anything gomalloc did not hand out, or a block found free, is reported
+ * (as "double free of" a block, by gm_raw_usable_size as "freed block"). */
 size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out);
+size_t gm_raw_usable_size(const void *ptr, uint8_t *cls_out);
 
 /* ---- debug.c --------------------------------------------------------- */
 void *gm_debug_alloc(size_t size, size_t align, bool zero);

@@ -265,40 +265,6 @@ static void *gm_vg_realloc(void *ptr, size_t size);
 
 /* ---- allocation ---------------------------------------------------------- */
 
-static void *fail_nomem(void) {
-    errno = ENOMEM;
-    return NULL;
-}
-
-/* A block of at least size bytes (size > 32 KiB, or an alignment small
- * classes cannot give), aligned to align, zeroed if asked.  Above GM_BIG_MIN
- * (with page alignment) the mheap picks arena pages or a reservation of the
- * block's own, whichever faults in fewer pages; up to it, and for larger
- * alignments, blocks below GM_HUGE_THRESHOLD are arena pages and the others
- * reservations. */
-static void *alloc_large(size_t size, size_t align, bool zero) {
-    if (size > PTRDIFF_MAX || align > PTRDIFF_MAX - size)
-        return fail_nomem();
-    if (size == 0)
-        size = 1;
-    size_t dirty;
-    void *p;
-    if (size > GM_BIG_MIN && align <= PAGE) {
-        p = gm_mheap_alloc_big(size, &dirty);
-    } else if (size + (align > PAGE ? align : 0) >= GM_HUGE_THRESHOLD) {
-        p = gm_mheap_alloc_huge(size, align, &dirty);
-    } else {
-        gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);
-        p = s ? (void *)s->base : NULL;
-        dirty = s && s->fresh_zero ? 0 : size;
-    }
-    if (!p)
-        return fail_nomem();
-    if (zero && dirty)   /* pages known zero are not cleared again */
-        memset(p, 0, dirty < size ? dirty : size);
-    return p;
-}
-
 static GM_NOINLINE void *malloc_slow(size_t size) {
     gm_init();
     gm_scavenger_check();
@@ -306,10 +272,10 @@ static GM_NOINLINE void *malloc_slow(size_t size) {
         return gm_debug_alloc(size, MIN_ALIGN, false);
     if (size > GM_MAX_SMALL_SIZE) {
         void *p = gm_pagecache_take(size);
-        return p ? p : alloc_large(size, PAGE, false);
+        return p ? p : gm_raw_alloc_large(size, PAGE, false);
     }
     void *p = gm_mcache_alloc_slow(size);
-    return p ? p : fail_nomem();
+    return p ? p : gm_fail_nomem();
 }
 
 static inline void *api_malloc(size_t size) {
@@ -324,13 +290,13 @@ GM_EXPORT void *gm_malloc(size_t size) { return GM_VG_ALLOC(api_malloc(size), si
 static void *api_calloc(size_t count, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
-        return fail_nomem();
+        return gm_fail_nomem();
     gm_init();
     if (GM_UNLIKELY(gm_options.debug))
         return gm_debug_alloc(total, MIN_ALIGN, true);
     if (total > GM_MAX_SMALL_SIZE) {
         void *p = gm_pagecache_take(total);
-        return p ? memset(p, 0, total) : alloc_large(total, PAGE, true);
+        return p ? memset(p, 0, total) : gm_raw_alloc_large(total, PAGE, true);
     }
     void *p = api_malloc(total);
     if (p)
@@ -343,35 +309,6 @@ GM_EXPORT void *gm_calloc(size_t count, size_t size) {
 }
 
 /* ---- free ------------------------------------------------------------------ */
-
-/* Frees a block without the debug layer. */
-void gm_raw_free(void *ptr, const char *call) {
-    uintptr_t addr = (uintptr_t)ptr;
-    gm_arena_t *a = gm_pagemap_arena(addr);
-    if (!a)
-        gm_invalid_pointer(call, ptr);
-    if (a->kind == GM_ARENA_HUGE) {
-        if (addr != a->huge_base)
-            gm_invalid_pointer(call, ptr);
-        if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
-            gm_report_block(call, "double free of", ptr, 0);
-        gm_mheap_free_huge(a);
-        return;
-    }
-    gm_span_t *s = gm_pagemap_span_of(addr);
-    if (!s)
-        gm_invalid_pointer(call, ptr);
-    if (!s->cls) {
-        if (s->thread_cached)
-            gm_report_block(call, "double free of", ptr, 0);
-        if (!gm_pagecache_put(s))
-            gm_mheap_free_span(s);
-        return;
-    }
-    if (gm_block_is_free(ptr))
-        gm_double_free(call, ptr, s->cls);
-    gm_mcache_free_nocache(ptr, s->cls);
-}
 
 static GM_NOINLINE void free_slow(void *ptr, const char *call) {
     if (!ptr)
@@ -395,39 +332,14 @@ GM_EXPORT void gm_free(void *ptr) {
     api_free(ptr);
 }
 
-/* Usable bytes of a block gomalloc handed out (and its class, 0 if large);
- * reports anything else. */
-size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out) {
-    uintptr_t addr = (uintptr_t)ptr;
-    gm_arena_t *a = gm_pagemap_arena(addr);
-    *cls_out = 0;
-    if (a && a->kind == GM_ARENA_HUGE && addr == a->huge_base) {
-        if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
-            gm_report_block(call, "double free of", ptr, 0);
-        return a->huge_size;
-    }
-    gm_span_t *s = gm_pagemap_span_of(addr);
-    if (!s)
-        gm_invalid_pointer(call, ptr);
-    if (s->cls ? gm_block_is_free(ptr) : s->thread_cached)
-        gm_report_block(call, strcmp(call, "malloc_usable_size()") ? "double free of" : "freed block",
-                        ptr, s->cls);
-    *cls_out = s->cls;
-    return s->cls ? gm_class_size[s->cls] : s->large_size;
-}
-
-static size_t usable_size_checked(const void *ptr, const char *call) {
-    uint8_t cls;
-    return gm_raw_usable(ptr, call, &cls);
-}
-
 GM_EXPORT size_t gm_usable_size(const void *ptr) {
     if (!ptr)
         return 0;
     gm_init();
     if (GM_UNLIKELY(gm_options.debug))
         return gm_debug_usable(ptr);
-    return usable_size_checked(ptr, "malloc_usable_size()");
+    uint8_t cls;
+    return gm_raw_usable_size(ptr, &cls);
 }
 
 /* ---- realloc --------------------------------------------------------------- */
@@ -437,7 +349,7 @@ GM_EXPORT size_t gm_usable_size(const void *ptr) {
 static inline bool small_fits_in_place(size_t old, size_t size) {
     if (size - 1 >= old)   /* larger, or 0 */
         return false;
-    if (gm_class_size[gm_size_to_class[(size + 15) >> 4]] == old)
+    if (gm_class_size[gm_size_class(size)] == old)
         return true;
     return size >= old / 2;
 }
@@ -516,7 +428,7 @@ static GM_NOINLINE void *realloc_slow(void *ptr, size_t size) {
     bool refused = false;
     void *p = cls ? NULL : grow_elsewhere(ptr, size, old, &refused);
     if (p || refused)
-        return p ? p : fail_nomem();
+        return p ? p : gm_fail_nomem();
     p = api_malloc(cls ? small_growth_request(old, size) : size);
     if (!p)
         return NULL;
@@ -555,7 +467,8 @@ static void *gm_vg_realloc(void *ptr, size_t size) {
         gm_free(ptr);
         return NULL;
     }
-    size_t old = usable_size_checked(ptr, "realloc()");
+    uint8_t cls;
+    size_t old = gm_raw_usable(ptr, "realloc()", &cls);
     void *p = gm_malloc(size);
     if (!p)
         return NULL;
@@ -570,39 +483,11 @@ static void *gm_vg_realloc(void *ptr, size_t size) {
 GM_EXPORT void *gm_reallocarray(void *ptr, size_t count, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
-        return fail_nomem();
+        return gm_fail_nomem();
     return gm_realloc(ptr, total);
 }
 
 /* ---- aligned allocation ---------------------------------------------------- */
-
-/* Smallest class at least size bytes whose objects all start at a multiple
- * of align (span bases are page-aligned); 0 if none. */
-static uint8_t aligned_class(size_t size, size_t align) {
-    if (size > GM_MAX_SMALL_SIZE || align > PAGE)
-        return 0;
-    for (uint8_t cls = gm_size_to_class[(size + 15) >> 4]; cls < GM_NUM_CLASSES; cls++)
-        if (gm_class_size[cls] % align == 0)
-            return cls;
-    return 0;
-}
-
-/* A block without the debug layer; align is a power of two. */
-void *gm_raw_alloc(size_t size, size_t align, bool zero) {
-    if (size > PTRDIFF_MAX)
-        return fail_nomem();
-    uint8_t cls = 0;
-    if (size <= GM_MAX_SMALL_SIZE)
-        cls = align <= MIN_ALIGN ? gm_size_to_class[(size + 15) >> 4] : aligned_class(size, align);
-    if (!cls)
-        return alloc_large(size, align, zero);
-    void *p = gm_mcache_alloc_slow(gm_class_size[cls]);
-    if (!p)
-        return fail_nomem();
-    if (zero)
-        memset(p, 0, size);
-    return p;
-}
 
 /* align is a power of two. */
 static void *alloc_aligned(size_t align, size_t size) {
@@ -612,11 +497,11 @@ static void *alloc_aligned(size_t align, size_t size) {
     if (align <= MIN_ALIGN)
         return api_malloc(size);
     if (size > PTRDIFF_MAX)
-        return fail_nomem();
-    uint8_t cls = aligned_class(size, align);
+        return gm_fail_nomem();
+    uint8_t cls = gm_raw_aligned_class(size, align);
     if (cls)
         return api_malloc(gm_class_size[cls]);
-    return alloc_large(size, align, false);
+    return gm_raw_alloc_large(size, align, false);
 }
 
 static bool is_pow2(size_t x) { return x && (x & (x - 1)) == 0; }
@@ -661,7 +546,7 @@ GM_EXPORT void *gm_valloc(size_t size) {
 
 GM_EXPORT void *gm_pvalloc(size_t size) {
     if (size > PTRDIFF_MAX)
-        return fail_nomem();
+        return gm_fail_nomem();
     size_t rounded = (size + OS_PAGE - 1) & ~(size_t)(OS_PAGE - 1);
     rounded = rounded ? rounded : OS_PAGE;
     return GM_VG_ALLOC(alloc_aligned(OS_PAGE, rounded), rounded, false);
@@ -771,7 +656,7 @@ GM_EXPORT size_t gm_good_size(size_t size) {
     if (GM_UNLIKELY(gm_options.debug))
         return size;   /* malloc_usable_size reports the request in debug mode */
     if (size <= GM_MAX_SMALL_SIZE)
-        return gm_class_size[gm_size_to_class[(size + 15) >> 4]];
+        return gm_class_size[gm_size_class(size)];
     return (size + PAGE - 1) & ~(size_t)(PAGE - 1);   /* large and huge: whole pages */
 }
 

@@ -422,7 +422,7 @@ static void maybe_trim(gm_mcache_t *c) {
 }
 
 void *gm_mcache_alloc_slow(size_t size) {
-    uint8_t cls = gm_size_to_class[(size + 15) >> 4];
+    uint8_t cls = gm_size_class(size);
     gm_mcache_t *c = current_cache();
     void *head, *tail;
     if (!c) {

@@ -26,7 +26,7 @@ GM_INLINE void *gm_mcache_alloc_fast(size_t size) {
     if (GM_UNLIKELY(size > GM_MAX_SMALL_SIZE))
         return NULL;
     gm_mcache_t *c = gm_tls_cache;
-    uint8_t cls = gm_size_to_class[(size + 15) >> 4];
+    uint8_t cls = gm_size_class(size);
     void *p = c->head[cls];
     if (GM_LIKELY(p)) {
         c->head[cls] = gm_link_get(p);

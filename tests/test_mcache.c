@@ -809,7 +809,7 @@ static void *free_first_body(void *arg)
     gm_free(arg);
     gm_mcache_t *c = gm_mcache_current();
     assert_non_null(c);
-    uint8_t cls = gm_size_to_class[(200 + 15) >> 4];
+    uint8_t cls = gm_size_class(200);
     assert_int_equal(gm_mcache_length(c, cls), 1);
     assert_ptr_equal(c->head[cls], arg);
     assert_ptr_equal(gm_malloc(200), arg);

@@ -243,7 +243,7 @@ static void test_mcentral_parked_bound_grows_with_round_trips(void **state)
 {
     (void)state;
     enum { MAXB = 64 };
-    uint8_t cls = gm_size_to_class[(512 + 15) >> 4];
+    uint8_t cls = gm_size_class(512);
     uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
     uint64_t per_batch = (uint64_t)n * size;
     uint32_t low = (uint32_t)(PARKED_LIMIT / per_batch);

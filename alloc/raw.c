@@ -1,0 +1,138 @@
+/*
+ * raw.c — the allocation paths under the debug layer: a block of a size and
+ * alignment, a block's usable size, a block's free, with the checks that are
+ * always on (an address gomalloc did not hand out, a double free) but without
+ * debug mode's canaries and fills.
+ *
+ * malloc.c's entry points take their fast paths first (mcache.h) and come
+ * here on a slow one; debug.c (GOMALLOC_DEBUG=1) wraps every block it hands
+ * out around these.  A small request goes to the thread's cache
+ * (gm_mcache_alloc_slow), a large one to the page heap: arena pages up to
+ * GM_HUGE_THRESHOLD, a reservation of its own from there, and above
+ * GM_BIG_MIN whichever faults in fewer pages (mheap.c, "one pool for big
+ * blocks").  A freed large block goes to the thread's page cache when it
+ * qualifies (pagecache.c), else back to the heap.
+ *
+ * Like malloc.c, and unlike every layer below, this file sets errno: ENOMEM
+ * with every NULL it returns.  It holds no state and takes no lock of its own.
+ */
+#include <string.h>
+
+#include "mcache.h"
+
+#define PAGE GM_PAGE_SIZE
+#define MIN_ALIGN 16
+
+/* A block of at least size bytes (size > 32 KiB, or an alignment small
+ * classes cannot give), aligned to align, zeroed if asked.  Above GM_BIG_MIN
+ * (with page alignment) the mheap picks arena pages or a reservation of the
+ * block's own, whichever faults in fewer pages; up to it, and for larger
+ * alignments, blocks below GM_HUGE_THRESHOLD are arena pages and the others
+ * reservations. */
+void *gm_raw_alloc_large(size_t size, size_t align, bool zero) {
+    if (size > PTRDIFF_MAX || align > PTRDIFF_MAX - size)
+        return gm_fail_nomem();
+    if (size == 0)
+        size = 1;
+    size_t dirty;
+    void *p;
+    if (size > GM_BIG_MIN && align <= PAGE) {
+        p = gm_mheap_alloc_big(size, &dirty);
+    } else if (size + (align > PAGE ? align : 0) >= GM_HUGE_THRESHOLD) {
+        p = gm_mheap_alloc_huge(size, align, &dirty);
+    } else {
+        gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);
+        p = s ? (void *)s->base : NULL;
+        dirty = s && s->fresh_zero ? 0 : size;
+    }
+    if (!p)
+        return gm_fail_nomem();
+    if (zero && dirty)   /* pages known zero are not cleared again */
+        memset(p, 0, dirty < size ? dirty : size);
+    return p;
+}
+
+/* Smallest class at least size bytes whose objects all start at a multiple
+ * of align (span bases are page-aligned); 0 if none. */
+uint8_t gm_raw_aligned_class(size_t size, size_t align) {
+    if (size > GM_MAX_SMALL_SIZE || align > PAGE)
+        return 0;
+    for (uint8_t cls = gm_size_class(size); cls < GM_NUM_CLASSES; cls++)
+        if (gm_class_size[cls] % align == 0)
+            return cls;
+    return 0;
+}
+
+/* A block without the debug layer; align is a power of two. */
+void *gm_raw_alloc(size_t size, size_t align, bool zero) {
+    if (size > PTRDIFF_MAX)
+        return gm_fail_nomem();
+    uint8_t cls = 0;
+    if (size <= GM_MAX_SMALL_SIZE)
+        cls = align <= MIN_ALIGN ? gm_size_class(size) : gm_raw_aligned_class(size, align);
+    if (!cls)
+        return gm_raw_alloc_large(size, align, zero);
+    void *p = gm_mcache_alloc_slow(gm_class_size[cls]);
+    if (!p)
+        return gm_fail_nomem();
+    if (zero)
+        memset(p, 0, size);
+    return p;
+}
+
+/* Frees a block without the debug layer. */
+void gm_raw_free(void *ptr, const char *call) {
+    uintptr_t addr = (uintptr_t)ptr;
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    if (!a)
+        gm_invalid_pointer(call, ptr);
+    if (a->kind == GM_ARENA_HUGE) {
+        if (addr != a->huge_base)
+            gm_invalid_pointer(call, ptr);
+        if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
+            gm_report_block(call, "double free of", ptr, 0);
+        gm_mheap_free_huge(a);
+        return;
+    }
+    gm_span_t *s = gm_pagemap_span_of(addr);
+    if (!s)
+        gm_invalid_pointer(call, ptr);
+    if (!s->cls) {
+        if (s->thread_cached)
+            gm_report_block(call, "double free of", ptr, 0);
+        if (!gm_pagecache_put(s))
+            gm_mheap_free_span(s);
+        return;
+    }
+    if (gm_block_is_free(ptr))
+        gm_double_free(call, ptr, s->cls);
+    gm_mcache_free_nocache(ptr, s->cls);
+}
+
+/* Usable bytes of a block gomalloc handed out (and its class, 0 if large);
+ * reports anything else, a small or large block found free as freed. */
+static size_t usable(const void *ptr, const char *call, const char *freed, uint8_t *cls_out) {
+    uintptr_t addr = (uintptr_t)ptr;
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    *cls_out = 0;
+    if (a && a->kind == GM_ARENA_HUGE && addr == a->huge_base) {
+        if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
+            gm_report_block(call, "double free of", ptr, 0);
+        return a->huge_size;
+    }
+    gm_span_t *s = gm_pagemap_span_of(addr);
+    if (!s)
+        gm_invalid_pointer(call, ptr);
+    if (s->cls ? gm_block_is_free(ptr) : s->thread_cached)
+        gm_report_block(call, freed, ptr, s->cls);
+    *cls_out = s->cls;
+    return s->cls ? gm_class_size[s->cls] : s->large_size;
+}
+
+size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out) {
+    return usable(ptr, call, "double free of", cls_out);
+}
+
+size_t gm_raw_usable_size(const void *ptr, uint8_t *cls_out) {
+    return usable(ptr, "malloc_usable_size()", "freed block", cls_out);
+}
