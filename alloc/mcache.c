@@ -80,6 +80,8 @@
  * keeps the parked ones, which no thread can have been changing while the
  * fork handlers held the lock.
  */
+#include <sched.h>
+
 #include "mcache.h"
 
 const gm_mcache_t gm_mcache_empty;
@@ -96,7 +98,8 @@ static pthread_key_t exit_key;
 #define MIN_CACHE_BYTES ((size_t)256 << 10)
 #define SMALL_HEAP_CACHE_BYTES ((size_t)1 << 20)
 #define HEAP_SHARE_SHIFT 5   /* a thirty-second of the heap */
-static int exit_key_state;             /* atomic: 0 none, 1 creating, 2 ready */
+static int exit_key_state;             /* atomic: 0 none, 1 creating, 2 ready, 3 failed */
+static __thread bool tls_creating_key __attribute__((tls_model("initial-exec")));
 static gm_mcache_t *parked;            /* registry lock: dead threads' caches */
 static uint32_t parked_count;          /* registry lock */
 static size_t parked_bytes;            /* registry lock: on their lists */
@@ -313,13 +316,23 @@ static void thread_exit(void *arg) {
     gm_fixalloc_free(&cache_fa, c);
 }
 
+/* Idempotent: the first call creates the key; a call from another thread
+ * meanwhile waits for it, one from the creating thread (pthread_key_create
+ * may call malloc) does not. */
 void gm_mcache_init(void) {
-    int expected = 0;
-    if (!__atomic_compare_exchange_n(&exit_key_state, &expected, 1, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    int state = 0;
+    if (__atomic_compare_exchange_n(&exit_key_state, &state, 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        tls_creating_key = true;
+        bool ok = pthread_key_create(&exit_key, thread_exit) == 0;
+        tls_creating_key = false;
+        __atomic_store_n(&exit_key_state, ok ? 2 : 3, __ATOMIC_RELEASE);
         return;
-    if (pthread_key_create(&exit_key, thread_exit) == 0)
-        __atomic_store_n(&exit_key_state, 2, __ATOMIC_RELEASE);
+    }
+    while (state == 1 && !tls_creating_key) {
+        sched_yield();
+        state = __atomic_load_n(&exit_key_state, __ATOMIC_ACQUIRE);
+    }
 }
 
 /* A new thread's bound: the configured one, or its share of the global
@@ -376,7 +389,7 @@ static gm_mcache_t *create_cache(void) {
     gm_tls_cache = c;
     if (c->max_bytes > c->limit)
         gm_mcache_flush_all(c);   /* parked when fewer threads shared the budget */
-    gm_init();
+    gm_mcache_init();
     if (__atomic_load_n(&exit_key_state, __ATOMIC_ACQUIRE) == 2)
         pthread_setspecific(exit_key, c);
     return c;
