@@ -451,6 +451,23 @@ void gm_mcentral_init(void);
 struct gm_central_stats { uint64_t out_bytes, batch_bytes; };
 void gm_mcentral_stats(struct gm_central_stats *out);
 
+/* ---- pagecache.c ----------------------------------------------------- */
+/* A thread's freed large blocks by page count, kept in its cache
+ * (gm_mcache_t.pages) and handed to these functions by their owner. */
+typedef struct gm_pagecache {
+    gm_span_t *large[GM_PAGE_CACHE_MAX_PAGES + 1];  /* owner */
+    size_t bytes;                   /* owner (statistics read it racily) */
+    bool taken;                     /* owner: a cached block was reused this epoch */
+} gm_pagecache_t;
+/* A cached large block of size bytes (alignment: a page) from pc, or NULL. */
+void *gm_pagecache_take(gm_pagecache_t *pc, size_t size);
+/* Keeps freed large span s on pc; false when it does not qualify (too big,
+ * cache full). */
+bool gm_pagecache_put(gm_pagecache_t *pc, gm_span_t *s);
+/* Gives every block on pc back to the mheap (keep_if_taken: only if none
+ * was reused since the last call). */
+void gm_pagecache_flush(gm_pagecache_t *pc, bool keep_if_taken);
+
 /* ---- mcache.c -------------------------------------------------------- */
 /* The fast-path state is kept as arrays indexed by class rather than an array
  * of structs so that x86 addressing scales the class index for free.  A
@@ -465,10 +482,7 @@ struct gm_mcache {
     uint64_t start_limit[GM_NUM_CLASSES];    /* immutable: gm_class_start_limit */
     int64_t room[GM_NUM_CLASSES];            /* owner: pushes left before a flush */
     uint32_t max[GM_NUM_CLASSES];            /* owner: bound on the list's length */
-    /* Page cache (pagecache.c): freed large blocks by page count. */
-    gm_span_t *large[GM_PAGE_CACHE_MAX_PAGES + 1];  /* owner */
-    size_t large_bytes;             /* owner (statistics read it racily) */
-    bool large_taken;               /* owner: a cached block was reused this epoch */
+    gm_pagecache_t pages;           /* owner: freed large blocks (pagecache.c) */
     uint8_t shard;                  /* immutable while the cache lives: its mcentral shard */
     size_t max_bytes;               /* owner: sum over classes of max * size */
     size_t bound;                   /* immutable: the limit once the heap is big */
@@ -481,17 +495,6 @@ struct gm_mcache {
     uint32_t parked_epoch;          /* registry lock: gm_scavenger_epoch when parked */
     gm_mcache_t *next, *prev;       /* registry lock */
 } __attribute__((aligned(GM_CACHELINE)));   /* two threads' caches share no line */
-
-/* ---- pagecache.c ----------------------------------------------------- */
-/* A cached large block of size bytes (alignment: a page) for the calling
- * thread, or NULL. */
-void *gm_pagecache_take(size_t size);
-/* Keeps freed large span s on the calling thread's page cache; false when it
- * does not qualify (too big, cache full, no thread cache). */
-bool gm_pagecache_put(gm_span_t *s);
-/* Gives every cached block of c back to the mheap (keep_if_taken: only if
- * none was reused since the last call). */
-void gm_pagecache_flush(gm_mcache_t *c, bool keep_if_taken);
 
 /* What gm_tls_cache points to while a thread has no cache: no objects, no
  * room, object-start limits of zero. */

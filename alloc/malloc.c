@@ -271,7 +271,7 @@ static GM_NOINLINE void *malloc_slow(size_t size) {
     if (GM_UNLIKELY(gm_options.debug))
         return gm_debug_alloc(size, MIN_ALIGN, false);
     if (size > GM_MAX_SMALL_SIZE) {
-        void *p = gm_pagecache_take(size);
+        void *p = gm_pagecache_take(&gm_tls_cache->pages, size);
         return p ? p : gm_raw_alloc_large(size, PAGE, false);
     }
     void *p = gm_mcache_alloc_slow(size);
@@ -295,7 +295,7 @@ static void *api_calloc(size_t count, size_t size) {
     if (GM_UNLIKELY(gm_options.debug))
         return gm_debug_alloc(total, MIN_ALIGN, true);
     if (total > GM_MAX_SMALL_SIZE) {
-        void *p = gm_pagecache_take(total);
+        void *p = gm_pagecache_take(&gm_tls_cache->pages, total);
         return p ? memset(p, 0, total) : gm_raw_alloc_large(total, PAGE, true);
     }
     void *p = api_malloc(total);

@@ -306,7 +306,7 @@ static void thread_exit(void *arg) {
     gm_mcache_t *c = arg;
     tls_exiting = true;
     gm_tls_cache = (gm_mcache_t *)&gm_mcache_empty;
-    gm_pagecache_flush(c, false);
+    gm_pagecache_flush(&c->pages, false);
     if (park(c))
         return;
     gm_mcache_flush_all(c);
@@ -424,7 +424,7 @@ static void trim_unused(gm_mcache_t *c) {
     }
     c->refilled[0] = c->refilled[1] = 0;
     c->overflowed[0] = c->overflowed[1] = 0;
-    gm_pagecache_flush(c, true);
+    gm_pagecache_flush(&c->pages, true);
     c->epoch = __atomic_load_n(&gm_scavenger_epoch, __ATOMIC_RELAXED);
     release_parked(false);
 }
@@ -514,7 +514,7 @@ void gm_mcache_flush_all(gm_mcache_t *c) {
         c->overages[cls] = 0;
     }
     c->overflowed[0] = c->overflowed[1] = 0;
-    gm_pagecache_flush(c, false);
+    gm_pagecache_flush(&c->pages, false);
 }
 
 void gm_mcache_flush_current(void) {
@@ -528,7 +528,7 @@ uint64_t gm_mcache_cached_bytes(uint64_t *large_out) {
     gm_mcache_registry_lock();
     for (gm_mcache_t *c = registry; c; c = c->next) {
         bytes += held_bytes(c);
-        large += __atomic_load_n(&c->large_bytes, __ATOMIC_RELAXED);
+        large += __atomic_load_n(&c->pages.bytes, __ATOMIC_RELAXED);
     }
     bytes += parked_bytes;
     gm_mcache_registry_unlock();

@@ -100,7 +100,8 @@ void gm_raw_free(void *ptr, const char *call) {
     if (!s->cls) {
         if (s->thread_cached)
             gm_report_block(call, "double free of", ptr, 0);
-        if (!gm_pagecache_put(s))
+        gm_mcache_t *c = gm_mcache_for_thread();
+        if (!c || !gm_pagecache_put(&c->pages, s))
             gm_mheap_free_span(s);
         return;
     }

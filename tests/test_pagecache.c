@@ -52,7 +52,7 @@ static void test_pagecache_keeps_no_block_above_limit(void **state)
     assert_non_null(p);
     gm_free(p);
     assert_false(span_live(p));
-    assert_int_equal(gm_mcache_current()->large_bytes, 0);
+    assert_int_equal(gm_mcache_current()->pages.bytes, 0);
 }
 
 static void test_pagecache_bounded_per_thread(void **state)
@@ -75,14 +75,14 @@ static void test_pagecache_bounded_per_thread(void **state)
     }
     gm_get_stats(&after);
     gm_mcache_t *c = gm_mcache_current();
-    assert_true(c->large_bytes <= GM_PAGE_CACHE_BYTES);
-    assert_int_equal((size_t)kept * size, c->large_bytes);
+    assert_true(c->pages.bytes <= GM_PAGE_CACHE_BYTES);
+    assert_int_equal((size_t)kept * size, c->pages.bytes);
     assert_int_equal(kept, GM_PAGE_CACHE_BYTES / size);
     /* Kept blocks are cached, not in use; the others went back to the heap. */
     assert_int_equal(before.large_in_use - after.large_in_use, (uint64_t)N * size);
-    assert_int_equal(after.cached - before.cached, c->large_bytes);
+    assert_int_equal(after.cached - before.cached, c->pages.bytes);
     gm_mcache_flush_current();
-    assert_int_equal(c->large_bytes, 0);
+    assert_int_equal(c->pages.bytes, 0);
     for (int i = 0; i < N; i++)
         assert_false(span_live(ps[i]));
 }
