@@ -121,16 +121,18 @@ extern struct gm_options gm_options;   /* written once by gm_init */
 void gm_options_init(void);
 
 /* ---- scavenger.c ----------------------------------------------------- */
-/* Set (under the mheap lock) once the heap has grown enough to be worth a
- * background scavenger; the API's slow paths then start it. */
-extern bool gm_scavenger_wanted;
+/* The heap's committed bytes (gm_heap_committed) at which the API's slow
+ * paths start the background scavenger: 32 MiB until it is started, then
+ * UINT64_MAX (again 32 MiB in a fork child, which has no scavenger). */
+extern uint64_t gm_scavenger_start_at;
+extern uint64_t gm_heap_committed;   /* mheap.c */
 /* Advances about once a second while the scavenger runs; thread caches trim
  * lists they did not need when they see it change. */
 extern uint32_t gm_scavenger_epoch;
 void gm_scavenger_start_slow(void);
-void gm_scavenger_note_heap(uint64_t committed_bytes);
 static inline void gm_scavenger_check(void) {
-    if (GM_UNLIKELY(__atomic_load_n(&gm_scavenger_wanted, __ATOMIC_RELAXED)))
+    if (GM_UNLIKELY(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED) >=
+                    __atomic_load_n(&gm_scavenger_start_at, __ATOMIC_RELAXED)))
         gm_scavenger_start_slow();
 }
 /* Releases every free page now (malloc_trim); returns the bytes released. */
@@ -358,7 +360,8 @@ void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s);
 gm_span_t *gm_pagemap_span_of(uintptr_t addr);
 
 /* ---- mheap.c --------------------------------------------------------- */
-/* Bytes the heap arenas have committed (it only grows); relaxed loads. */
+/* Bytes the heap arenas have committed (it only grows); relaxed loads.  The
+ * scavenger reads it to know when to start (gm_scavenger_check). */
 extern uint64_t gm_heap_committed;
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
 /* Up to n spans of npages pages for class cls into out[], under one lock

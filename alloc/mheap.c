@@ -260,9 +260,8 @@ static bool commit_to_locked(gm_arena_t *a, uintptr_t end) {
         target = a->hi;
     if (!gm_os_commit((void *)a->commit_end, target - a->commit_end))
         return false;
-    uint64_t committed = __atomic_add_fetch(&gm_heap_committed, target - a->commit_end, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&gm_heap_committed, target - a->commit_end, __ATOMIC_RELAXED);
     a->commit_end = target;
-    gm_scavenger_note_heap(committed);
     return true;
 }
 

@@ -27,9 +27,10 @@
  * 700 MiB costs about 65 ms of kernel time, so a spike is returned within
  * about a second of its decay.
  *
- * It starts lazily: the mheap sets gm_scavenger_wanted once the heap holds
- * 32 MiB, and the next allocation or free slow path starts the thread (with
- * no gomalloc lock held: pthread_create may allocate).  A short program never
+ * It starts lazily: once the heap has committed 32 MiB (gm_heap_committed,
+ * which the mheap keeps and the slow paths read: gm_scavenger_check), the
+ * next allocation or free slow path starts the thread (with no gomalloc
+ * lock held: pthread_create may allocate).  A short program never
  * starts it.  In a fork child the thread is gone; the child starts its own
  * the same way.  The thread blocks every signal and never allocates.
  *
@@ -50,7 +51,7 @@
 #define EPOCH_NS (1000 * 1000 * 1000L)
 #define LONG_RUN_PAGES 8   /* 64 KiB */
 
-bool gm_scavenger_wanted;          /* atomic */
+uint64_t gm_scavenger_start_at = START_BYTES;   /* atomic */
 uint32_t gm_scavenger_epoch;       /* atomic */
 static int started;                /* atomic: the thread was created (or tried) */
 static bool thread_exists;         /* atomic: set before the thread is created */
@@ -120,7 +121,7 @@ void gm_scavenger_start_slow(void) {
     if (!__atomic_compare_exchange_n(&started, &expected, 1, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_RELAXED))
         return;
-    __atomic_store_n(&gm_scavenger_wanted, false, __ATOMIC_RELAXED);
+    __atomic_store_n(&gm_scavenger_start_at, UINT64_MAX, __ATOMIC_RELAXED);
     pthread_attr_t attr;
     sigset_t all, old;
     pthread_t thread;
@@ -139,12 +140,6 @@ void gm_scavenger_start_slow(void) {
     pthread_attr_destroy(&attr);
 }
 
-/* Called by the mheap, under its lock, as the heap grows. */
-void gm_scavenger_note_heap(uint64_t committed_bytes) {
-    if (committed_bytes >= START_BYTES)
-        __atomic_store_n(&gm_scavenger_wanted, true, __ATOMIC_RELAXED);
-}
-
 size_t gm_scavenger_release_all(void) {
     gm_lock(&scavenge_lock);
     size_t released = gm_mheap_release_all();
@@ -161,5 +156,5 @@ gm_lock_t *gm_scavenger_lockp(void) { return &scavenge_lock; }
 void gm_scavenger_after_fork_child(void) {
     __atomic_store_n(&started, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&thread_exists, false, __ATOMIC_RELAXED);
-    gm_scavenger_note_heap(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED));
+    __atomic_store_n(&gm_scavenger_start_at, START_BYTES, __ATOMIC_RELAXED);
 }
