@@ -7,6 +7,7 @@
 #   make help                this list
 #   make test                install missing Debian packages (as root), then every test below
 #   make test-unit           cmocka unit tests, one per layer, and the API tests
+#   make test-layers         no object calls a layer above it (the list in alloc/internal.h, from nm)
 #   make test-link           a program linked with -lgomalloc, shared and static, gets gomalloc
 #   make test-install        install into a temporary DESTDIR and adopt that copy: pkg-config, CMake, C++, man
 #   make test-glibc          glibc's malloc test behaviours, linked and preloaded
@@ -84,7 +85,7 @@ TEST_LIBS   := -lcmocka -pthread
 APT_PKGS    := libcmocka-dev valgrind gcc g++ make git sqlite3 perl python3 time \
                binutils pkgconf cmake groff-base man-db
 
-.PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan \
+.PHONY: all clean test test-unit test-layers test-stress test-programs test-valgrind test-asan \
         test-tsan test-valgrind-client test-link deps help install uninstall
 .DEFAULT_GOAL := all
 
@@ -225,6 +226,10 @@ build/tests/test_%: tests/test_%.c $(CORE_LIB) | build/tests
 test-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# Every object of the libraries and the core archive against the layer list.
+test-layers: $(CORE_OBJ) $(OVERRIDE_OBJ) $(CXX_OBJ)
+	tests/layers.sh alloc/internal.h $^
+
 -include tests/stress.mk
 -include tests/install.mk
 -include tests/glibc.mk
@@ -297,6 +302,7 @@ test-link: build/tests/link_shared build/tests/link_static
 
 test: deps all
 	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory test-layers
 	$(MAKE) --no-print-directory test-link
 	$(MAKE) --no-print-directory test-install
 	$(MAKE) --no-print-directory test-glibc

@@ -2,24 +2,39 @@
  * internal.h — the types shared between gomalloc's layers and the prototypes
  * that cross files, grouped by the file that defines them.
  *
- * Layers, top to bottom (a file calls only layers below it):
- *   malloc.c    the gm_* entry points, init, fork, statistics
+ * Layers, top to bottom: a file calls only files listed below it, and reads
+ * only their globals (its inline helpers included, which compile into their
+ * callers).  `make test-layers` checks this list against the objects' symbols
+ * (tests/layers.sh): one file per line, its name first.
+ *
+ *   override    LD_PRELOAD/override.c: the libc names, malloc.c compiled in
+ *   cxx_catch   LD_PRELOAD/cxx_catch.cc: C++ new-handler calls, weakly linked
+ *   stats       gm_print_stats, the human-readable report of gm_get_stats
+ *   malloc      the gm_* entry points, realloc policy, init, fork, statistics
+ *   debug       the debug mode (GOMALLOC_DEBUG=1), over the raw paths
+ *   raw         allocation, free and usable size under the debug mode
  *   mcache      per-thread caches (lock-free fast paths in mcache.h)
- *   mcentral    per-class span lists and batches, one lock per class
+ *   pagecache   per-thread freed large blocks, kept in the thread's cache
+ *   mcentral    per-class span lists and parked batches, one lock per class
  *   span        carving a span into objects, returning objects to it
- *   mheap       page runs in arenas, large and huge blocks, one lock
- *   pagemap     address -> arena -> page info / span, lock-free reads
  *   scavenger   returns free pages to the OS in the background
+ *   mheap       arenas, page runs, spans, large blocks, the release step
+ *   pagemap     address -> arena -> page info / span, lock-free reads
  *   fixalloc    fixed-size metadata from raw mappings, one lock
- *   options     GOMALLOC_* settings, read once
+ *   options     GOMALLOC_* settings, read at init
+ *   report      message lines, reports of misuse, free-list hardening
  *   os_linux    the only file that calls mmap/mprotect/madvise/munmap
+ *   lock        gm_lock_t's slow paths (futex)
+ *
+ * Beside them, headers of constants and inline helpers only: config.h,
+ * sizeclasses.h (generated), lock.h, mcache.h (the fast paths).
  *
  * Lock order (a thread holding a lock may only take locks further right):
- *   scavenge -> cache registry -> mcentral[1] -> ... -> mcentral[N-1]
- *            -> mheap -> fixalloc
+ *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
+ *            -> ... -> mcentral[last shard][N-1] -> mheap -> fixalloc
  * At most one mcentral lock is held at a time, except in the fork handlers,
- * which take them all in ascending class order, after glibc's stdio list
- * lock (malloc.c).  Every lock is a gm_lock_t (lock.h), which knows its
+ * which take them all, shard by shard in ascending class order, after
+ * glibc's stdio list lock (malloc.c).  Every lock is a gm_lock_t (lock.h), which knows its
  * holder; the scavenger thread never waits for a lock while it holds the
  * mheap or fixalloc lock.
  */
