@@ -213,7 +213,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 	$(CC) -std=c11 -O2 $(WARN) -o $@ $<
 
 # ---- unit tests (cmocka, one file per layer) --------------------------------
-UNIT_NAMES := test_sizeclass test_lock test_fixalloc test_pagemap test_mheap test_mcentral \
+UNIT_NAMES := test_sizeclass test_lock test_pagebits test_fixalloc test_pagemap test_mheap test_mcentral \
               test_mcache test_pagecache test_scavenger test_detect test_api test_options
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 

@@ -13,6 +13,8 @@
  * address order.  Freeing sets the bits back, so neighbouring free runs
  * coalesce by construction and no free-run structure needs splitting or
  * merging.  max_run_hint lets a search skip arenas that cannot serve it.
+ * The bitmap operations and the run search are pure functions over words
+ * (pagebits.h, Go's mpallocbits.go), tested on their own.
  * One exception: freed 1-page small spans wait on a short stack (page_stack,
  * see "freed single pages" below) for the next 1-page span, bits untouched.
  * And a request of 5 to 128 pages first tries a recently freed run of its
@@ -72,10 +74,13 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pagebits.h"
 
 #define PAGE GM_PAGE_SIZE
 
 #define MIN_ARENA_BYTES ((size_t)1 << 20)
+/* A free measures the run it merged into up to this many words a side. */
+#define RUN_SCAN_WORDS 8
 
 static gm_lock_t heap_lock = GM_LOCK_INIT;
 static gm_arena_t *arenas;                  /* heap lock, address order */
@@ -87,122 +92,6 @@ static uint64_t large_bytes, large_count;   /* heap lock */
 static uint64_t pages_in_use;               /* heap lock: in spans and blocks */
 static uint64_t pages_free_backed;          /* heap lock: free, not released */
 uint64_t gm_heap_committed;                 /* atomic, written under the heap lock: heap arenas */
-
-/* ---- bitmap helpers --------------------------------------------------- */
-
-/* Mask of bits [b, b + k) of one word; 0 < k <= 64 - b. */
-static uint64_t word_mask(uintptr_t b, uintptr_t k) {
-    return (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << b;
-}
-
-/* Calls fn on each word of bits [start, start + n) with the mask of the
- * range's bits in it; a word at a time, not a bit at a time. */
-#define FOR_EACH_WORD(start, n, word, mask, body)                      \
-    do {                                                                \
-        uintptr_t at_ = (start), left_ = (n);                           \
-        while (left_ > 0) {                                             \
-            uintptr_t b_ = at_ % 64, k_ = 64 - b_ < left_ ? 64 - b_ : left_; \
-            uintptr_t word = at_ / 64;                                  \
-            uint64_t mask = word_mask(b_, k_);                          \
-            body;                                                       \
-            at_ += k_;                                                  \
-            left_ -= k_;                                                \
-        }                                                               \
-    } while (0)
-
-/* Most runs (small spans) lie within one word: those skip the loop. */
-static bool in_one_word(uintptr_t start, uintptr_t n) { return start % 64 + n <= 64; }
-
-static void bits_set(uint64_t *bits, uintptr_t start, uintptr_t n) {
-    if (in_one_word(start, n))
-        bits[start / 64] |= word_mask(start % 64, n);
-    else
-        FOR_EACH_WORD(start, n, w, m, bits[w] |= m);
-}
-
-static void bits_clear(uint64_t *bits, uintptr_t start, uintptr_t n) {
-    if (in_one_word(start, n))
-        bits[start / 64] &= ~word_mask(start % 64, n);
-    else
-        FOR_EACH_WORD(start, n, w, m, bits[w] &= ~m);
-}
-
-/* popcount is a libgcc call on baseline x86-64: skip it for empty words. */
-static uint32_t popcount_masked(uint64_t x, uint64_t m) {
-    return (x & m) ? (uint32_t)__builtin_popcountll(x & m) : 0;
-}
-
-static uint32_t count_bits(const uint64_t *bits, uintptr_t start, uintptr_t n) {
-    if (in_one_word(start, n))
-        return popcount_masked(bits[start / 64], word_mask(start % 64, n));
-    uint32_t count = 0;
-    FOR_EACH_WORD(start, n, w, m, count += popcount_masked(bits[w], m));
-    return count;
-}
-
-static bool any_bits(const uint64_t *bits, uintptr_t start, uintptr_t n) {
-    if (in_one_word(start, n))
-        return (bits[start / 64] & word_mask(start % 64, n)) != 0;
-    uint64_t any = 0;
-    FOR_EACH_WORD(start, n, w, m, any |= bits[w] & m);
-    return any != 0;
-}
-
-static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
-static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
-
-/* Lowest index of a run of n set bits in an arena's free bitmap, at or
- * above word from (no bit below it is set), or -1.  On failure *longest is
- * an upper bound of the longest run present. */
-static long find_run(const uint64_t *bits, uint32_t from, uint32_t n, uint32_t *longest) {
-    uint32_t run = 0, start = 0, best = 0;
-    bool partial = false;
-    for (uint32_t w = from; w < GM_ARENA_BITMAP_WORDS; w++) {
-        uint64_t x = bits[w];
-        if (x == ~(uint64_t)0) {
-            if (run == 0)
-                start = w * 64;
-            run += 64;
-            if (run >= n)
-                return start;
-            continue;
-        }
-        if (x == 0) {
-            best = max_u32(best, run);
-            run = 0;
-            continue;
-        }
-        partial = true;
-        uint32_t low = (uint32_t)__builtin_ctzll(~x);   /* ones at the bottom */
-        if (run + low >= n)
-            return run ? start : w * 64;
-        best = max_u32(best, run + low);
-        if (n < 64) {
-            uint64_t m = x;   /* bit j set: bits j .. j+have-1 all set */
-            for (uint32_t have = 1; have < n && m;) {
-                uint32_t shift = min_u32(have, n - have);
-                m &= m >> shift;
-                have += shift;
-            }
-            if (m)
-                return w * 64 + (uint32_t)__builtin_ctzll(m);
-        }
-        run = (uint32_t)__builtin_clzll(~x);               /* ones at the top */
-        start = w * 64 + 64 - run;
-    }
-    best = max_u32(best, run);
-    *longest = partial ? max_u32(best, 63) : best;
-    return -1;
-}
-
-/* Lowest run of n set bits starting at a multiple of align pages, or -1.
- * Arenas are 64 MiB aligned, so page-index alignment is address alignment. */
-static long find_run_aligned(const uint64_t *bits, uint32_t n, uint32_t align) {
-    for (uint32_t start = 0; start + n <= GM_ARENA_PAGES; start += align)
-        if (count_bits(bits, start, n) == n)
-            return start;
-    return -1;
-}
 
 /* ---- arenas ------------------------------------------------------------ */
 
@@ -237,8 +126,8 @@ static gm_arena_t *grow_locked(uint32_t npages) {
         a->free_pages = (uint32_t)(size / PAGE);
         a->max_run_hint = a->free_pages;
         a->released_pages = a->free_pages;
-        bits_set(a->free_bits, gm_page_index(a->lo), a->free_pages);
-        bits_set(a->released_bits, gm_page_index(a->lo), a->free_pages);
+        gm_bits_set(a->free_bits, gm_page_index(a->lo), a->free_pages);
+        gm_bits_set(a->released_bits, gm_page_index(a->lo), a->free_pages);
         if (!gm_pagemap_claim(a->lo, size, a)) {
             gm_os_unmap(p, size);
             gm_fixalloc_free(&arena_fa, a);
@@ -279,9 +168,9 @@ static bool take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
     uintptr_t addr = a->base + first * PAGE;
     if (!commit_to_locked(a, addr + (uintptr_t)n * PAGE))
         return false;
-    uint32_t released = count_bits(a->released_bits, first, n);
-    bits_clear(a->free_bits, first, n);
-    bits_clear(a->released_bits, first, n);
+    uint32_t released = gm_bits_count(a->released_bits, first, n);
+    gm_bits_clear(a->free_bits, first, n);
+    gm_bits_clear(a->released_bits, first, n);
     a->free_pages -= n;
     a->released_pages -= released;
     pages_free_backed -= n - released;
@@ -297,13 +186,11 @@ static bool take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
  * merged run belongs to.  So a search for a long run skips the low words
  * that small holes keep fragmented. */
 
-static uint32_t floor_log2(uint32_t n) { return 31 - (uint32_t)__builtin_clz(n); }
-
 /* A search for n pages found its first run at page first (or none, -1):
  * no run of n or more pages starts below it. */
 static void note_search_locked(gm_arena_t *a, uint32_t n, long first) {
     uint32_t word = first < 0 ? GM_ARENA_BITMAP_WORDS : (uint32_t)first / 64;
-    uint32_t k = floor_log2(n) + ((n & (n - 1)) != 0);   /* 2^k >= n */
+    uint32_t k = gm_floor_log2(n) + ((n & (n - 1)) != 0);   /* 2^k >= n */
     for (; k < GM_RUN_CLASSES; k++)
         if (a->run_from[k] < word)
             a->run_from[k] = (uint8_t)word;   /* <= 128 */
@@ -370,7 +257,7 @@ static uintptr_t fit_take_locked(uint32_t length, uint32_t n, gm_arena_t **out) 
         uint32_t start = f->start[f->top];
         f->top = (f->top + FIT_DEPTH - 1) % FIT_DEPTH;
         f->len--;
-        if (count_bits(a->free_bits, start, length) != length)
+        if (gm_bits_count(a->free_bits, start, length) != length)
             continue;   /* taken or split since */
         if (!take_pages_locked(a, start, n))
             return 0;
@@ -407,19 +294,6 @@ static uintptr_t fit_alloc_locked(uint32_t n, gm_arena_t **out) {
  * fit and 20,000 this way (tcmalloc 21,600); the best fit among wholly backed
  * runs alone, 19,500 there, but 125,800 against 119,600 with 5-25 MiB. */
 
-/* The first set (or, !set, clear) bit of an arena bitmap at or after bit i;
- * GM_ARENA_PAGES if none. */
-static uint32_t bitmap_next(const uint64_t *bits, uint32_t i, bool set) {
-    while (i < GM_ARENA_PAGES) {
-        uint32_t shift = i % 64;
-        uint64_t w = (set ? bits[i / 64] : ~bits[i / 64]) >> shift;
-        if (w)
-            return i + (uint32_t)__builtin_ctzll(w);
-        i += 64 - shift;
-    }
-    return GM_ARENA_PAGES;
-}
-
 struct placement {
     gm_arena_t *arena;
     uint32_t start, faults, run;
@@ -431,7 +305,7 @@ static void consider_run(gm_arena_t *a, uint32_t start, uint32_t end, uint32_t n
                          struct placement *best) {
     uint32_t at[2] = {start, end - n};
     for (int k = 0; k < 2; k++) {
-        uint32_t faults = count_bits(a->released_bits, at[k], n);
+        uint32_t faults = gm_bits_count(a->released_bits, at[k], n);
         if (!best->arena || faults < best->faults ||
             (faults == best->faults && end - start < best->run)) {
             best->arena = a;
@@ -449,13 +323,13 @@ static void fewest_faults_locked(uint32_t n, struct placement *best_out) {
     for (gm_arena_t *a = arenas; a; a = a->next) {
         if (a->free_pages < n || a->max_run_hint < n)
             continue;
-        for (uint32_t i = bitmap_next(a->free_bits, 0, true); i < GM_ARENA_PAGES;) {
-            uint32_t end = bitmap_next(a->free_bits, i, false);
+        for (uint32_t i = gm_bits_next(a->free_bits, GM_ARENA_PAGES, 0, true); i < GM_ARENA_PAGES;) {
+            uint32_t end = gm_bits_next(a->free_bits, GM_ARENA_PAGES, i, false);
             if (end - i >= n)
                 consider_run(a, i, end, n, &best);
             if (best.arena && best.faults == 0 && best.run == n)
                 break;
-            i = bitmap_next(a->free_bits, end, true);
+            i = gm_bits_next(a->free_bits, GM_ARENA_PAGES, end, true);
         }
     }
     *best_out = best;
@@ -489,8 +363,8 @@ static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out
             if (a->free_pages < n || a->max_run_hint < n)
                 continue;
             uint32_t longest = 0;
-            long first = align > 1 ? find_run_aligned(a->free_bits, n, align)
-                                   : find_run(a->free_bits, a->run_from[floor_log2(n)], n, &longest);
+            long first = align > 1 ? gm_bits_find_run_aligned(a->free_bits, GM_ARENA_PAGES, n, align)
+                                   : gm_bits_find_run(a->free_bits, GM_ARENA_BITMAP_WORDS, a->run_from[gm_floor_log2(n)], n, &longest);
             if (align <= 1)
                 note_search_locked(a, n, first);
             if (first < 0) {
@@ -509,47 +383,16 @@ static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out
     return 0;
 }
 
-/* Length of the run of set bits that contains [first, first + n) (all set),
- * or GM_ARENA_PAGES when it reaches further than RUN_SCAN_WORDS words on a
- * side (then it is not worth measuring: the arena is mostly free). */
-#define RUN_SCAN_WORDS 8
-static uint32_t run_around(const uint64_t *bits, uintptr_t first, uintptr_t n, uintptr_t *start) {
-    uintptr_t lo = first, hi = first + n;
-    for (int words = 0; lo > 0; words++) {
-        if (words == RUN_SCAN_WORDS)
-            return (uint32_t)GM_ARENA_PAGES;   /* *start is left alone */
-        uintptr_t b = (lo - 1) % 64;   /* bits b, b-1, ... of word (lo-1)/64 */
-        uint64_t inv = ~(bits[(lo - 1) / 64] << (63 - b));
-        uintptr_t ones = inv ? (uintptr_t)__builtin_clzll(inv) : 64;
-        ones = ones < b + 1 ? ones : b + 1;
-        lo -= ones;
-        if (ones < b + 1)
-            break;
-    }
-    for (int words = 0; hi < GM_ARENA_PAGES; words++) {
-        if (words == RUN_SCAN_WORDS)
-            return (uint32_t)GM_ARENA_PAGES;
-        uintptr_t b = hi % 64;         /* bits b, b+1, ... of word hi/64 */
-        uint64_t inv = ~(bits[hi / 64] >> b);
-        uintptr_t ones = inv ? (uintptr_t)__builtin_ctzll(inv) : 64;
-        hi += ones;
-        if (ones < 64 - b)
-            break;
-    }
-    *start = lo;
-    return (uint32_t)(hi - lo);
-}
-
 /* Frees pages [addr, addr + n) without noting the time (see stamp). */
 static void put_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     uintptr_t first = gm_page_index(addr);
-    bits_set(a->free_bits, first, n);
-    bits_set(a->dirty_bits, first, n);
+    gm_bits_set(a->free_bits, first, n);
+    gm_bits_set(a->dirty_bits, first, n);
     a->free_pages += n;
     /* The longest run can only have grown to the one this free merged into. */
     uintptr_t start = 0;
-    uint32_t run = run_around(a->free_bits, first, n, &start);
-    a->max_run_hint = max_u32(a->max_run_hint, run);
+    uint32_t run = gm_bits_run_around(a->free_bits, GM_ARENA_PAGES, first, n, RUN_SCAN_WORDS, &start);
+    a->max_run_hint = gm_max_u32(a->max_run_hint, run);
     note_free_run_locked(a, start, run);
     fit_push_locked(a, start, run);
     pages_free_backed += n;
@@ -562,7 +405,7 @@ static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
 }
 
 static bool range_is_zero_locked(gm_arena_t *a, uintptr_t page, uint32_t n) {
-    return !any_bits(a->dirty_bits, page, n);
+    return !gm_bits_any(a->dirty_bits, page, n);
 }
 
 /* Span structs of freed spans, linked through next: reused under the heap
@@ -659,7 +502,7 @@ static gm_span_t *alloc_span_locked(uint32_t npages, uint8_t cls) {
     if (!s)
         free_pages_locked(a, addr, npages);
     else
-        bits_set(a->dirty_bits, gm_page_index(addr), npages);
+        gm_bits_set(a->dirty_bits, gm_page_index(addr), npages);
     return s;
 }
 
@@ -695,7 +538,7 @@ static gm_span_t *large_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t npag
     s->large_size = (size_t)npages * PAGE;
     large_bytes += s->large_size;
     large_count++;
-    bits_set(a->dirty_bits, gm_page_index(addr), npages);
+    gm_bits_set(a->dirty_bits, gm_page_index(addr), npages);
     return s;
 }
 
@@ -721,9 +564,9 @@ static bool take_pages_after_locked(gm_span_t *s, uint32_t more) {
     gm_arena_t *a = s->arena;
     uintptr_t end = gm_page_index(s->base) + s->npages;
     if (end + more > GM_ARENA_PAGES || s->base + ((uintptr_t)s->npages + more) * PAGE > a->hi ||
-        count_bits(a->free_bits, end, more) != more || !take_pages_locked(a, end, more))
+        gm_bits_count(a->free_bits, end, more) != more || !take_pages_locked(a, end, more))
         return false;
-    bits_set(a->dirty_bits, end, more);
+    gm_bits_set(a->dirty_bits, end, more);
     return true;
 }
 
@@ -750,21 +593,6 @@ static bool resize_large_locked(gm_span_t *s, uint32_t npages) {
     return true;
 }
 
-/* Free pages in the run that starts next to page from and goes down (below
- * from) or up (from and above), counting no more than limit. */
-static uint32_t free_pages_next_to(const gm_arena_t *a, uintptr_t from, bool down,
-                                   uint32_t limit) {
-    uint32_t n = 0;
-    for (; n < limit; n++) {
-        if (down ? from <= n : from + n >= GM_ARENA_PAGES)
-            break;
-        uintptr_t page = down ? from - n - 1 : from + n;
-        if (!((a->free_bits[page / 64] >> (page % 64)) & 1))
-            break;
-    }
-    return n;
-}
-
 uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
     uintptr_t base = 0;
@@ -774,14 +602,14 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
     if (npages > s->npages) {
         uint32_t need = npages - s->npages;
         flush_pages_locked();
-        uint32_t below = free_pages_next_to(a, first, true, need);
-        uint32_t above = below < need ? free_pages_next_to(a, end, false, need - below) : 0;
+        uint32_t below = gm_bits_run_next_to(a->free_bits, GM_ARENA_PAGES, first, true, need);
+        uint32_t above = below < need ? gm_bits_run_next_to(a->free_bits, GM_ARENA_PAGES, end, false, need - below) : 0;
         /* The pages above may need committing, which can fail: take them
          * first; those below lie under a committed block. */
         if (below > 0 && below + above == need &&
             (above == 0 || take_pages_after_locked(s, above)) &&
             take_pages_locked(a, first - below, below)) {
-            bits_set(a->dirty_bits, first - below, below);
+            gm_bits_set(a->dirty_bits, first - below, below);
             gm_pagemap_clear_span(a, s);
             s->base -= (uintptr_t)below * PAGE;
             set_large_pages_locked(s, npages);
@@ -1287,19 +1115,6 @@ static size_t drop_idle_huge(uint32_t idle_ms) {
 #define CHUNK_PAGES 256                       /* 2 MiB: one huge page */
 #define DENSE_IN_USE (CHUNK_PAGES * 31 / 32)  /* 96.9% */
 
-/* The first set (or, !set, clear) bit of a chunk's mask at or after bit i;
- * CHUNK_PAGES if none. */
-static uint32_t chunk_next_bit(const uint64_t m[4], uint32_t i, bool set) {
-    while (i < CHUNK_PAGES) {
-        uint32_t shift = i % 64;
-        uint64_t w = (set ? m[i / 64] : ~m[i / 64]) >> shift;
-        if (w)
-            return i + (uint32_t)__builtin_ctzll(w);
-        i += 64 - shift;
-    }
-    return CHUNK_PAGES;
-}
-
 /* Backed free pages of chunk c of arena a, as a mask per bitmap word, in
  * runs of at least min_run pages (counted within the chunk). */
 static uint32_t chunk_backed_free(const gm_arena_t *a, uint32_t c, uint64_t masks[4],
@@ -1312,18 +1127,18 @@ static uint32_t chunk_backed_free(const gm_arena_t *a, uint32_t c, uint64_t mask
             if (now - a->page_freed_ms[page] < idle_ms)   /* freed lately */
                 masks[k] &= ~(m & -m);
         }
-        n += popcount_masked(masks[k], ~(uint64_t)0);
+        n += gm_popcount_masked(masks[k], ~(uint64_t)0);
     }
     if (min_run <= 1 || n == 0)
         return n;
     n = 0;
-    for (uint32_t i = chunk_next_bit(masks, 0, true); i < CHUNK_PAGES;) {
-        uint32_t end = chunk_next_bit(masks, i, false);
+    for (uint32_t i = gm_bits_next(masks, CHUNK_PAGES, 0, true); i < CHUNK_PAGES;) {
+        uint32_t end = gm_bits_next(masks, CHUNK_PAGES, i, false);
         if (end - i < min_run)
-            bits_clear(masks, i, end - i);
+            gm_bits_clear(masks, i, end - i);
         else
             n += end - i;
-        i = chunk_next_bit(masks, end, true);
+        i = gm_bits_next(masks, CHUNK_PAGES, end, true);
     }
     return n;
 }
@@ -1396,10 +1211,10 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
 
     uintptr_t first = (uintptr_t)chunk * CHUNK_PAGES;
     bool zeroed = true;
-    for (uint32_t i = chunk_next_bit(masks, 0, true); i < CHUNK_PAGES;) {
-        uint32_t end = chunk_next_bit(masks, i, false);
+    for (uint32_t i = gm_bits_next(masks, CHUNK_PAGES, 0, true); i < CHUNK_PAGES;) {
+        uint32_t end = gm_bits_next(masks, CHUNK_PAGES, i, false);
         zeroed &= gm_os_release((void *)(a->base + (first + i) * PAGE), (size_t)(end - i) * PAGE);
-        i = chunk_next_bit(masks, end, true);
+        i = gm_bits_next(masks, CHUNK_PAGES, end, true);
     }
 
     gm_lock(&heap_lock);
