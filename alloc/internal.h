@@ -19,6 +19,7 @@
  *   span        carving a span into objects, returning objects to it
  *   scavenger   returns free pages to the OS in the background
  *   mheap       arenas, page runs, spans, large blocks, the release step
+ *   huge        huge blocks' reservations and their cache; the heap lock
  *   pagemap     address -> arena -> page info / span, lock-free reads
  *   fixalloc    fixed-size metadata from raw mappings, one lock
  *   options     GOMALLOC_* settings, read at init
@@ -59,6 +60,7 @@
 
 typedef struct gm_span gm_span_t;
 typedef struct gm_arena gm_arena_t;
+typedef struct gm_huge gm_huge_t;
 typedef struct gm_mcentral gm_mcentral_t;
 typedef struct gm_mcache gm_mcache_t;
 
@@ -291,14 +293,14 @@ typedef uint32_t gm_page_info_t;
 static inline uint8_t gm_page_info_class(gm_page_info_t info) { return (uint8_t)info; }
 static inline uintptr_t gm_page_info_offset(gm_page_info_t info) { return info & ~(uintptr_t)0xff; }
 static inline uintptr_t gm_page_info_index(gm_page_info_t info) { return info >> GM_PAGE_SHIFT; }
+/* x rounded up to a multiple of to (a power of two). */
+static inline size_t gm_round_up(size_t x, size_t to) { return (x + to - 1) & ~(to - 1); }
 /* The size class of a small request (size <= GM_MAX_SMALL_SIZE). */
 static inline uint8_t gm_size_class(size_t size) { return gm_size_to_class[(size + 15) >> 4]; }
 /* Whether offset (from the span's base) is the start of one of its objects. */
 static inline bool gm_class_is_start(uint8_t cls, uint64_t offset) {
     return offset * gm_class_divmagic[cls] < gm_class_start_limit[cls];
 }
-
-enum gm_arena_kind { GM_ARENA_HEAP = 1, GM_ARENA_HUGE = 2 };
 
 struct gm_arena {
     gm_page_info_t page_info[GM_ARENA_PAGES];  /* written under mheap lock */
@@ -310,7 +312,6 @@ struct gm_arena {
     uintptr_t base;           /* immutable: arena slot start (64 MiB aligned) */
     uintptr_t lo, hi;         /* immutable: reserved range (heap: inside the slot) */
     uintptr_t commit_end;     /* mheap lock: [lo, commit_end) is read/write */
-    uint32_t kind;            /* immutable */
     uint32_t free_pages;      /* mheap lock */
     uint32_t released_pages;  /* mheap lock: free pages with no memory behind */
     uint32_t max_run_hint;    /* mheap lock: no free run longer than this */
@@ -321,17 +322,13 @@ struct gm_arena {
      * scavenger gives back only pages that idled for the decay time). */
     uint32_t page_freed_ms[GM_ARENA_PAGES];
     gm_arena_t *next;         /* mheap lock: address-ordered list */
-    /* Huge blocks (kind == GM_ARENA_HUGE), see mheap.c: */
-    uintptr_t huge_base;      /* immutable while mapped: lo */
-    size_t huge_size;         /* mheap lock; the owner reads it while the block is out */
-    size_t huge_backed;       /* mheap lock */
-    size_t huge_commit;       /* mheap lock */
-    size_t huge_dirty;        /* mheap lock */
-    uint32_t idle_since_ms;   /* mheap lock: gm_os_clock_ms() when cached or given slack */
-    bool huge_cached;         /* mheap lock: freed, kept for reuse */
 };
 
-extern gm_arena_t *gm_arena_map[GM_ARENA_MAP_ENTRIES];
+/* One word per 64 MiB slot of address space: 0, the heap arena that owns
+ * the slot (a gm_arena_t *), or a huge block's descriptor (a gm_huge_t *)
+ * with GM_SLOT_HUGE set; descriptors are at least 16-byte aligned. */
+extern uintptr_t gm_arena_map[GM_ARENA_MAP_ENTRIES];
+#define GM_SLOT_HUGE ((uintptr_t)1)
 /* The free fast path's view of the same slots: for a slot of a heap arena,
  * the address of its page_info array biased by the slot's first page
  * number, so that page_info of addr is at bias + (addr >> GM_PAGE_SHIFT) *
@@ -339,12 +336,24 @@ extern gm_arena_t *gm_arena_map[GM_ARENA_MAP_ENTRIES];
  * (huge blocks included, which the slow path finds in gm_arena_map). */
 extern uintptr_t gm_page_info_map[GM_ARENA_MAP_ENTRIES];
 
-/* Arena of an address, NULL if gomalloc owns none there. */
-static inline gm_arena_t *gm_pagemap_arena(uintptr_t addr) {
+/* The slot word of an address (see gm_arena_map), 0 out of range. */
+static inline uintptr_t gm_pagemap_slot(uintptr_t addr) {
     uintptr_t slot = addr >> GM_ARENA_SHIFT;
     if (GM_UNLIKELY(slot >= GM_ARENA_MAP_ENTRIES))
-        return NULL;
+        return 0;
     return __atomic_load_n(&gm_arena_map[slot], __ATOMIC_ACQUIRE);
+}
+/* Heap arena of an address, NULL if none is there (a huge block's slot
+ * included). */
+static inline gm_arena_t *gm_pagemap_arena(uintptr_t addr) {
+    uintptr_t v = gm_pagemap_slot(addr);
+    return v & GM_SLOT_HUGE ? NULL : (gm_arena_t *)v;
+}
+/* Huge block descriptor of an address, NULL if no huge block's reservation
+ * is there. */
+static inline gm_huge_t *gm_pagemap_huge(uintptr_t addr) {
+    uintptr_t v = gm_pagemap_slot(addr);
+    return v & GM_SLOT_HUGE ? (gm_huge_t *)(v - GM_SLOT_HUGE) : NULL;
 }
 static inline uintptr_t gm_page_index(uintptr_t addr) {
     return (addr >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1);
@@ -367,12 +376,56 @@ static inline bool gm_pagemap_locate(uintptr_t addr, uint8_t *cls, uint64_t *off
     return true;
 }
 bool gm_pagemap_claim(uintptr_t start, size_t size, gm_arena_t *arena);
+bool gm_pagemap_claim_huge(uintptr_t start, size_t size, gm_huge_t *d);
 void gm_pagemap_unclaim(uintptr_t start, size_t size);
 void gm_pagemap_set_span(gm_arena_t *a, gm_span_t *s);
 void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s);
 /* The span owning the object at addr, or NULL if addr is not the start of a
  * block that is currently handed out by a small span or a large block. */
 gm_span_t *gm_pagemap_span_of(uintptr_t addr);
+
+/* ---- huge.c ---------------------------------------------------------- */
+/* The heap lock: mheap.c's structures and the huge blocks (huge.c). */
+extern gm_lock_t gm_heap_lock;
+/* A huge block's reservation, see huge.c.  Heap lock, except that the block's
+ * owner reads lo and size, and free reads cached, without it. */
+struct gm_huge {
+    uintptr_t lo, hi;         /* the reservation; the owner's realloc moves it */
+    size_t size;              /* bytes handed out (cached: the last block's) */
+    size_t backed;            /* [lo, lo + backed) may have memory behind it */
+    size_t commit;            /* [lo, lo + commit) is read/write */
+    size_t dirty;             /* [lo, lo + dirty) may hold non-zero bytes */
+    uint32_t idle_since_ms;   /* gm_os_clock_ms() when cached or given slack */
+    bool cached;              /* freed, kept for reuse (atomic stores) */
+};
+/* A huge block of at least size bytes aligned to align; *dirty: how many of
+ * its first bytes may be non-zero.  NULL when the OS refuses. */
+void *gm_huge_alloc(size_t size, size_t align, size_t *dirty);
+void gm_huge_free(gm_huge_t *d);
+/* Resizes huge block d in place to size bytes, within its reservation;
+ * false, nothing changed, past it or when the OS refuses the commit. */
+bool gm_huge_resize(gm_huge_t *d, size_t size);
+/* Moves huge block d, which outgrew its reservation, to a new one of at
+ * least size bytes without copying; its new address, or NULL (d unchanged,
+ * *refused if for want of memory or address space). */
+void *gm_huge_move(gm_huge_t *d, size_t size, bool *refused);
+/* For the mheap's choice between arena pages and a reservation: the cached
+ * reservation that best hosts size bytes (NULL if none), the pages it would
+ * still fault in, taking it off the cache, and handing it (or, NULL, a new
+ * one) out as a block of size bytes. */
+gm_huge_t *gm_huge_best_cached_locked(size_t size, size_t align);
+uint32_t gm_huge_faults(const gm_huge_t *d, size_t size);
+void gm_huge_take_cached_locked(gm_huge_t *d);
+void *gm_huge_hand_out(gm_huge_t *d, size_t size, size_t align, size_t *dirty);
+/* Unmaps the cached reservation idle longest, or else gives back the slack
+ * of the block idle longest, if idle for idle_ms; returns the bytes. */
+size_t gm_huge_release_idle(uint32_t idle_ms);
+struct gm_huge_stats {
+    uint64_t bytes, count;    /* handed out */
+    uint64_t reserved, committed;
+    uint64_t idle;            /* cached reservations' backed bytes and slack */
+};
+void gm_huge_stats_locked(struct gm_huge_stats *out);
 
 /* ---- mheap.c --------------------------------------------------------- */
 /* Bytes the heap arenas have committed (it only grows); relaxed loads.  The
@@ -401,14 +454,6 @@ bool gm_mheap_resize_large(gm_span_t *s, size_t size);
  * start, below the old one, and the caller moves the contents (memmove); 0,
  * changing nothing, when the free pages around it are too few. */
 uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size);
-bool gm_mheap_resize_huge(gm_arena_t *d, size_t size);
-/* Moves huge block d, which outgrew its reservation, to a new one of at
- * least size bytes without copying; its new address, or NULL (d unchanged,
- * *refused if for want of memory or address space). */
-void *gm_mheap_move_huge(gm_arena_t *d, size_t size, bool *refused);
-/* *dirty: how many of the block's first bytes may be non-zero. */
-void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty);
-void gm_mheap_free_huge(gm_arena_t *a);
 /* Unmaps one cached huge reservation, or else gives the backed free pages of
  * one 2 MiB chunk back to the OS (the highest such chunk), those in runs of at
  * least min_run pages; returns the bytes released.  Unless force, only memory

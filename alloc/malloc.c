@@ -365,9 +365,9 @@ static bool resize_in_place(void *ptr, size_t size, size_t old) {
         return false;
     if (size <= old && old - size < PAGE)
         return true;   /* same pages: nothing to do, no lock to take */
-    gm_arena_t *a = gm_pagemap_arena((uintptr_t)ptr);
-    if (a->kind == GM_ARENA_HUGE)
-        return gm_mheap_resize_huge(a, size);
+    gm_huge_t *d = gm_pagemap_huge((uintptr_t)ptr);
+    if (d)
+        return gm_huge_resize(d, size);
     return size < GM_HUGE_THRESHOLD &&
            gm_mheap_resize_large(gm_pagemap_span_of((uintptr_t)ptr), size);
 }
@@ -382,9 +382,9 @@ static void *grow_elsewhere(void *ptr, size_t size, size_t old, bool *refused) {
     *refused = false;
     if (size <= old)
         return NULL;
-    gm_arena_t *a = gm_pagemap_arena((uintptr_t)ptr);
-    if (a->kind == GM_ARENA_HUGE)
-        return gm_mheap_move_huge(a, size, refused);
+    gm_huge_t *d = gm_pagemap_huge((uintptr_t)ptr);
+    if (d)
+        return gm_huge_move(d, size, refused);
     if (size >= GM_HUGE_THRESHOLD)
         return NULL;
     void *p = (void *)gm_mheap_grow_large_down(gm_pagemap_span_of((uintptr_t)ptr), size);

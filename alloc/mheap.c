@@ -33,13 +33,10 @@
  * neighbour then fills, where a move to a new run would leave a second hole
  * (bench/realloc: 300 of its 920 large moves, 6% fewer page faults).
  *
- * Huge blocks (>= GM_HUGE_THRESHOLD, 16 MiB) get a reservation of whole
- * slots of their own and an arena descriptor entered in the pagemap for every
- * slot: a block that size would pin a quarter of an arena against
- * fragmentation.  A freed reservation is kept a while and hosts the next huge
- * block of any size up to its own, with the pages it already faulted in
- * (see "huge blocks" below).  A huge block that outgrows its reservation is
- * remapped to a larger one, its pages moved rather than copied.
+ * Huge blocks (GM_HUGE_THRESHOLD, 32 MiB, and up) get a reservation of
+ * whole slots of their own (huge.c); which pool a block above GM_BIG_MIN
+ * goes to is decided here ("one pool for big blocks"), and a release step
+ * gives idle huge memory back first.
  *
  * Per-page state, all under the mheap lock:
  *   free_bits      1 = page not in any span or block (nor on page_stack);
@@ -64,12 +61,11 @@
  * (page_freed_ms).  Chunks at least 96.9% in use are left alone unless asked
  * (their huge page is worth more than a few free pages).
  *
- * Locking: heap_lock guards every arena's bitmaps, commit_end, page counts,
- * max_run_hint and run_from, fit_runs, the arena list, the pagemap writes, span
- * state, the spare span structs, page_stack, the huge descriptors' fields
- * and tables and the statistics below.  A huge descriptor in no table
- * (being handed out, not yet returned) is its thread's alone.  The lock is
- * taken after any mcentral lock and before fixalloc's.
+ * Locking: the heap lock (gm_heap_lock, which huge.c defines and takes for
+ * the huge blocks) guards every arena's bitmaps, commit_end, page counts,
+ * max_run_hint and run_from, fit_runs, the arena list, the pagemap writes,
+ * span state, the spare span structs, page_stack and the statistics below.
+ * The lock is taken after any mcentral lock and before fixalloc's.
  */
 #include <string.h>
 
@@ -82,12 +78,10 @@
 /* A free measures the run it merged into up to this many words a side. */
 #define RUN_SCAN_WORDS 8
 
-static gm_lock_t heap_lock = GM_LOCK_INIT;
 static gm_arena_t *arenas;                  /* heap lock, address order */
 static gm_fixalloc_t span_fa = {.size = sizeof(gm_span_t)};
 static gm_fixalloc_t arena_fa = {.size = sizeof(gm_arena_t)};
 static uint64_t reserved_bytes;             /* heap lock: heap arenas */
-static uint64_t huge_bytes, huge_count;     /* heap lock */
 static uint64_t large_bytes, large_count;   /* heap lock */
 static uint64_t pages_in_use;               /* heap lock: in spans and blocks */
 static uint64_t pages_free_backed;          /* heap lock: free, not released */
@@ -118,7 +112,6 @@ static gm_arena_t *grow_locked(uint32_t npages) {
             gm_os_unmap(p, size);
             return NULL;
         }
-        a->kind = GM_ARENA_HEAP;
         a->lo = (uintptr_t)p;
         a->hi = a->lo + size;
         a->base = a->lo & ~(GM_ARENA_SIZE - 1);
@@ -268,9 +261,9 @@ static uintptr_t fit_take_locked(uint32_t length, uint32_t n, gm_arena_t **out) 
 }
 
 void gm_mheap_forget_fits(void) {
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     memset(fit_runs, 0, sizeof fit_runs);
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
 }
 
 static uintptr_t fit_alloc_locked(uint32_t n, gm_arena_t **out) {
@@ -507,9 +500,9 @@ static gm_span_t *alloc_span_locked(uint32_t npages, uint8_t cls) {
 }
 
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     gm_span_t *s = alloc_span_locked(npages, cls);
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
     return s;
 }
 
@@ -518,10 +511,10 @@ gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
  * than taking a span off page_stack. */
 uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_t **out) {
     uint32_t got = 0;
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     while (got < n && (out[got] = alloc_span_locked(npages, cls)) != NULL)
         got++;
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
     return got;
 }
 
@@ -547,12 +540,12 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     uint32_t align_pages = align > PAGE ? (uint32_t)(align / PAGE) : 1;
     gm_arena_t *a;
     gm_span_t *s = NULL;
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     flush_pages_locked();
     uintptr_t addr = alloc_pages_locked(npages, align_pages, &a);
     if (addr)
         s = large_span_locked(a, addr, npages);
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
     return s;
 }
 
@@ -596,7 +589,7 @@ static bool resize_large_locked(gm_span_t *s, uint32_t npages) {
 uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
     uintptr_t base = 0;
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     gm_arena_t *a = s->arena;
     uintptr_t first = gm_page_index(s->base), end = first + s->npages;
     if (npages > s->npages) {
@@ -617,7 +610,7 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
             base = s->base;
         }
     }
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
     return base;
 }
 
@@ -625,9 +618,9 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
  * changing nothing, when the pages after it are not free. */
 bool gm_mheap_resize_large(gm_span_t *s, size_t size) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     bool ok = resize_large_locked(s, npages);
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
     return ok;
 }
 
@@ -646,279 +639,20 @@ static void free_span_locked(gm_span_t *s) {
 }
 
 void gm_mheap_free_span(gm_span_t *s) {
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     free_span_locked(s);
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
 }
 
 /* Frees a list of spans linked through next, in one trip through the lock. */
 void gm_mheap_free_spans(gm_span_t *list) {
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     while (list) {
         gm_span_t *s = list;
         list = s->next;
         free_span_locked(s);
     }
-    gm_unlock(&heap_lock);
-}
-
-/* ---- huge blocks ------------------------------------------------------- */
-
-/* A huge block starts a reservation of whole 64 MiB slots of its own, aligned
- * to a slot (or to a larger alignment asked for), so its descriptor owns
- * every pagemap slot it covers and a reservation can later host a block of any
- * size up to its own.  Per descriptor, under the heap lock:
- *   huge_size    bytes handed out (while cached: those of the last block);
- *   huge_backed  [lo, lo + huge_backed) may have memory behind it;
- *   huge_commit  [lo, lo + huge_commit) is read/write;
- *   huge_dirty   [lo, lo + huge_dirty) may hold non-zero bytes.
- * Invariants: huge_size <= huge_backed <= huge_commit <= hi - lo (huge_size
- * only while handed out); huge_dirty <= huge_commit.
- *
- * Freed reservations are kept for reuse (tcmalloc and glibc keep large blocks
- * too), at most HUGE_CACHE_SLOTS of them.  A request takes the cached
- * reservation that fits it best: the one whose backed bytes cover it with the
- * least to spare, else the one with the most backed bytes (the fewest pages
- * to fault in).  Pages already faulted in stay: the spare backed tail of a
- * block (its slack) is kept for the next block the reservation hosts, for at
- * most HUGE_SLACK_SLOTS blocks at a time, else given back at once.  On
- * bench/large.c (4 blocks of 64 KiB..64 MiB alive) giving the slack back
- * faulted three times the pages and took twice the time.
- *
- * Idle memory (cached reservations' backed bytes and slack) stays under
- * HUGE_IDLE_BYTES: a block freed past it is unmapped.  It counts as free
- * backed memory, so the scavenger gives it back (oldest first) once it has
- * idled for the decay time (GOMALLOC_DECAY_MS), and malloc_trim at once.
- * Slack is given back under the heap lock: the block is in use, and only the
- * lock keeps it from being freed, reused or grown meanwhile. */
-#define HUGE_CACHE_SLOTS 8
-#define HUGE_SLACK_SLOTS 8
-#define HUGE_IDLE_BYTES ((size_t)256 << 20)
-static gm_arena_t *huge_cache[HUGE_CACHE_SLOTS];   /* heap lock: freed */
-static gm_arena_t *huge_slack[HUGE_SLACK_SLOTS];   /* heap lock: in use, with slack */
-static size_t huge_idle_bytes;                      /* heap lock: cached backed + slack */
-static uint64_t huge_reserved, huge_committed;      /* heap lock: every descriptor */
-
-static size_t round_up(size_t x, size_t to) { return (x + to - 1) & ~(to - 1); }
-static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
-
-/* Counts bytes of huge memory as idle (n > 0) or not idle any more. */
-static void note_idle_locked(ptrdiff_t n) {
-    huge_idle_bytes += (size_t)n;
-    pages_free_backed += (uint64_t)(n / (ptrdiff_t)PAGE);
-}
-
-/* Whether cached d serves a request of size bytes better than cached e. */
-static bool fits_better(const gm_arena_t *d, const gm_arena_t *e, size_t size) {
-    bool d_covers = d->huge_backed >= size, e_covers = e->huge_backed >= size;
-    if (d_covers != e_covers)
-        return d_covers;
-    return d_covers ? d->huge_backed < e->huge_backed : d->huge_backed > e->huge_backed;
-}
-
-/* The slot of the cached reservation that best hosts size bytes at an
- * address aligned to align; -1 if none can. */
-static int best_cached_huge_locked(size_t size, size_t align) {
-    int best = -1;
-    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
-        gm_arena_t *d = huge_cache[i];
-        if (!d || d->hi - d->lo < size || (d->lo & (align - 1)))
-            continue;
-        if (best < 0 || fits_better(d, huge_cache[best], size))
-            best = i;
-    }
-    return best;
-}
-
-/* Removes and returns cached reservation best (a slot, or -1: NULL). */
-static gm_arena_t *take_cached_huge_locked(int best) {
-    if (best < 0)
-        return NULL;
-    gm_arena_t *d = huge_cache[best];
-    huge_cache[best] = NULL;
-    note_idle_locked(-(ptrdiff_t)d->huge_backed);
-    __atomic_store_n(&d->huge_cached, false, __ATOMIC_RELAXED);
-    return d;
-}
-
-/* Keeps freed d for reuse if there is room; false if it must be unmapped. */
-static bool cache_huge_locked(gm_arena_t *d) {
-    if (huge_idle_bytes + d->huge_backed > HUGE_IDLE_BYTES)
-        return false;
-    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
-        if (huge_cache[i])
-            continue;
-        huge_cache[i] = d;
-        note_idle_locked((ptrdiff_t)d->huge_backed);
-        d->idle_since_ms = gm_os_clock_ms();
-        __atomic_store_n(&d->huge_cached, true, __ATOMIC_RELAXED);
-        return true;
-    }
-    return false;
-}
-
-/* Lets in-use d keep its slack if there is room; false if it must go. */
-static bool keep_slack_locked(gm_arena_t *d) {
-    size_t slack = d->huge_backed - d->huge_size;
-    if (huge_idle_bytes + slack > HUGE_IDLE_BYTES)
-        return false;
-    for (int i = 0; i < HUGE_SLACK_SLOTS; i++) {
-        if (huge_slack[i])
-            continue;
-        huge_slack[i] = d;
-        note_idle_locked((ptrdiff_t)slack);
-        d->idle_since_ms = gm_os_clock_ms();
-        return true;
-    }
-    return false;
-}
-
-/* Forgets d's slack (d is being freed, or its slack given back). */
-static void forget_slack_locked(gm_arena_t *d) {
-    for (int i = 0; i < HUGE_SLACK_SLOTS; i++) {
-        if (huge_slack[i] != d)
-            continue;
-        huge_slack[i] = NULL;
-        note_idle_locked(-(ptrdiff_t)(d->huge_backed - d->huge_size));
-        return;
-    }
-}
-
-/* Gives back d's backed bytes above keep. */
-static void trim_huge(gm_arena_t *d, size_t keep) {
-    if (d->huge_backed <= keep)
-        return;
-    if (gm_os_release((void *)(d->lo + keep), d->huge_backed - keep))
-        d->huge_dirty = min_size(d->huge_dirty, keep);
-    d->huge_backed = keep;
-}
-
-/* Takes d out of the pagemap and the totals; the caller unmaps it after
- * dropping the lock (unmap_huge). */
-static void unregister_huge_locked(gm_arena_t *d) {
-    gm_pagemap_unclaim(d->lo, d->hi - d->lo);
-    huge_reserved -= d->hi - d->lo;
-    huge_committed -= d->huge_commit;
-}
-
-static void unmap_huge(gm_arena_t *d) {
-    gm_os_unmap((void *)d->lo, d->hi - d->lo);
-    gm_fixalloc_free(&arena_fa, d);
-}
-
-/* Unmaps every cached reservation now, under the lock: when the OS refuses
- * address space, the cache's is the first to give back (RLIMIT_AS). */
-static bool drop_all_cached_huge_locked(void) {
-    bool any = false;
-    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
-        gm_arena_t *d = huge_cache[i];
-        if (!d)
-            continue;
-        huge_cache[i] = NULL;
-        note_idle_locked(-(ptrdiff_t)d->huge_backed);
-        unregister_huge_locked(d);
-        unmap_huge(d);
-        any = true;
-    }
-    return any;
-}
-
-/* Address space for reserve bytes of whole slots aligned to align; when the
- * OS refuses, the cached reservations are unmapped and it is asked again. */
-static void *reserve_slots_locked(size_t reserve, size_t align) {
-    void *p = gm_os_reserve(reserve, align);
-    if (!p && drop_all_cached_huge_locked())
-        p = gm_os_reserve(reserve, align);
-    return p;
-}
-
-/* Reserves whole slots for a block of size bytes aligned to align and enters
- * them in the pagemap; false when the OS refuses. */
-static bool reserve_huge_locked(gm_arena_t *d, size_t size, size_t align) {
-    size_t reserve = round_up(size, GM_ARENA_SIZE);
-    void *p = reserve_slots_locked(reserve, align > GM_ARENA_SIZE ? align : GM_ARENA_SIZE);
-    if (!p)
-        return false;
-    d->kind = GM_ARENA_HUGE;   /* before the claim: huge slots stay out of the fast map */
-    if (!gm_pagemap_claim((uintptr_t)p, reserve, d)) {   /* whole slots: never */
-        gm_os_unmap(p, reserve);
-        return false;
-    }
-    d->lo = d->base = d->huge_base = (uintptr_t)p;
-    d->hi = d->lo + reserve;
-    huge_reserved += reserve;
-    return true;
-}
-
-/* A new reservation for size bytes, its first size bytes committed. */
-static gm_arena_t *map_huge(size_t size, size_t align) {
-    gm_arena_t *d = gm_fixalloc_alloc(&arena_fa);
-    if (!d)
-        return NULL;
-    gm_lock(&heap_lock);
-    bool ok = reserve_huge_locked(d, size, align);
-    gm_unlock(&heap_lock);
-    if (!ok) {
-        gm_fixalloc_free(&arena_fa, d);
-        return NULL;
-    }
-    return d;
-}
-
-/* Commits d up to size bytes (d is ours alone: new, or just taken from the
- * cache); on refusal unmaps it and returns false. */
-static bool commit_huge(gm_arena_t *d, size_t size) {
-    size_t old = d->huge_commit;
-    if (old >= size)
-        return true;
-    bool ok = gm_os_commit((void *)(d->lo + old), size - old);
-    gm_lock(&heap_lock);
-    if (ok) {
-        d->huge_commit = size;
-        huge_committed += size - old;
-    } else {
-        unregister_huge_locked(d);
-    }
-    gm_unlock(&heap_lock);
-    if (!ok)
-        unmap_huge(d);
-    return ok;
-}
-
-/* Hands out reservation d (just taken from the cache, or NULL: a new one)
- * as a block of size bytes (a multiple of the page); *dirty is how many of
- * its first bytes may be non-zero (0 for a new mapping). */
-static void *hand_out_huge(gm_arena_t *d, size_t size, size_t align, size_t *dirty) {
-    if (!d && !(d = map_huge(size, align)))
-        return NULL;
-    if (!commit_huge(d, size))
-        return NULL;
-    *dirty = min_size(d->huge_dirty, size);
-    gm_lock(&heap_lock);
-    d->huge_size = size;
-    if (d->huge_backed < size)
-        d->huge_backed = size;
-    if (d->huge_dirty < size)
-        d->huge_dirty = size;
-    huge_bytes += size;
-    huge_count++;
-    bool trim = d->huge_backed > size && !keep_slack_locked(d);
-    gm_unlock(&heap_lock);
-    if (trim)   /* the tail is not the program's: no lock needed */
-        trim_huge(d, size);
-    return (void *)d->lo;
-}
-
-/* A huge block of at least size bytes aligned to align; *dirty is how many
- * of its first bytes may be non-zero (0 for a new mapping). */
-void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty) {
-    size = round_up(size, PAGE);
-    if (align < PAGE)
-        align = PAGE;
-    gm_lock(&heap_lock);
-    gm_arena_t *d = take_cached_huge_locked(best_cached_huge_locked(size, align));
-    gm_unlock(&heap_lock);
-    return hand_out_huge(d, size, align, dirty);
+    gm_unlock(&gm_heap_lock);
 }
 
 /* ---- one pool for big blocks -----------------------------------------------
@@ -938,23 +672,18 @@ void *gm_mheap_alloc_huge(size_t size, size_t align, size_t *dirty) {
  * 109,900 and 87,200 now; its buffers need 86,500 and 75,500 (tcmalloc:
  * 113,100 and 95,300). */
 
-/* Pages a cached reservation hosting size bytes still has to fault in. */
-static uint32_t cached_faults(const gm_arena_t *d, size_t size) {
-    return d->huge_backed >= size ? 0 : (uint32_t)((size - d->huge_backed) / PAGE);
-}
-
 void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
-    size = round_up(size, PAGE);
+    size = gm_round_up(size, PAGE);
     uint32_t n = size <= GM_ARENA_SIZE ? (uint32_t)(size / PAGE) : UINT32_MAX;
     bool huge = size >= GM_HUGE_THRESHOLD;
     struct placement w = {NULL, 0, UINT32_MAX, 0};
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     flush_pages_locked();
     if (n != UINT32_MAX)
         fewest_faults_locked(n, &w);
-    int c = best_cached_huge_locked(size, PAGE);
+    gm_huge_t *c = gm_huge_best_cached_locked(size, PAGE);
     uint32_t arena_faults = w.arena ? w.faults : UINT32_MAX;
-    uint32_t reuse_faults = c >= 0 ? cached_faults(huge_cache[c], size) : UINT32_MAX;
+    uint32_t reuse_faults = c ? gm_huge_faults(c, size) : UINT32_MAX;
     bool arena = huge ? arena_faults < reuse_faults && arena_faults < n
                       : arena_faults <= reuse_faults || reuse_faults >= n;
     gm_span_t *s = NULL;
@@ -966,148 +695,15 @@ void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
         uintptr_t addr = alloc_pages_locked(n, 1, &a);
         s = addr ? large_span_locked(a, addr, n) : NULL;
     }
-    gm_arena_t *d = arena ? NULL : take_cached_huge_locked(c);
-    gm_unlock(&heap_lock);
+    if (!arena && c)
+        gm_huge_take_cached_locked(c);
+    gm_unlock(&gm_heap_lock);
     if (!arena)
-        return hand_out_huge(d, size, PAGE, dirty);
+        return gm_huge_hand_out(c, size, PAGE, dirty);
     if (!s)
         return NULL;
     *dirty = s->fresh_zero ? 0 : size;
     return (void *)s->base;
-}
-
-/* Resizes huge block d in place to size bytes (at least GM_HUGE_THRESHOLD),
- * within its reservation: growing commits what is not yet read/write, a
- * shrink leaves the tail as slack.  False, changing nothing, when size does
- * not fit the reservation or the OS refuses the commit.  Under the lock
- * throughout, since the scavenger may be giving the slack back. */
-bool gm_mheap_resize_huge(gm_arena_t *d, size_t size) {
-    size = round_up(size, PAGE);
-    if (size > d->hi - d->lo)
-        return false;
-    gm_lock(&heap_lock);
-    bool ok = d->huge_commit >= size ||
-              gm_os_commit((void *)(d->lo + d->huge_commit), size - d->huge_commit);
-    if (ok) {
-        forget_slack_locked(d);
-        if (d->huge_commit < size) {
-            huge_committed += size - d->huge_commit;
-            d->huge_commit = size;
-        }
-        huge_bytes = huge_bytes - d->huge_size + size;
-        d->huge_size = size;
-        if (d->huge_backed < size)
-            d->huge_backed = size;
-        if (d->huge_dirty < size)
-            d->huge_dirty = size;
-        if (d->huge_backed > size && !keep_slack_locked(d))
-            trim_huge(d, size);
-    }
-    gm_unlock(&heap_lock);
-    return ok;
-}
-
-/* A huge block that outgrows its reservation moves to a new one: reserved,
- * entered in the pagemap and committed beyond the block's committed bytes
- * first, then one mremap moves those bytes there.  The kernel moves page
- * tables (whole ones, as both ends are slot-aligned): nothing is copied, no
- * page is faulted in twice, and no old copy stays resident in the cache.
- * Growing a buffer by doubling to 1 GiB took twice glibc's time, and growing
- * one by 1 MiB steps to 256 MiB peaked at 2.3x its RSS, while every move
- * copied.  Under the heap lock throughout: the move unmaps the old range
- * while its slots still name d, and a reservation made there meanwhile could
- * not be claimed.  A failed move may have unmapped the start of the new
- * range (see gm_os_move); that part is unmapped again only if it can be
- * reserved again, else left alone (address space lost, nobody's mapping hurt).
- * *refused: the OS refused the new range (a copy would need it too). */
-void *gm_mheap_move_huge(gm_arena_t *d, size_t size, bool *refused) {
-    *refused = true;
-    if (size > PTRDIFF_MAX - GM_ARENA_SIZE)
-        return NULL;
-    size = round_up(size, PAGE);
-    size_t reserve = round_up(size, GM_ARENA_SIZE);
-    gm_lock(&heap_lock);
-    uintptr_t old_lo = d->lo, old_hi = d->hi;
-    size_t moved = d->huge_commit;
-    char *to = reserve_slots_locked(reserve, GM_ARENA_SIZE);
-    bool claimed = to && gm_pagemap_claim((uintptr_t)to, reserve, d);
-    bool ok = claimed && gm_os_commit(to + moved, size - moved);
-    *refused = !ok;
-    gm_move_result_t r = ok ? gm_os_move((void *)old_lo, moved, to) : GM_MOVE_FAILED;
-    if (r != GM_MOVE_DONE) {
-        if (claimed)
-            gm_pagemap_unclaim((uintptr_t)to, reserve);
-        if (to && r == GM_MOVE_LOST)   /* keep out of what may be someone's now */
-            gm_os_unmap(to + moved, reserve - moved);
-        else if (to)
-            gm_os_unmap(to, reserve);
-        gm_unlock(&heap_lock);
-        return NULL;
-    }
-    if (old_hi - old_lo > moved)
-        gm_os_unmap((void *)(old_lo + moved), old_hi - old_lo - moved);
-    gm_pagemap_unclaim(old_lo, old_hi - old_lo);
-    forget_slack_locked(d);
-    huge_reserved += reserve - (old_hi - old_lo);
-    huge_committed += size - moved;
-    huge_bytes = huge_bytes - d->huge_size + size;
-    d->lo = d->base = d->huge_base = (uintptr_t)to;
-    d->hi = d->lo + reserve;
-    d->huge_size = d->huge_backed = d->huge_dirty = d->huge_commit = size;
-    gm_unlock(&heap_lock);
-    return to;
-}
-
-void gm_mheap_free_huge(gm_arena_t *d) {
-    gm_lock(&heap_lock);
-    forget_slack_locked(d);
-    huge_bytes -= d->huge_size;
-    huge_count--;
-    bool kept = cache_huge_locked(d);
-    if (!kept)
-        unregister_huge_locked(d);
-    gm_unlock(&heap_lock);
-    if (!kept)
-        unmap_huge(d);
-}
-
-/* The slot of the table entry idle longest, if idle for idle_ms; -1 if
- * none. */
-static int idlest_locked(gm_arena_t *const *table, int n, uint32_t idle_ms) {
-    int oldest = -1;
-    uint32_t now = gm_os_clock_ms(), age = 0;
-    for (int i = 0; i < n; i++) {
-        if (table[i] && (oldest < 0 || now - table[i]->idle_since_ms > age)) {
-            oldest = i;
-            age = now - table[i]->idle_since_ms;
-        }
-    }
-    return oldest >= 0 && age >= idle_ms ? oldest : -1;
-}
-
-/* Gives back idle huge memory: unmaps the cached reservation idle longest,
- * or else the slack of the block idle longest; returns the bytes. */
-static size_t drop_idle_huge(uint32_t idle_ms) {
-    gm_lock(&heap_lock);
-    int i = idlest_locked(huge_cache, HUGE_CACHE_SLOTS, idle_ms);
-    gm_arena_t *d = NULL;
-    size_t dropped = 0;
-    if (i >= 0) {
-        d = huge_cache[i];
-        huge_cache[i] = NULL;
-        dropped = d->huge_backed;
-        note_idle_locked(-(ptrdiff_t)dropped);
-        unregister_huge_locked(d);
-    } else if ((i = idlest_locked(huge_slack, HUGE_SLACK_SLOTS, idle_ms)) >= 0) {
-        gm_arena_t *s = huge_slack[i];
-        dropped = s->huge_backed - s->huge_size;
-        forget_slack_locked(s);
-        trim_huge(s, s->huge_size);
-    }
-    gm_unlock(&heap_lock);
-    if (d)
-        unmap_huge(d);
-    return dropped;
 }
 
 /* ---- returning memory -------------------------------------------------- */
@@ -1186,17 +782,17 @@ static struct {
  * pages or more); returns the bytes released, 0 when there is nothing
  * (eligible) left. */
 size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
-    size_t dropped = drop_idle_huge(force ? 0 : idle_ms);
+    size_t dropped = gm_huge_release_idle(force ? 0 : idle_ms);
     if (dropped)
         return dropped;
     gm_arena_t *a = NULL;
     uint32_t chunk;
     uint64_t masks[4];
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     flush_pages_locked();
     uint32_t n = pick_chunk_locked(force, idle_ms, min_run, &a, &chunk, masks);
     if (!n) {
-        gm_unlock(&heap_lock);
+        gm_unlock(&gm_heap_lock);
         return 0;
     }
     for (uint32_t k = 0; k < 4; k++)
@@ -1207,7 +803,7 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
     in_flight.chunk = chunk;
     in_flight.n = n;
     memcpy(in_flight.masks, masks, sizeof in_flight.masks);
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
 
     uintptr_t first = (uintptr_t)chunk * CHUNK_PAGES;
     bool zeroed = true;
@@ -1217,7 +813,7 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
         i = gm_bits_next(masks, CHUNK_PAGES, end, true);
     }
 
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     for (uint32_t k = 0; k < 4; k++) {
         a->free_bits[chunk * 4 + k] |= masks[k];
         a->released_bits[chunk * 4 + k] |= masks[k];
@@ -1229,14 +825,14 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
     note_free_run_locked(a, 0, (uint32_t)GM_ARENA_PAGES);
     a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
     in_flight.n = 0;
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
     return (size_t)n * PAGE;
 }
 
 /* Whether madvise ran on them or not, the pages hold no data of the
  * program's: free and backed (and dirty, as they were) is true either way. */
 void gm_mheap_after_fork_child(void) {
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     gm_arena_t *a = in_flight.arena;
     if (in_flight.n) {
         for (uint32_t k = 0; k < 4; k++)
@@ -1247,7 +843,7 @@ void gm_mheap_after_fork_child(void) {
         a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
         in_flight.n = 0;
     }
-    gm_unlock(&heap_lock);
+    gm_unlock(&gm_heap_lock);
 }
 
 size_t gm_mheap_release_all(void) {
@@ -1258,28 +854,33 @@ size_t gm_mheap_release_all(void) {
 }
 
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed) {
-    gm_lock(&heap_lock);
-    *in_use = (pages_in_use * PAGE) + huge_bytes;
-    *free_backed = pages_free_backed * PAGE;
-    gm_unlock(&heap_lock);
+    struct gm_huge_stats h;
+    gm_lock(&gm_heap_lock);
+    gm_huge_stats_locked(&h);
+    *in_use = (pages_in_use * PAGE) + h.bytes;
+    *free_backed = pages_free_backed * PAGE + h.idle;
+    gm_unlock(&gm_heap_lock);
 }
 
 void gm_mheap_stats(struct gm_heap_stats *out) {
     memset(out, 0, sizeof *out);
-    gm_lock(&heap_lock);
+    gm_lock(&gm_heap_lock);
     for (gm_arena_t *a = arenas; a; a = a->next) {
         out->committed += a->commit_end - a->lo;
         out->released += (uint64_t)a->released_pages * PAGE - (a->hi - a->commit_end);
     }
-    out->free = pages_free_backed * PAGE;
-    out->in_use = pages_in_use * PAGE + huge_bytes;
-    out->released += huge_committed - huge_bytes - huge_idle_bytes;
-    out->mapped = reserved_bytes + huge_reserved;
-    out->committed += huge_committed;
-    out->huge = huge_bytes;
-    out->large_blocks = large_count + huge_count;
-    out->large_bytes = large_bytes + huge_bytes;
-    gm_unlock(&heap_lock);
+    struct gm_huge_stats h;
+    gm_huge_stats_locked(&h);
+    out->free = pages_free_backed * PAGE + h.idle;
+    out->in_use = pages_in_use * PAGE + h.bytes;
+    out->released += h.committed - h.bytes - h.idle;
+    out->mapped = reserved_bytes + h.reserved;
+    out->committed += h.committed;
+    out->huge = h.bytes;
+    out->large_blocks = large_count + h.count;
+    out->large_bytes = large_bytes + h.bytes;
+    gm_unlock(&gm_heap_lock);
 }
 
-gm_lock_t *gm_mheap_lockp(void) { return &heap_lock; }
+gm_lock_t *gm_mheap_lockp(void) { return &gm_heap_lock; }
+

@@ -8,15 +8,20 @@
  * same shape, gm_page_info_map, whose entry is the slot's page_info array
  * biased by the slot's first page number: a lookup is a shift, a load, a
  * shift and a load, with no lock, no hashing and no mask, which is what lets
- * free() find a block's class on its fast path.  Huge blocks have an arena
- * descriptor of their own, entered in every slot the mapping covers in
- * gm_arena_map only, so the fast path sends them to the slow one.
+ * free() find a block's class on its fast path.  Huge blocks have a small
+ * descriptor of their own (gm_huge_t, huge.c), entered, tagged with
+ * GM_SLOT_HUGE, in every slot the reservation covers in gm_arena_map only, so
+ * the fast path sends them to the slow one, which tells the two kinds apart
+ * by the tag without reading the descriptor.
  *
  * Invariants:
- *   1. gm_arena_map[slot] changes only from NULL to an arena (claim) and back
- *      (unclaim of a huge block), under the mheap lock; readers use acquire
- *      loads and need no lock.  gm_page_info_map[slot] is non-zero exactly
- *      when gm_arena_map[slot] is a heap arena, and is written with it.
+ *   1. gm_arena_map[slot] changes only from 0 to an arena or a tagged huge
+ *      descriptor (claim) and back (unclaim of a huge block), under the heap
+ *      lock; readers use acquire loads and need no lock.  Descriptors and
+ *      arenas come from fixalloc and are never unmapped, so a word read just
+ *      before an unclaim still leads to readable memory.
+ *      gm_page_info_map[slot] is non-zero exactly when gm_arena_map[slot] is
+ *      a heap arena, and is written with it.
  *   2. An address is an object start iff its offset in the span passes
  *      gm_class_is_start (one multiply, one compare; see mksizeclasses.c):
  *      interior addresses and the tail that fits no object are not.
@@ -28,7 +33,7 @@
  */
 #include "internal.h"
 
-gm_arena_t *gm_arena_map[GM_ARENA_MAP_ENTRIES];
+uintptr_t gm_arena_map[GM_ARENA_MAP_ENTRIES];
 uintptr_t gm_page_info_map[GM_ARENA_MAP_ENTRIES];
 
 /* gm_page_info_map's entry for slot of heap arena a: page_info biased by
@@ -43,9 +48,10 @@ static uintptr_t last_slot(uintptr_t start, size_t size) {
     return (start + size - 1) >> GM_ARENA_SHIFT;
 }
 
-/* Enters arena in every slot [start, start+size) touches; fails, changing
- * nothing, if any slot is taken or out of range.  Caller holds the mheap lock. */
-bool gm_pagemap_claim(uintptr_t start, size_t size, gm_arena_t *arena) {
+/* Enters word in every slot [start, start+size) touches (and, for a heap
+ * arena, its page_info bias); fails, changing nothing, if any slot is taken
+ * or out of range.  Caller holds the heap lock. */
+static bool claim(uintptr_t start, size_t size, uintptr_t word, const gm_arena_t *arena) {
     uintptr_t first = first_slot(start), last = last_slot(start, size);
     if (last >= GM_ARENA_MAP_ENTRIES || last < first)
         return false;
@@ -53,18 +59,26 @@ bool gm_pagemap_claim(uintptr_t start, size_t size, gm_arena_t *arena) {
         if (gm_arena_map[i])
             return false;
     for (uintptr_t i = first; i <= last; i++) {
-        __atomic_store_n(&gm_arena_map[i], arena, __ATOMIC_RELEASE);
-        if (arena->kind == GM_ARENA_HEAP)
+        __atomic_store_n(&gm_arena_map[i], word, __ATOMIC_RELEASE);
+        if (arena)
             __atomic_store_n(&gm_page_info_map[i], page_info_bias(arena, i), __ATOMIC_RELEASE);
     }
     return true;
+}
+
+bool gm_pagemap_claim(uintptr_t start, size_t size, gm_arena_t *arena) {
+    return claim(start, size, (uintptr_t)arena, arena);
+}
+
+bool gm_pagemap_claim_huge(uintptr_t start, size_t size, gm_huge_t *d) {
+    return claim(start, size, (uintptr_t)d | GM_SLOT_HUGE, NULL);
 }
 
 void gm_pagemap_unclaim(uintptr_t start, size_t size) {
     uintptr_t first = first_slot(start), last = last_slot(start, size);
     for (uintptr_t i = first; i <= last; i++) {
         __atomic_store_n(&gm_page_info_map[i], 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&gm_arena_map[i], NULL, __ATOMIC_RELEASE);
+        __atomic_store_n(&gm_arena_map[i], 0, __ATOMIC_RELEASE);
     }
 }
 
@@ -97,7 +111,7 @@ void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s) {
 
 gm_span_t *gm_pagemap_span_of(uintptr_t addr) {
     gm_arena_t *a = gm_pagemap_arena(addr);
-    if (!a || a->kind != GM_ARENA_HEAP)
+    if (!a)
         return NULL;
     uintptr_t page = gm_page_index(addr);
     gm_page_info_t info = a->page_info[page];

@@ -39,7 +39,7 @@ void *gm_raw_alloc_large(size_t size, size_t align, bool zero) {
     if (size > GM_BIG_MIN && align <= PAGE) {
         p = gm_mheap_alloc_big(size, &dirty);
     } else if (size + (align > PAGE ? align : 0) >= GM_HUGE_THRESHOLD) {
-        p = gm_mheap_alloc_huge(size, align, &dirty);
+        p = gm_huge_alloc(size, align, &dirty);
     } else {
         gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);
         p = s ? (void *)s->base : NULL;
@@ -83,15 +83,13 @@ void *gm_raw_alloc(size_t size, size_t align, bool zero) {
 /* Frees a block without the debug layer. */
 void gm_raw_free(void *ptr, const char *call) {
     uintptr_t addr = (uintptr_t)ptr;
-    gm_arena_t *a = gm_pagemap_arena(addr);
-    if (!a)
-        gm_invalid_pointer(call, ptr);
-    if (a->kind == GM_ARENA_HUGE) {
-        if (addr != a->huge_base)
+    gm_huge_t *d = gm_pagemap_huge(addr);
+    if (d) {
+        if (addr != d->lo)
             gm_invalid_pointer(call, ptr);
-        if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
+        if (__atomic_load_n(&d->cached, __ATOMIC_RELAXED))
             gm_report_block(call, "double free of", ptr, 0);
-        gm_mheap_free_huge(a);
+        gm_huge_free(d);
         return;
     }
     gm_span_t *s = gm_pagemap_span_of(addr);
@@ -114,12 +112,12 @@ void gm_raw_free(void *ptr, const char *call) {
  * reports anything else, a small or large block found free as freed. */
 static size_t usable(const void *ptr, const char *call, const char *freed, uint8_t *cls_out) {
     uintptr_t addr = (uintptr_t)ptr;
-    gm_arena_t *a = gm_pagemap_arena(addr);
+    gm_huge_t *d = gm_pagemap_huge(addr);
     *cls_out = 0;
-    if (a && a->kind == GM_ARENA_HUGE && addr == a->huge_base) {
-        if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
+    if (d && addr == d->lo) {
+        if (__atomic_load_n(&d->cached, __ATOMIC_RELAXED))
             gm_report_block(call, "double free of", ptr, 0);
-        return a->huge_size;
+        return d->size;
     }
     gm_span_t *s = gm_pagemap_span_of(addr);
     if (!s)

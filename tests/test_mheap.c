@@ -376,32 +376,32 @@ static void test_mheap_huge_aligned_and_registered(void **state)
         size_t dirty;
         gm_mheap_release_all();   /* a new reservation, not a cached one */
         struct gm_heap_stats before = stats();
-        void *p = gm_mheap_alloc_huge(size, aligns[k], &dirty);
+        void *p = gm_huge_alloc(size, aligns[k], &dirty);
         assert_non_null(p);
         uintptr_t addr = (uintptr_t)p;
         assert_true(gm_test_aligned(addr, aligns[k]));
-        gm_arena_t *a = gm_pagemap_arena(addr);
+        gm_huge_t *a = gm_pagemap_huge(addr);
         assert_non_null(a);
-        assert_int_equal(a->kind, GM_ARENA_HUGE);
-        assert_true(a->huge_base == addr);
-        assert_true(a->huge_size >= size && a->huge_size % PAGE == 0);
-        assert_ptr_equal(gm_pagemap_arena(addr + size - 1), a);
+        assert_null(gm_pagemap_arena(a->lo));
+        assert_true(a->lo == addr);
+        assert_true(a->size >= size && a->size % PAGE == 0);
+        assert_ptr_equal(gm_pagemap_huge(addr + size - 1), a);
         assert_true(dirty == 0);
         assert_true(gm_test_all_zero(p, 4096));
         ((volatile char *)p)[0] = 1;
         ((volatile char *)p)[size - 1] = 1;
         struct gm_heap_stats mid = stats();
-        assert_true(mid.huge == before.huge + a->huge_size);
-        assert_true(mid.in_use == before.in_use + a->huge_size);
+        assert_true(mid.huge == before.huge + a->size);
+        assert_true(mid.in_use == before.in_use + a->size);
         /* Whole 64 MiB slots of address space, only the block committed. */
-        assert_true(a->hi - a->lo >= a->huge_size && (a->hi - a->lo) % GM_ARENA_SIZE == 0);
+        assert_true(a->hi - a->lo >= a->size && (a->hi - a->lo) % GM_ARENA_SIZE == 0);
         assert_true(mid.mapped == before.mapped + (a->hi - a->lo));
-        assert_true(mid.committed == before.committed + a->huge_size);
+        assert_true(mid.committed == before.committed + a->size);
         assert_true(mid.large_blocks == before.large_blocks + 1);
-        gm_mheap_free_huge(a);
+        gm_huge_free(a);
         gm_mheap_release_all();   /* unmaps freed huge blocks kept for reuse */
-        assert_null(gm_pagemap_arena(addr));
-        assert_null(gm_pagemap_arena(addr + size - 1));
+        assert_null(gm_pagemap_huge(addr));
+        assert_null(gm_pagemap_huge(addr + size - 1));
         struct gm_heap_stats after = stats();
         assert_true(after.huge == before.huge);
         assert_true(after.in_use == before.in_use);
@@ -419,25 +419,25 @@ static void test_mheap_huge_free_unregisters_only_itself(void **state)
     enum { N = 8 };
     size_t size = 16 * MiB;
     void *p[N];
-    gm_arena_t *a[N];
+    gm_huge_t *a[N];
     for (int i = 0; i < N; i++) {
         size_t dirty;
-        p[i] = gm_mheap_alloc_huge(size, PAGE, &dirty);
+        p[i] = gm_huge_alloc(size, PAGE, &dirty);
         if (!p[i])
-            fail_msg("gm_mheap_alloc_huge(16 MiB) #%d returned NULL with %d huge blocks alive",
+            fail_msg("gm_huge_alloc(16 MiB) #%d returned NULL with %d huge blocks alive",
                      i, i);
-        a[i] = gm_pagemap_arena((uintptr_t)p[i]);
+        a[i] = gm_pagemap_huge((uintptr_t)p[i]);
         assert_non_null(a[i]);
-        assert_int_equal(a[i]->kind, GM_ARENA_HUGE);
-        assert_true(a[i]->huge_base == (uintptr_t)p[i]);
+        assert_null(gm_pagemap_arena(a[i]->lo));
+        assert_true(a[i]->lo == (uintptr_t)p[i]);
     }
     for (int i = 0; i < N; i++) {
-        gm_mheap_free_huge(a[i]);
+        gm_huge_free(a[i]);
         gm_mheap_release_all();
-        assert_null(gm_pagemap_arena((uintptr_t)p[i]));
+        assert_null(gm_pagemap_huge((uintptr_t)p[i]));
         for (int j = i + 1; j < N; j++) {
-            assert_ptr_equal(gm_pagemap_arena((uintptr_t)p[j]), a[j]);
-            assert_ptr_equal(gm_pagemap_arena((uintptr_t)p[j] + size - 1), a[j]);
+            assert_ptr_equal(gm_pagemap_huge((uintptr_t)p[j]), a[j]);
+            assert_ptr_equal(gm_pagemap_huge((uintptr_t)p[j] + size - 1), a[j]);
         }
     }
 }
@@ -656,21 +656,21 @@ static void test_mheap_oom_huge_then_recovers(void **state)
     gm_mheap_release_all();   /* no cached huge mapping may serve the request */
     struct gm_heap_stats before = stats();
     gm_os_fail_after(1);
-    assert_null(gm_mheap_alloc_huge(20 * MiB, PAGE, &dirty));
+    assert_null(gm_huge_alloc(20 * MiB, PAGE, &dirty));
     struct gm_heap_stats after = stats();
     assert_true(after.huge == before.huge);
     assert_true(after.mapped == before.mapped);
     gm_os_fail_after(2);   /* the reservation works, its commit does not */
-    assert_null(gm_mheap_alloc_huge(20 * MiB, PAGE, &dirty));
+    assert_null(gm_huge_alloc(20 * MiB, PAGE, &dirty));
     after = stats();
     assert_true(after.huge == before.huge);
     assert_true(after.mapped == before.mapped);
-    void *p = gm_mheap_alloc_huge(20 * MiB, PAGE, &dirty);
+    void *p = gm_huge_alloc(20 * MiB, PAGE, &dirty);
     assert_non_null(p);
-    gm_arena_t *a = gm_pagemap_arena((uintptr_t)p);
+    gm_huge_t *a = gm_pagemap_huge((uintptr_t)p);
     assert_non_null(a);
-    assert_int_equal(a->kind, GM_ARENA_HUGE);
-    gm_mheap_free_huge(a);
+    assert_null(gm_pagemap_arena(a->lo));
+    gm_huge_free(a);
     assert_true(stats().huge == before.huge);
 }
 
@@ -683,37 +683,37 @@ static void test_mheap_huge_reused_for_other_sizes(void **state)
     (void)state;
     size_t dirty;
     gm_mheap_release_all();
-    char *p = gm_mheap_alloc_huge(24 * MiB, PAGE, &dirty);
+    char *p = gm_huge_alloc(24 * MiB, PAGE, &dirty);
     assert_non_null(p);
     assert_true(dirty == 0);
     memset(p, 7, 24 * MiB);
-    gm_arena_t *a = gm_pagemap_arena((uintptr_t)p);
-    gm_mheap_free_huge(a);
-    assert_ptr_equal(gm_pagemap_arena((uintptr_t)p), a);   /* kept */
+    gm_huge_t *a = gm_pagemap_huge((uintptr_t)p);
+    gm_huge_free(a);
+    assert_ptr_equal(gm_pagemap_huge((uintptr_t)p), a);   /* kept */
     assert_true(stats().free >= 24 * MiB);
 
-    char *q = gm_mheap_alloc_huge(17 * MiB, PAGE, &dirty);   /* smaller */
+    char *q = gm_huge_alloc(17 * MiB, PAGE, &dirty);   /* smaller */
     assert_ptr_equal(q, p);
     assert_true(dirty == 17 * MiB);
-    assert_true(a->huge_size == 17 * MiB && a->huge_backed == 24 * MiB);
+    assert_true(a->size == 17 * MiB && a->backed == 24 * MiB);
     assert_true(stats().free >= 7 * MiB);                      /* the slack */
-    gm_mheap_free_huge(a);
+    gm_huge_free(a);
 
-    char *r = gm_mheap_alloc_huge(40 * MiB, PAGE, &dirty);   /* bigger */
+    char *r = gm_huge_alloc(40 * MiB, PAGE, &dirty);   /* bigger */
     assert_ptr_equal(r, p);
     assert_true(dirty == 24 * MiB);
     assert_true(r[24 * MiB - 1] == 7);
     assert_true(gm_test_all_zero(r + 24 * MiB, 16 * MiB));
     memset(r, 1, 40 * MiB);
-    gm_mheap_free_huge(a);
+    gm_huge_free(a);
 
-    char *big = gm_mheap_alloc_huge(64 * MiB + PAGE, PAGE, &dirty);   /* past it: new */
+    char *big = gm_huge_alloc(64 * MiB + PAGE, PAGE, &dirty);   /* past it: new */
     assert_non_null(big);
     assert_true(big != p && dirty == 0);
-    gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)big));
+    gm_huge_free(gm_pagemap_huge((uintptr_t)big));
     assert_true(gm_mheap_release_all() >= 40 * MiB);
-    assert_null(gm_pagemap_arena((uintptr_t)p));
-    assert_null(gm_pagemap_arena((uintptr_t)big));
+    assert_null(gm_pagemap_huge((uintptr_t)p));
+    assert_null(gm_pagemap_huge((uintptr_t)big));
     assert_true(stats().free == 0);
 }
 
@@ -727,20 +727,20 @@ static void test_mheap_huge_reuse_best_fit(void **state)
     size_t dirty;
     gm_mheap_release_all();
     for (int i = 0; i < 3; i++) {
-        p[i] = gm_mheap_alloc_huge(sizes[i], PAGE, &dirty);
+        p[i] = gm_huge_alloc(sizes[i], PAGE, &dirty);
         assert_non_null(p[i]);
     }
     for (int i = 0; i < 3; i++)
-        gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)p[i]));
-    char *q = gm_mheap_alloc_huge(25 * MiB, PAGE, &dirty);
+        gm_huge_free(gm_pagemap_huge((uintptr_t)p[i]));
+    char *q = gm_huge_alloc(25 * MiB, PAGE, &dirty);
     assert_ptr_equal(q, p[2]);
-    char *r = gm_mheap_alloc_huge(50 * MiB, PAGE, &dirty);   /* none covers: most backed */
+    char *r = gm_huge_alloc(50 * MiB, PAGE, &dirty);   /* none covers: most backed */
     assert_ptr_equal(r, p[0]);
-    gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)q));
-    gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)r));
+    gm_huge_free(gm_pagemap_huge((uintptr_t)q));
+    gm_huge_free(gm_pagemap_huge((uintptr_t)r));
     gm_mheap_release_all();
     for (int i = 0; i < 3; i++)
-        assert_null(gm_pagemap_arena((uintptr_t)p[i]));
+        assert_null(gm_pagemap_huge((uintptr_t)p[i]));
 }
 
 /* Reusing a cached reservation for a bigger block needs a commit; when the OS
@@ -751,15 +751,15 @@ static void test_mheap_oom_huge_reuse_commit(void **state)
     size_t dirty;
     gm_mheap_release_all();
     struct gm_heap_stats before = stats();
-    char *p = gm_mheap_alloc_huge(16 * MiB, PAGE, &dirty);
+    char *p = gm_huge_alloc(16 * MiB, PAGE, &dirty);
     assert_non_null(p);
-    gm_mheap_free_huge(gm_pagemap_arena((uintptr_t)p));
+    gm_huge_free(gm_pagemap_huge((uintptr_t)p));
     gm_os_fail_after(1);
-    assert_null(gm_mheap_alloc_huge(32 * MiB, PAGE, &dirty));
+    assert_null(gm_huge_alloc(32 * MiB, PAGE, &dirty));
     struct gm_heap_stats after = stats();
     assert_true(after.mapped == before.mapped && after.huge == before.huge);
     assert_true(after.free == before.free);
-    assert_null(gm_pagemap_arena((uintptr_t)p));
+    assert_null(gm_pagemap_huge((uintptr_t)p));
 }
 
 /* A large block resizes in place: it grows into the free pages after it and

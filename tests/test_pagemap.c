@@ -22,12 +22,12 @@ static int a_global;
 static void assert_foreign(uintptr_t addr)
 {
     gm_arena_t *a = gm_pagemap_arena(addr);
+    gm_huge_t *d = gm_pagemap_huge(addr);
     assert_null(gm_pagemap_span_of(addr));
-    if (!a)
-        return;
-    if (a->kind == GM_ARENA_HUGE)
-        assert_false(addr >= a->huge_base && addr < a->huge_base + a->huge_size);
-    else
+    assert_true(!a || !d);
+    if (d)
+        assert_false(addr >= d->lo && addr < d->lo + d->size);
+    else if (a)
         assert_false(addr >= a->lo && addr < a->hi);
 }
 
@@ -40,7 +40,7 @@ static void test_pagemap_arena_of_small_block(void **state)
         uintptr_t addr = (uintptr_t)p;
         gm_arena_t *a = gm_pagemap_arena(addr);
         assert_non_null(a);
-        assert_int_equal(a->kind, GM_ARENA_HEAP);
+        assert_null(gm_pagemap_huge(addr));
         assert_true(addr >= a->lo && addr + gm_class_size[cls] <= a->hi);
         assert_ptr_equal(gm_pagemap_arena(addr + gm_class_size[cls] - 1), a);
         gm_free(p);
@@ -56,7 +56,7 @@ static void test_pagemap_arena_of_large_block(void **state)
     uintptr_t addr = (uintptr_t)p;
     gm_arena_t *a = gm_pagemap_arena(addr);
     assert_non_null(a);
-    assert_int_equal(a->kind, GM_ARENA_HEAP);
+    assert_null(gm_pagemap_huge(addr));
     assert_ptr_equal(gm_pagemap_arena(addr + size - 1), a);
     gm_free(p);
 }
@@ -68,20 +68,20 @@ static void test_pagemap_arena_of_huge_block(void **state)
     void *p = gm_malloc(size);
     assert_non_null(p);
     uintptr_t addr = (uintptr_t)p;
-    gm_arena_t *a = gm_pagemap_arena(addr);
+    gm_huge_t *a = gm_pagemap_huge(addr);
     assert_non_null(a);
-    assert_int_equal(a->kind, GM_ARENA_HUGE);
-    assert_true(a->huge_base == addr);
-    assert_true(a->huge_size >= size);
+    assert_null(gm_pagemap_arena(a->lo));
+    assert_true(a->lo == addr);
+    assert_true(a->size >= size);
     /* Every slot the mapping covers leads to the same descriptor. */
     for (size_t off = 0; off < size; off += (size_t)GM_ARENA_SIZE / 4)
-        assert_ptr_equal(gm_pagemap_arena(addr + off), a);
-    assert_ptr_equal(gm_pagemap_arena(addr + size - 1), a);
+        assert_ptr_equal(gm_pagemap_huge(addr + off), a);
+    assert_ptr_equal(gm_pagemap_huge(addr + size - 1), a);
     assert_null(gm_pagemap_span_of(addr));
     gm_free(p);
     gm_release();   /* a freed huge mapping is kept for reuse until released */
-    assert_null(gm_pagemap_arena(addr));
-    assert_null(gm_pagemap_arena(addr + size - 1));
+    assert_null(gm_pagemap_huge(addr));
+    assert_null(gm_pagemap_huge(addr + size - 1));
 }
 
 static void test_pagemap_stack_and_global_have_no_arena(void **state)
