@@ -19,6 +19,7 @@
  *   span        carving a span into objects, returning objects to it
  *   scavenger   returns free pages to the OS in the background
  *   mheap       arenas, page runs, spans, large blocks, the release step
+ *   pageplace   which pages: close fits, fewest faults, the chunk to release
  *   huge        huge blocks' reservations and their cache; the heap lock
  *   pagemap     address -> arena -> page info / span, lock-free reads
  *   fixalloc    fixed-size metadata from raw mappings, one lock
@@ -384,6 +385,35 @@ void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s);
  * block that is currently handed out by a small span or a large block. */
 gm_span_t *gm_pagemap_span_of(uintptr_t addr);
 
+/* ---- pageplace.c ----------------------------------------------------- */
+/* Close fits: runs of GM_FIT_MIN_PAGES (the shortest large block: 32 KiB <
+ * size) to GM_FIT_MAX_PAGES (1 MiB) recorded as freed, by length; a request
+ * for n pages looks for one of n to n + gm_fit_slack(n) pages. */
+#define GM_FIT_MIN_PAGES 5
+#define GM_FIT_MAX_PAGES 128
+static inline uint32_t gm_fit_slack(uint32_t n) { return 2 + n / 8; }
+void gm_place_fit_push_locked(gm_arena_t *a, uintptr_t start, uint32_t length);
+/* The first page of the most recent recorded run of length pages that is
+ * still free (its arena to *out), dropping stale records; -1 if none. */
+long gm_place_fit_pop_locked(uint32_t length, gm_arena_t **out);
+/* Drops the close-fit records, so placement is first fit until the next
+ * free (for tests of placement). */
+void gm_place_forget_fits(void);
+/* Fewest faults: n free pages of the arenas (a list linked through next) that
+ * fault in the fewest pages, into *best; best->arena stays NULL if no arena
+ * has a free run of n pages. */
+struct gm_placement {
+    gm_arena_t *arena;
+    uint32_t start, faults, run;
+};
+void gm_place_fewest_faults_locked(gm_arena_t *arenas, uint32_t n, struct gm_placement *best);
+/* Release: the highest chunk with backed free pages idle for idle_ms, in
+ * runs of min_run or more (not dense unless force): its arena, index and
+ * those pages' masks; returns how many pages they are, 0 if none. */
+uint32_t gm_place_release_chunk_locked(gm_arena_t *arenas, bool force, uint32_t idle_ms,
+                                       uint32_t min_run, gm_arena_t **out, uint32_t *chunk,
+                                       uint64_t masks[4]);
+
 /* ---- huge.c ---------------------------------------------------------- */
 /* The heap lock: mheap.c's structures and the huge blocks (huge.c). */
 extern gm_lock_t gm_heap_lock;
@@ -464,9 +494,6 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run);
 size_t gm_mheap_release_all(void);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
-/* Drops the close-fit records, so placement is first fit until the next
- * free (for tests of placement). */
-void gm_mheap_forget_fits(void);
 gm_lock_t *gm_mheap_lockp(void);   /* for fork (malloc.c) */
 /* In a fork child: pages a release step had taken out of the free set when
  * the fork came (the scavenger thread that held them does not exist here)

@@ -14,12 +14,11 @@
  * coalesce by construction and no free-run structure needs splitting or
  * merging.  max_run_hint lets a search skip arenas that cannot serve it.
  * The bitmap operations and the run search are pure functions over words
- * (pagebits.h, Go's mpallocbits.go), tested on their own.
- * One exception: freed 1-page small spans wait on a short stack (page_stack,
- * see "freed single pages" below) for the next 1-page span, bits untouched.
- * And a request of 5 to 128 pages first tries a recently freed run of its
- * length or up to 2 pages longer (fit_runs, see "close fits"): a close fit
- * reuses pages a block of that size already touched.
+ * (pagebits.h, Go's mpallocbits.go).  Freed 1-page small spans wait on a
+ * short stack (page_stack, "freed single pages" below) for the next 1-page
+ * span, bits untouched.  A request of 5 to 128 pages first tries a recently
+ * freed run of its length or up to 2 + n/8 pages longer, one above 1 MiB the
+ * free run that faults in the fewest pages (pageplace.c chooses both).
  *
  * gm_mheap_alloc_spans and gm_mheap_free_spans take and return several
  * spans of one size in one lock round trip: an mcentral whose spans hold one
@@ -51,19 +50,16 @@
  * a page on page_stack is clear in free_bits but counted free and backed.
  *
  * Returning pages (gm_mheap_release_step, driven by scavenger.c): first idle
- * huge memory (a cached reservation is unmapped, or an in-use block's slack
- * given back); else, page_stack first put back into the bitmaps, the backed
- * free pages of one 2 MiB chunk, the highest that has any (in runs of at
- * least the caller's min_run pages: the scavenger asks for long runs first),
- * are taken out of the free set under the lock, released with madvise
- * outside it, and put back as free and released.  Only pages and huge memory
- * idle for the caller's time are eligible: every free stamps its pages
- * (page_freed_ms).  Chunks at least 96.9% in use are left alone unless asked
- * (their huge page is worth more than a few free pages).
+ * huge memory (huge.c); else, page_stack first put back into the bitmaps,
+ * the backed free pages of one 2 MiB chunk (the highest with pages idle for
+ * the caller's time, in runs of at least its min_run: pageplace.c) are taken
+ * out of the free set under the lock, released with madvise outside it, and
+ * put back as free and released.  Every free stamps its pages
+ * (page_freed_ms).
  *
  * Locking: the heap lock (gm_heap_lock, which huge.c defines and takes for
  * the huge blocks) guards every arena's bitmaps, commit_end, page counts,
- * max_run_hint and run_from, fit_runs, the arena list, the pagemap writes,
+ * max_run_hint and run_from, the arena list, the pagemap writes,
  * span state, the spare span structs, page_stack and the statistics below.
  * The lock is taken after any mcentral lock and before fixalloc's.
  */
@@ -199,137 +195,25 @@ static void note_free_run_locked(gm_arena_t *a, uintptr_t start, uint32_t length
             a->run_from[k] = (uint8_t)word;
 }
 
-/* ---- close fits -----------------------------------------------------------
- * A free records the run it merged into, when that run is FIT_MIN_PAGES to
- * FIT_MAX_PAGES long, on a stack for its length; a request for n pages first
- * takes the most recent recorded run of n to n + fit_slack(n) pages that is
- * still free, as tcmalloc's page heap takes from its free lists by length.  First
- * fit alone puts a block at the lowest hole that holds it, splitting it, so
- * the block's first and last pages are often ones that no block has touched
- * before: bench/churn 4 (random sizes up to 1 MiB, blocks written at both
- * ends) faulted in 49,000 pages and peaked at 175 MiB, 30,000-33,000 and
- * 98-112 MiB this way (tcmalloc 27,000 and 104 MiB; exact lengths only,
- * 8 deep: 37,000 and 130 MiB).  The slack grows with n (2 pages and an
- * eighth): a freed run has usually merged with a neighbour, and a block of
- * a different size then still starts on the first page its predecessor
- * touched.  Once freed memory stayed backed for the scavenger's decay time
- * (scavenger.c), a slack of 2 reused so few of those pages that bench/churn 1
- * peaked at 88 MiB (21,700 faults); with an eighth, 61 MiB (15,300).  An
- * entry is a hint: its run may since have
- * been taken, split or merged into a longer one, so it is checked against
- * free_bits when popped, and a full stack overwrites its oldest entry. */
-#define FIT_MIN_PAGES 5     /* the shortest large block: 32 KiB < size */
-#define FIT_MAX_PAGES 128   /* 1 MiB */
-#define FIT_SLACK 2
-static uint32_t fit_slack(uint32_t n) { return FIT_SLACK + n / 8; }
-#define FIT_DEPTH 16
-typedef struct {
-    gm_arena_t *arena[FIT_DEPTH];
-    uint32_t start[FIT_DEPTH];
-    uint32_t top, len;
-} fit_stack_t;
-static fit_stack_t fit_runs[FIT_MAX_PAGES + 1];   /* heap lock */
+/* ---- close fits and fewest faults (pageplace.c) ---------------------------- */
 
-static void fit_push_locked(gm_arena_t *a, uintptr_t start, uint32_t length) {
-    if (length < FIT_MIN_PAGES || length > FIT_MAX_PAGES)
-        return;
-    fit_stack_t *f = &fit_runs[length];
-    f->top = (f->top + 1) % FIT_DEPTH;
-    f->arena[f->top] = a;
-    f->start[f->top] = (uint32_t)start;
-    if (f->len < FIT_DEPTH)
-        f->len++;
-}
-
-/* Takes n pages at the start of the most recent recorded run of length
- * pages that is still free; 0 if there is none. */
-static uintptr_t fit_take_locked(uint32_t length, uint32_t n, gm_arena_t **out) {
-    fit_stack_t *f = &fit_runs[length];
-    while (f->len > 0) {
-        gm_arena_t *a = f->arena[f->top];
-        uint32_t start = f->start[f->top];
-        f->top = (f->top + FIT_DEPTH - 1) % FIT_DEPTH;
-        f->len--;
-        if (gm_bits_count(a->free_bits, start, length) != length)
-            continue;   /* taken or split since */
-        if (!take_pages_locked(a, start, n))
-            return 0;
-        *out = a;
-        return a->base + (uintptr_t)start * PAGE;
-    }
-    return 0;
-}
-
-void gm_mheap_forget_fits(void) {
-    gm_lock(&gm_heap_lock);
-    memset(fit_runs, 0, sizeof fit_runs);
-    gm_unlock(&gm_heap_lock);
-}
-
+/* Takes n pages at the start of the most recent recorded run of n to
+ * n + gm_fit_slack(n) pages that is still free; 0 if there is none. */
 static uintptr_t fit_alloc_locked(uint32_t n, gm_arena_t **out) {
-    for (uint32_t length = n; length <= n + fit_slack(n) && length <= FIT_MAX_PAGES; length++) {
-        uintptr_t addr = fit_take_locked(length, n, out);
-        if (addr)
-            return addr;
+    uint32_t last = n + gm_fit_slack(n);
+    for (uint32_t length = n; length <= last && length <= GM_FIT_MAX_PAGES; length++) {
+        gm_arena_t *a;
+        long start = gm_place_fit_pop_locked(length, &a);
+        if (start >= 0 && take_pages_locked(a, (uintptr_t)start, n)) {
+            *out = a;
+            return a->base + (uintptr_t)start * PAGE;
+        }
     }
     return 0;
-}
-
-/* ---- fewest faults ---------------------------------------------------------
- * A large block above FIT_MAX_PAGES goes where it faults in the fewest pages:
- * of every free run that holds it, placed at either end, the window with the
- * fewest released (or never committed) pages, and among equals the shortest
- * run, as tcmalloc's page heap takes the best fit among its free spans.  First
- * fit would put it at the lowest hole long enough, which may reach into pages
- * never touched or given back and spread the heap, while a backed hole of the
- * right size waits higher up: bench/largechurn (buffers of 1-4 MiB replaced
- * at random; its buffers need 15,100 pages) faulted in 32,400 pages with first
- * fit and 20,000 this way (tcmalloc 21,600); the best fit among wholly backed
- * runs alone, 19,500 there, but 125,800 against 119,600 with 5-25 MiB. */
-
-struct placement {
-    gm_arena_t *arena;
-    uint32_t start, faults, run;
-};
-
-/* Considers the n-page windows at both ends of the free run [start, end) of
- * arena a for *best. */
-static void consider_run(gm_arena_t *a, uint32_t start, uint32_t end, uint32_t n,
-                         struct placement *best) {
-    uint32_t at[2] = {start, end - n};
-    for (int k = 0; k < 2; k++) {
-        uint32_t faults = gm_bits_count(a->released_bits, at[k], n);
-        if (!best->arena || faults < best->faults ||
-            (faults == best->faults && end - start < best->run)) {
-            best->arena = a;
-            best->start = at[k];
-            best->faults = faults;
-            best->run = end - start;
-        }
-    }
-}
-
-/* The n free pages that fault in the fewest pages, in any arena, into
- * *best; best->arena stays NULL if no arena has a free run of n pages. */
-static void fewest_faults_locked(uint32_t n, struct placement *best_out) {
-    struct placement best = {NULL, 0, 0, 0};
-    for (gm_arena_t *a = arenas; a; a = a->next) {
-        if (a->free_pages < n || a->max_run_hint < n)
-            continue;
-        for (uint32_t i = gm_bits_next(a->free_bits, GM_ARENA_PAGES, 0, true); i < GM_ARENA_PAGES;) {
-            uint32_t end = gm_bits_next(a->free_bits, GM_ARENA_PAGES, i, false);
-            if (end - i >= n)
-                consider_run(a, i, end, n, &best);
-            if (best.arena && best.faults == 0 && best.run == n)
-                break;
-            i = gm_bits_next(a->free_bits, GM_ARENA_PAGES, end, true);
-        }
-    }
-    *best_out = best;
 }
 
 /* Takes the pages of placement w (n pages); their address, or 0. */
-static uintptr_t take_placement_locked(const struct placement *w, uint32_t n, gm_arena_t **out) {
+static uintptr_t take_placement_locked(const struct gm_placement *w, uint32_t n, gm_arena_t **out) {
     if (!w->arena || !take_pages_locked(w->arena, w->start, n))
         return 0;
     *out = w->arena;
@@ -339,14 +223,14 @@ static uintptr_t take_placement_locked(const struct placement *w, uint32_t n, gm
 /* Takes n pages, aligned to align pages, from the lowest place that has them;
  * returns their address and arena, or 0 when the OS refuses more memory. */
 static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out) {
-    if (align <= 1 && n >= FIT_MIN_PAGES && n <= FIT_MAX_PAGES) {
+    if (align <= 1 && n >= GM_FIT_MIN_PAGES && n <= GM_FIT_MAX_PAGES) {
         uintptr_t addr = fit_alloc_locked(n, out);
         if (addr)
             return addr;
     }
-    if (align <= 1 && n > FIT_MAX_PAGES) {
-        struct placement w;
-        fewest_faults_locked(n, &w);
+    if (align <= 1 && n > GM_FIT_MAX_PAGES) {
+        struct gm_placement w;
+        gm_place_fewest_faults_locked(arenas, n, &w);
         uintptr_t addr = take_placement_locked(&w, n, out);
         if (addr)
             return addr;
@@ -387,7 +271,7 @@ static void put_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     uint32_t run = gm_bits_run_around(a->free_bits, GM_ARENA_PAGES, first, n, RUN_SCAN_WORDS, &start);
     a->max_run_hint = gm_max_u32(a->max_run_hint, run);
     note_free_run_locked(a, start, run);
-    fit_push_locked(a, start, run);
+    gm_place_fit_push_locked(a, start, run);
     pages_free_backed += n;
     pages_in_use -= n;
 }
@@ -518,8 +402,6 @@ uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_
     return got;
 }
 
-/* A page run of at least size bytes whose start is aligned to align (a power
- * of two).  s->fresh_zero tells the caller whether the pages are known zero. */
 /* Makes the taken pages [addr, addr + npages) of arena a a large block;
  * NULL, the pages free again, when no span struct can be had. */
 static gm_span_t *large_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t npages) {
@@ -535,6 +417,8 @@ static gm_span_t *large_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t npag
     return s;
 }
 
+/* A page run of at least size bytes whose start is aligned to align (a power
+ * of two).  s->fresh_zero tells the caller whether the pages are known zero. */
 gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
     uint32_t align_pages = align > PAGE ? (uint32_t)(align / PAGE) : 1;
@@ -676,11 +560,11 @@ void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
     size = gm_round_up(size, PAGE);
     uint32_t n = size <= GM_ARENA_SIZE ? (uint32_t)(size / PAGE) : UINT32_MAX;
     bool huge = size >= GM_HUGE_THRESHOLD;
-    struct placement w = {NULL, 0, UINT32_MAX, 0};
+    struct gm_placement w = {NULL, 0, UINT32_MAX, 0};
     gm_lock(&gm_heap_lock);
     flush_pages_locked();
     if (n != UINT32_MAX)
-        fewest_faults_locked(n, &w);
+        gm_place_fewest_faults_locked(arenas, n, &w);
     gm_huge_t *c = gm_huge_best_cached_locked(size, PAGE);
     uint32_t arena_faults = w.arena ? w.faults : UINT32_MAX;
     uint32_t reuse_faults = c ? gm_huge_faults(c, size) : UINT32_MAX;
@@ -708,68 +592,6 @@ void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
 
 /* ---- returning memory -------------------------------------------------- */
 
-#define CHUNK_PAGES 256                       /* 2 MiB: one huge page */
-#define DENSE_IN_USE (CHUNK_PAGES * 31 / 32)  /* 96.9% */
-
-/* Backed free pages of chunk c of arena a, as a mask per bitmap word, in
- * runs of at least min_run pages (counted within the chunk). */
-static uint32_t chunk_backed_free(const gm_arena_t *a, uint32_t c, uint64_t masks[4],
-                                  uint32_t idle_ms, uint32_t min_run) {
-    uint32_t n = 0, now = gm_os_clock_ms();
-    for (uint32_t k = 0; k < 4; k++) {
-        masks[k] = a->free_bits[c * 4 + k] & ~a->released_bits[c * 4 + k];
-        for (uint64_t m = idle_ms ? masks[k] : 0; m; m &= m - 1) {
-            uint32_t page = (c * 4 + k) * 64 + (uint32_t)__builtin_ctzll(m);
-            if (now - a->page_freed_ms[page] < idle_ms)   /* freed lately */
-                masks[k] &= ~(m & -m);
-        }
-        n += gm_popcount_masked(masks[k], ~(uint64_t)0);
-    }
-    if (min_run <= 1 || n == 0)
-        return n;
-    n = 0;
-    for (uint32_t i = gm_bits_next(masks, CHUNK_PAGES, 0, true); i < CHUNK_PAGES;) {
-        uint32_t end = gm_bits_next(masks, CHUNK_PAGES, i, false);
-        if (end - i < min_run)
-            gm_bits_clear(masks, i, end - i);
-        else
-            n += end - i;
-        i = gm_bits_next(masks, CHUNK_PAGES, end, true);
-    }
-    return n;
-}
-
-static uint32_t chunk_in_use(const gm_arena_t *a, uint32_t c) {
-    uint32_t free = 0;
-    for (uint32_t k = 0; k < 4; k++)
-        free += (uint32_t)__builtin_popcountll(a->free_bits[c * 4 + k]);
-    return CHUNK_PAGES - free;
-}
-
-/* The highest chunk with backed free pages in runs of min_run or more (not
- * dense unless force): its arena, index and those pages' masks; returns how
- * many pages they are, 0 if there is no such chunk. */
-static uint32_t pick_chunk_locked(bool force, uint32_t idle_ms, uint32_t min_run,
-                                  gm_arena_t **out, uint32_t *chunk, uint64_t masks[4]) {
-    uint32_t found = 0;
-    for (gm_arena_t *a = arenas; a; a = a->next) {
-        if (a->free_pages == a->released_pages)
-            continue;
-        for (int c = GM_ARENA_BITMAP_WORDS / 4 - 1; c >= 0; c--) {
-            uint64_t m[4];
-            uint32_t n = chunk_backed_free(a, (uint32_t)c, m, force ? 0 : idle_ms, min_run);
-            if (!n || (!force && chunk_in_use(a, (uint32_t)c) >= DENSE_IN_USE))
-                continue;
-            *out = a;
-            *chunk = (uint32_t)c;
-            memcpy(masks, m, sizeof m);
-            found = n;   /* arenas ascend: a later find is higher */
-            break;
-        }
-    }
-    return found;
-}
-
 /* The pages a release step has taken out of the free set while it gives
  * them back, outside the lock (n == 0: none).  Heap lock. */
 static struct {
@@ -790,7 +612,7 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
     uint64_t masks[4];
     gm_lock(&gm_heap_lock);
     flush_pages_locked();
-    uint32_t n = pick_chunk_locked(force, idle_ms, min_run, &a, &chunk, masks);
+    uint32_t n = gm_place_release_chunk_locked(arenas, force, idle_ms, min_run, &a, &chunk, masks);
     if (!n) {
         gm_unlock(&gm_heap_lock);
         return 0;
@@ -805,12 +627,12 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
     memcpy(in_flight.masks, masks, sizeof in_flight.masks);
     gm_unlock(&gm_heap_lock);
 
-    uintptr_t first = (uintptr_t)chunk * CHUNK_PAGES;
+    uintptr_t first = (uintptr_t)chunk * GM_CHUNK_PAGES;
     bool zeroed = true;
-    for (uint32_t i = gm_bits_next(masks, CHUNK_PAGES, 0, true); i < CHUNK_PAGES;) {
-        uint32_t end = gm_bits_next(masks, CHUNK_PAGES, i, false);
+    for (uint32_t i = gm_bits_next(masks, GM_CHUNK_PAGES, 0, true); i < GM_CHUNK_PAGES;) {
+        uint32_t end = gm_bits_next(masks, GM_CHUNK_PAGES, i, false);
         zeroed &= gm_os_release((void *)(a->base + (first + i) * PAGE), (size_t)(end - i) * PAGE);
-        i = gm_bits_next(masks, CHUNK_PAGES, end, true);
+        i = gm_bits_next(masks, GM_CHUNK_PAGES, end, true);
     }
 
     gm_lock(&gm_heap_lock);

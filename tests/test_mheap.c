@@ -9,7 +9,7 @@
  * it, which makes "free it and ask again" land on the same address whatever
  * earlier tests left behind.  Requests of 5 to 128 pages first try runs that
  * frees recorded (close fits); tests that need first fit for those sizes
- * forget the records first (gm_mheap_forget_fits).
+ * forget the records first (gm_place_forget_fits).
  *
  * Tests that need a run the heap cannot serve without growing ask for a whole
  * arena (64 MiB) until the heap maps a new one; every such run is given back.
@@ -138,7 +138,7 @@ static void test_mheap_close_fit_reuses_recent_run(void **state)
 {
     (void)state;
     enum { N = 40, PAGES = 20 };
-    gm_mheap_forget_fits();   /* placement below is first fit until a free */
+    gm_place_forget_fits();   /* placement below is first fit until a free */
     gm_span_t *s[N];
     for (int i = 0; i < N; i++)
         s[i] = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
@@ -149,7 +149,7 @@ static void test_mheap_close_fit_reuses_recent_run(void **state)
         gm_mheap_free_span(s[i]);
     /* No run of 20 below s[lo] (first fit put it there): three requests
      * fill the 60 free pages in order. */
-    gm_mheap_forget_fits();
+    gm_place_forget_fits();
     gm_span_t *x = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
     gm_span_t *y = gm_mheap_alloc_large(PAGES * PAGE, PAGE);
     gm_span_t *z = gm_mheap_alloc_large(PAGES * PAGE, PAGE);

@@ -98,7 +98,7 @@ static void add_filler(uint64_t pages)
 static void fill_heap(void)
 {
     uint64_t run = GM_ARENA_PAGES / 2;
-    gm_mheap_forget_fits();
+    gm_place_forget_fits();
     for (uint64_t k; (k = committed_free() / PAGE) > 0;) {
         if (run > k)
             run = k;
