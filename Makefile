@@ -32,6 +32,8 @@
 # Variables: CC (CC=clang builds with clang), CXX (one small C++ file: g++),
 # OPT (-O2), VALGRIND=1 (libraries with memcheck client requests, objects in
 # build/obj-valgrind; a plain `make` afterwards rebuilds the normal ones),
+# CHECKS=1 (the invariant validators of config.h's GM_CHECKS, objects in
+# build/obj-checks; the ASan and gm_ stress tests build their own checked core),
 # PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR, MANDIR for install/uninstall.
 #
 # The version is GOMALLOC_VERSION_MAJOR/MINOR/PATCH in include/gomalloc.h,
@@ -51,6 +53,10 @@ ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
 # make VALGRIND=1: the libraries carry memcheck client requests.
 ifeq ($(VALGRIND),1)
 ALL_CFLAGS += -DGM_VALGRIND=1
+endif
+# make CHECKS=1: the validators run each time a slow path drops a lock.
+ifeq ($(CHECKS),1)
+ALL_CFLAGS += -DGM_CHECKS=1
 endif
 
 CXX     ?= g++
@@ -74,7 +80,7 @@ LIB_SONAME := lib/$(SONAME)
 LIB_REAL   := lib/libgomalloc.so.$(VERSION)
 LIB_A      := lib/libgomalloc.a
 CORE_LIB   := build/libgomalloc-core.a
-OBJ_DIR    := build/obj$(if $(filter 1,$(VALGRIND)),-valgrind)
+OBJ_DIR    := build/obj$(if $(filter 1,$(VALGRIND)),-valgrind)$(if $(filter 1,$(CHECKS)),-checks)
 CORE_OBJ   := $(patsubst alloc/%.c,$(OBJ_DIR)/%.o,$(CORE_SRC))
 OVERRIDE_OBJ := $(OBJ_DIR)/override.o
 CXX_OBJ    := $(OBJ_DIR)/cxx_catch.o
@@ -109,14 +115,14 @@ $(CXX_OBJ): LD_PRELOAD/cxx_catch.cc | $(OBJ_DIR)
 	$(CXX) $(CXX_FLAGS) $(CXXFLAGS) -c $< -o $@
 	@$(WEAK_ONLY_CHECK)
 
-$(CORE_LIB): $(CORE_OBJ)
-	rm -f $@ && ar rcs $@ $^
+$(CORE_LIB): $(CORE_OBJ) $(VARIANT_STAMP)
+	rm -f $@ && ar rcs $@ $(CORE_OBJ)
 
 # The libraries take override.o, which compiles malloc.c in, instead of malloc.o.
 LIB_OBJ := $(filter-out $(OBJ_DIR)/malloc.o,$(CORE_OBJ)) $(OVERRIDE_OBJ) $(CXX_OBJ)
 
-# Switching between plain and VALGRIND=1 builds relinks the libraries.
-VARIANT_STAMP := build/variant-$(if $(filter 1,$(VALGRIND)),valgrind,plain)
+# Switching between plain, VALGRIND=1 and CHECKS=1 builds relinks the libraries.
+VARIANT_STAMP := build/variant-$(if $(filter 1,$(VALGRIND)),valgrind,plain)$(if $(filter 1,$(CHECKS)),-checks)
 $(VARIANT_STAMP):
 	@mkdir -p build && rm -f build/variant-* && touch $@
 
@@ -239,7 +245,10 @@ test-layers: $(CORE_OBJ) $(OVERRIDE_OBJ) $(CXX_OBJ)
 # ---- sanitizer and valgrind variants ----------------------------------------
 # The core and the tests are rebuilt with the sanitizer under build/<variant>/;
 # they use the gm_ API only (a sanitizer brings its own malloc).
-SAN_FLAGS_asan := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_FLAGS_asan := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+                  -DGM_CHECKS=1
+# The gm_ stress tests run on a core built with the validators (GM_CHECKS).
+SAN_FLAGS_checks := -DGM_CHECKS=1
 SAN_FLAGS_tsan := -fsanitize=thread
 SAN_FLAGS_vgclient := -DGM_VALGRIND=1
 # test_detect's children misuse memory on purpose: UBSan would stop them first.
@@ -271,6 +280,7 @@ endef
 $(eval $(call SAN_VARIANT,asan))
 $(eval $(call SAN_VARIANT,tsan))
 $(eval $(call SAN_VARIANT,vgclient))
+$(eval $(call SAN_VARIANT,checks))
 
 
 # A buggy program linked statically with a VALGRIND=1 archive: memcheck must

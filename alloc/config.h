@@ -2,8 +2,14 @@
  * config.h — compile-time knobs and the constants every layer shares.
  *
  * Variants (set with -D on the compiler line; the Makefile maps them):
- *   GM_DEBUG=1     check internal invariants on slow paths (gm_assert); off, the
+ *   GM_DEBUG=1     check internal assertions on slow paths (gm_assert); off, the
  *                  checks expand to nothing.
+ *   GM_CHECKS=1    run the validators (gm_*_check_locked: a span's object
+ *                  count, the partial lists, the arenas' page bits, the huge
+ *                  descriptors) each time a slow path drops the mcentral or
+ *                  heap lock, and abort on a broken invariant (make CHECKS=1;
+ *                  the ASan and stress tests use it).  Off, the validators are
+ *                  not compiled: GM_CHECK(...) expands to nothing.
  *   GM_VALGRIND=1  tell memcheck about blocks with client requests (make
  *                  VALGRIND=1; needs the valgrind package's headers).
  *
@@ -22,6 +28,9 @@
 #endif
 #ifndef GM_VALGRIND
 #define GM_VALGRIND 0
+#endif
+#ifndef GM_CHECKS
+#define GM_CHECKS 0
 #endif
 
 #define GM_LIKELY(x) __builtin_expect(!!(x), 1)

@@ -16,8 +16,10 @@
  *   backed  [lo, lo + backed) may have memory behind it;
  *   commit  [lo, lo + commit) is read/write;
  *   dirty   [lo, lo + dirty) may hold non-zero bytes.
- * Invariants: size <= backed <= commit <= hi - lo (size only while handed
- * out); dirty <= commit; a descriptor is on the cache, or its block is out.
+ * Invariants (checked each time the heap lock is dropped in a GM_CHECKS
+ * build, gm_huge_check_locked): size <= backed <= commit <= hi - lo (size
+ * only while handed out); dirty <= commit; the idle bytes are those of the
+ * cache and slack tables.
  *
  * Freed reservations are kept for reuse (tcmalloc and glibc keep large blocks
  * too), at most HUGE_CACHE_SLOTS of them.  A request takes the cached
@@ -63,6 +65,9 @@
 gm_lock_t gm_heap_lock = GM_LOCK_INIT;
 static gm_fixalloc_t huge_fa = {.size = sizeof(gm_huge_t)};
 static uint64_t huge_bytes, huge_count;     /* heap lock: blocks handed out */
+
+/* Drops the heap lock; a GM_CHECKS build first checks the huge blocks. */
+static void unlock_heap(void);
 
 #define HUGE_CACHE_SLOTS 8
 #define HUGE_SLACK_SLOTS 8
@@ -227,7 +232,7 @@ static gm_huge_t *map_huge(size_t size, size_t align) {
         return NULL;
     gm_lock(&gm_heap_lock);
     bool ok = reserve_huge_locked(d, size, align);
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     if (!ok) {
         gm_fixalloc_free(&huge_fa, d);
         return NULL;
@@ -249,7 +254,7 @@ static bool commit_huge(gm_huge_t *d, size_t size) {
     } else {
         unregister_huge_locked(d);
     }
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     if (!ok)
         unmap_huge(d);
     return ok;
@@ -273,7 +278,7 @@ void *gm_huge_hand_out(gm_huge_t *d, size_t size, size_t align, size_t *dirty) {
     huge_bytes += size;
     huge_count++;
     bool trim = d->backed > size && !keep_slack_locked(d);
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     if (trim)   /* the tail is not the program's: no lock needed */
         trim_huge(d, size);
     return (void *)d->lo;
@@ -287,7 +292,7 @@ void *gm_huge_alloc(size_t size, size_t align, size_t *dirty) {
         align = PAGE;
     gm_lock(&gm_heap_lock);
     gm_huge_t *d = take_cached_slot_locked(best_cached_slot_locked(size, align));
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     return gm_huge_hand_out(d, size, align, dirty);
 }
 
@@ -322,7 +327,7 @@ bool gm_huge_resize(gm_huge_t *d, size_t size) {
         if (d->backed > size && !keep_slack_locked(d))
             trim_huge(d, size);
     }
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     return ok;
 }
 
@@ -360,7 +365,7 @@ void *gm_huge_move(gm_huge_t *d, size_t size, bool *refused) {
             gm_os_unmap(to + moved, reserve - moved);
         else if (to)
             gm_os_unmap(to, reserve);
-        gm_unlock(&gm_heap_lock);
+        unlock_heap();
         return NULL;
     }
     if (old_hi - old_lo > moved)
@@ -373,7 +378,7 @@ void *gm_huge_move(gm_huge_t *d, size_t size, bool *refused) {
     d->lo = (uintptr_t)to;
     d->hi = d->lo + reserve;
     d->size = d->backed = d->dirty = d->commit = size;
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     return to;
 }
 
@@ -385,7 +390,7 @@ void gm_huge_free(gm_huge_t *d) {
     bool kept = cache_huge_locked(d);
     if (!kept)
         unregister_huge_locked(d);
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     if (!kept)
         unmap_huge(d);
 }
@@ -423,7 +428,7 @@ size_t gm_huge_release_idle(uint32_t idle_ms) {
         forget_slack_locked(s);
         trim_huge(s, s->size);
     }
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     if (d)
         unmap_huge(d);
     return dropped;
@@ -448,4 +453,42 @@ void gm_huge_stats_locked(struct gm_huge_stats *out) {
     out->reserved = huge_reserved;
     out->committed = huge_committed;
     out->idle = huge_idle_bytes;
+}
+
+/* ---- invariants (GM_CHECKS) ------------------------------------------------ */
+
+#if GM_CHECKS
+static void check_huge_locked(const gm_huge_t *d) {
+    GM_CHECK_THAT(d->backed <= d->commit && d->commit <= d->hi - d->lo && d->dirty <= d->commit,
+                  "huge: not backed <= commit <= reservation, dirty <= commit");
+    GM_CHECK_THAT(d->cached || d->size <= d->backed, "huge: a block handed out is not all backed");
+    GM_CHECK_THAT(gm_pagemap_huge(d->lo) == d && gm_pagemap_huge(d->hi - 1) == d,
+                  "huge: the pagemap does not lead to the descriptor");
+}
+
+/* The cached and slack tables' descriptors, and the idle bytes they hold. */
+void gm_huge_check_locked(void) {
+    size_t idle = 0;
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+        if (!huge_cache[i])
+            continue;
+        check_huge_locked(huge_cache[i]);
+        GM_CHECK_THAT(huge_cache[i]->cached, "huge: a cached reservation is not marked cached");
+        idle += huge_cache[i]->backed;
+    }
+    for (int i = 0; i < HUGE_SLACK_SLOTS; i++) {
+        if (!huge_slack[i])
+            continue;
+        check_huge_locked(huge_slack[i]);
+        GM_CHECK_THAT(!huge_slack[i]->cached, "huge: a block with slack is cached");
+        idle += huge_slack[i]->backed - huge_slack[i]->size;
+    }
+    GM_CHECK_THAT(idle == huge_idle_bytes && idle <= HUGE_IDLE_BYTES,
+                  "huge: idle bytes differ from the tables, or pass their bound");
+}
+#endif
+
+static void unlock_heap(void) {
+    GM_CHECK(gm_huge_check_locked());
+    gm_unlock(&gm_heap_lock);
 }

@@ -120,6 +120,18 @@ __attribute__((noreturn)) void gm_report_block(const char *call, const char *wha
 /* "gomalloc: MSG", then abort(): a broken invariant. */
 __attribute__((noreturn)) void gm_fatal_msg(const char *msg);
 
+/* The validators of a GM_CHECKS build (config.h): GM_CHECK(call) runs call
+ * there and is nothing otherwise; GM_CHECK_THAT reports a broken invariant
+ * with its file and line. */
+#if GM_CHECKS
+#define GM_CHECK(call) call
+#define GM_CHECK_THAT(cond, what) \
+    do { if (GM_UNLIKELY(!(cond))) gm_check_failed(__FILE__, __LINE__, what); } while (0)
+__attribute__((noreturn)) void gm_check_failed(const char *file, int line, const char *what);
+#else
+#define GM_CHECK(call) ((void)0)
+#endif
+
 #if GM_DEBUG
 #define gm_assert(cond) \
     do { if (GM_UNLIKELY(!(cond))) gm_fatal_msg("assertion failed: " #cond); } while (0)
@@ -283,6 +295,9 @@ uint32_t gm_span_take_all_new_locked(gm_span_t *s, void **first, void **last);
 /* Returns one object to its span. */
 void gm_span_put_locked(gm_span_t *s, void *obj);
 bool gm_span_has_free(const gm_span_t *s);
+#if GM_CHECKS
+void gm_span_check_locked(const gm_span_t *s);
+#endif
 
 /* ---- pagemap.c ------------------------------------------------------- */
 /* Per-page information, read without locks by free(): the size class in the
@@ -315,7 +330,8 @@ struct gm_arena {
     uintptr_t commit_end;     /* mheap lock: [lo, commit_end) is read/write */
     uint32_t free_pages;      /* mheap lock */
     uint32_t released_pages;  /* mheap lock: free pages with no memory behind */
-    uint32_t max_run_hint;    /* mheap lock: no free run longer than this */
+    uint32_t max_run_hint;    /* mheap lock: no free run longer than this from the
+                                 start word of the search that set it on (mheap.c) */
     /* mheap lock: no run of at least 2^k free pages starts below bitmap word
      * run_from[k] (k = 0: no free page at all below it). */
     uint8_t run_from[GM_RUN_CLASSES];
@@ -456,6 +472,9 @@ struct gm_huge_stats {
     uint64_t idle;            /* cached reservations' backed bytes and slack */
 };
 void gm_huge_stats_locked(struct gm_huge_stats *out);
+#if GM_CHECKS
+void gm_huge_check_locked(void);
+#endif
 
 /* ---- mheap.c --------------------------------------------------------- */
 /* Bytes the heap arenas have committed (it only grows); relaxed loads.  The

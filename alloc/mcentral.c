@@ -42,7 +42,8 @@
  * the classes with one or two objects per span would otherwise make one per
  * object (bench/fastpath 8192: 435M instructions before, 367M after).
  *
- * Invariants:
+ * Invariants (checked in a GM_CHECKS build each time a slow path drops the
+ * lock, and for each span a take or give touched):
  *   1. A span is on partial iff it has a free object (in_partial mirrors it).
  *   2. A span whose objects are all back (nalloc == 0) is returned to the
  *      heap before the lock is dropped; an mcentral holds no empty spans.
@@ -100,6 +101,47 @@ static uint32_t batches_in(uint8_t cls, size_t bytes) {
     size_t per_batch = (size_t)gm_transfer_count(cls) * gm_class_size[cls];
     size_t n = bytes / per_batch;
     return n > MAX_BATCHES ? MAX_BATCHES : (uint32_t)n;
+}
+
+#if GM_CHECKS
+/* Invariants 1 and 3 for what c holds: every span on partial is a span of
+ * this class and shard with a free object, marked in_partial, and whole
+ * (gm_span_check_locked); every parked batch holds 1 to a transfer's objects
+ * and ends its list; the stock is within its bounds. */
+static void check_locked(const gm_mcentral_t *c, uint8_t cls) {
+    uint32_t bound = c->bound ? c->bound : batches_in(cls, PARKED_MIN_BYTES);
+    GM_CHECK_THAT(c->nbatches <= bound && bound <= batches_in(cls, PARKED_MAX_BYTES),
+                  "mcentral: more batches parked than the bound allows");
+    for (uint32_t i = 0; i < c->nbatches; i++) {
+        const struct parked *b = &c->batches[i];
+        GM_CHECK_THAT(b->count >= 1 && b->count <= gm_transfer_count(cls) && b->head && b->tail &&
+                          gm_link_get(b->tail) == NULL,
+                      "mcentral: a parked batch is empty, too long or not ended");
+    }
+    const gm_span_t *prev = NULL;
+    for (const gm_span_t *s = c->partial; s; prev = s, s = s->next) {
+        GM_CHECK_THAT(s->in_partial && s->prev == prev, "mcentral: partial list links");
+        GM_CHECK_THAT(s->cls == cls && s->shard == shard_of(c),
+                      "mcentral: a span of another class or shard on partial");
+        GM_CHECK_THAT(gm_span_has_free(s), "mcentral: a span without free objects on partial");
+        gm_span_check_locked(s);
+    }
+}
+
+/* Invariant 1 for a span a take or give touched: on partial iff it has a
+ * free object. */
+static void check_span_locked(const gm_span_t *s) {
+    gm_span_check_locked(s);
+    GM_CHECK_THAT(s->in_partial == gm_span_has_free(s),
+                  "mcentral: a span is on partial but full, or has free objects and is not");
+}
+#endif
+
+/* Drops c's lock; a GM_CHECKS build checks c first. */
+static void unlock_central(gm_mcentral_t *c, uint8_t cls) {
+    GM_CHECK(check_locked(c, cls));
+    (void)cls;
+    gm_unlock(&c->lock);
 }
 
 static uint32_t stock_bound(gm_mcentral_t *c, uint8_t cls) {
@@ -193,6 +235,7 @@ static uint32_t take_from_spans_locked(gm_mcentral_t *c, uint8_t cls, uint32_t n
             got += take_from_span_locked(spans[i], n - got, &first, &last);
             if (gm_span_has_free(spans[i]))
                 partial_push(c, spans[i]);
+            GM_CHECK(check_span_locked(spans[i]));
         }
     }
     c->out_objects += got;
@@ -235,7 +278,7 @@ uint32_t gm_mcentral_take(uint8_t shard, uint8_t cls, uint32_t n, void **head, v
         c->missed_full = false;
         got = take_from_spans_locked(c, cls, n, head, tail);
     }
-    gm_unlock(&c->lock);
+    unlock_central(c, cls);
     return got;
 }
 
@@ -267,6 +310,7 @@ static void give_to_spans_locked(gm_mcentral_t *c, void *head, uint32_t n, void 
         } else if (!s->in_partial) {
             partial_push(c, s);
         }
+        GM_CHECK(if (s->nalloc > 0 || gm_options.debug) check_span_locked(s));
         obj = next;
     }
     if (empty)
@@ -291,7 +335,7 @@ static void give_foreign(uint8_t cls, void *list) {
         void *none = NULL;
         gm_lock(&c->lock);
         give_to_spans_locked(c, mine, n, &none);
-        gm_unlock(&c->lock);
+        unlock_central(c, cls);
         list = rest;
     }
 }
@@ -311,7 +355,7 @@ void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32
         c->missed_full |= whole;
         give_to_spans_locked(c, head, n, &foreign);
     }
-    gm_unlock(&c->lock);
+    unlock_central(c, cls);
     give_foreign(cls, foreign);
 }
 
@@ -327,7 +371,7 @@ void gm_mcentral_drain(uint8_t cls) {
         }
         c->bound = 0;
         c->missed_full = false;
-        gm_unlock(&c->lock);
+        unlock_central(c, cls);
         give_foreign(cls, foreign);
     }
 }

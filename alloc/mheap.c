@@ -43,8 +43,13 @@
  *                  fresh from the OS or released with MADV_DONTNEED);
  *   released_bits  1 = free page with no memory behind it: never committed
  *                  (at or above commit_end) or given back with madvise.
- * Invariants: released implies free; pages at or above commit_end are free,
- * released and clean; pages outside [lo, hi) are never free.
+ * Invariants (checked, with the counts below, each time a slow path drops the
+ * heap lock in a GM_CHECKS build): released implies free; pages at or above
+ * commit_end are free, released and clean; pages outside [lo, hi) are never
+ * free.  (max_run_hint is a hint, not a bound: a failed search for n pages,
+ * 2^k <= n, sets it from the runs it saw, from word run_from[k] on, and runs
+ * shorter than 2^k below that word, which may be the arena's end, are not
+ * counted; the validator found an arena with hint 0 and free pages.)
  * released_pages counts the free arena's released bits; the globals below
  * count pages in use and free-but-backed pages (the scavenger's measure);
  * a page on page_stack is clear in free_bits but counted free and backed.
@@ -82,6 +87,9 @@ static uint64_t large_bytes, large_count;   /* heap lock */
 static uint64_t pages_in_use;               /* heap lock: in spans and blocks */
 static uint64_t pages_free_backed;          /* heap lock: free, not released */
 uint64_t gm_heap_committed;                 /* atomic, written under the heap lock: heap arenas */
+
+/* Drops the heap lock; a GM_CHECKS build first checks the heap (bottom). */
+static void unlock_heap(void);
 
 /* ---- arenas ------------------------------------------------------------ */
 
@@ -386,7 +394,7 @@ static gm_span_t *alloc_span_locked(uint32_t npages, uint8_t cls) {
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
     gm_lock(&gm_heap_lock);
     gm_span_t *s = alloc_span_locked(npages, cls);
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     return s;
 }
 
@@ -398,7 +406,7 @@ uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_
     gm_lock(&gm_heap_lock);
     while (got < n && (out[got] = alloc_span_locked(npages, cls)) != NULL)
         got++;
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     return got;
 }
 
@@ -429,7 +437,7 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     uintptr_t addr = alloc_pages_locked(npages, align_pages, &a);
     if (addr)
         s = large_span_locked(a, addr, npages);
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     return s;
 }
 
@@ -494,7 +502,7 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
             base = s->base;
         }
     }
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     return base;
 }
 
@@ -504,7 +512,7 @@ bool gm_mheap_resize_large(gm_span_t *s, size_t size) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
     gm_lock(&gm_heap_lock);
     bool ok = resize_large_locked(s, npages);
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     return ok;
 }
 
@@ -525,7 +533,7 @@ static void free_span_locked(gm_span_t *s) {
 void gm_mheap_free_span(gm_span_t *s) {
     gm_lock(&gm_heap_lock);
     free_span_locked(s);
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
 }
 
 /* Frees a list of spans linked through next, in one trip through the lock. */
@@ -536,7 +544,7 @@ void gm_mheap_free_spans(gm_span_t *list) {
         list = s->next;
         free_span_locked(s);
     }
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
 }
 
 /* ---- one pool for big blocks -----------------------------------------------
@@ -581,7 +589,7 @@ void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
     }
     if (!arena && c)
         gm_huge_take_cached_locked(c);
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     if (!arena)
         return gm_huge_hand_out(c, size, PAGE, dirty);
     if (!s)
@@ -614,7 +622,7 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
     flush_pages_locked();
     uint32_t n = gm_place_release_chunk_locked(arenas, force, idle_ms, min_run, &a, &chunk, masks);
     if (!n) {
-        gm_unlock(&gm_heap_lock);
+        unlock_heap();
         return 0;
     }
     for (uint32_t k = 0; k < 4; k++)
@@ -625,7 +633,7 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
     in_flight.chunk = chunk;
     in_flight.n = n;
     memcpy(in_flight.masks, masks, sizeof in_flight.masks);
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
 
     uintptr_t first = (uintptr_t)chunk * GM_CHUNK_PAGES;
     bool zeroed = true;
@@ -647,7 +655,7 @@ size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
     note_free_run_locked(a, 0, (uint32_t)GM_ARENA_PAGES);
     a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
     in_flight.n = 0;
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
     return (size_t)n * PAGE;
 }
 
@@ -665,7 +673,7 @@ void gm_mheap_after_fork_child(void) {
         a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
         in_flight.n = 0;
     }
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
 }
 
 size_t gm_mheap_release_all(void) {
@@ -681,7 +689,7 @@ void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed) {
     gm_huge_stats_locked(&h);
     *in_use = (pages_in_use * PAGE) + h.bytes;
     *free_backed = pages_free_backed * PAGE + h.idle;
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
 }
 
 void gm_mheap_stats(struct gm_heap_stats *out) {
@@ -701,8 +709,55 @@ void gm_mheap_stats(struct gm_heap_stats *out) {
     out->huge = h.bytes;
     out->large_blocks = large_count + h.count;
     out->large_bytes = large_bytes + h.bytes;
-    gm_unlock(&gm_heap_lock);
+    unlock_heap();
 }
 
 gm_lock_t *gm_mheap_lockp(void) { return &gm_heap_lock; }
 
+/* ---- invariants (GM_CHECKS) ------------------------------------------------ */
+
+#if GM_CHECKS
+/* The per-page invariants of arena a (see the top of this file), and its
+ * counts against its bits. */
+static void check_arena_locked(const gm_arena_t *a) {
+    uint32_t pages = (uint32_t)((a->hi - a->lo) / PAGE), free = 0, released = 0;
+    uintptr_t lo = gm_page_index(a->lo), hi = lo + pages, end = (a->commit_end - a->base) / PAGE;
+    for (uint32_t w = 0; w < GM_ARENA_BITMAP_WORDS; w++) {
+        GM_CHECK_THAT(!(a->released_bits[w] & ~a->free_bits[w]), "mheap: a released page is not free");
+        free += gm_popcount_masked(a->free_bits[w], ~(uint64_t)0);
+        released += gm_popcount_masked(a->released_bits[w], ~(uint64_t)0);
+    }
+    GM_CHECK_THAT(free == a->free_pages && released == a->released_pages,
+                  "mheap: an arena's page counts differ from its bits");
+    GM_CHECK_THAT(a->commit_end >= a->lo && a->commit_end <= a->hi, "mheap: commit_end outside the arena");
+    GM_CHECK_THAT(end == hi || (gm_bits_count(a->free_bits, end, hi - end) == hi - end &&
+                                gm_bits_count(a->released_bits, end, hi - end) == hi - end &&
+                                !gm_bits_any(a->dirty_bits, end, hi - end)),
+                  "mheap: a page at or above commit_end is not free, released and clean");
+    GM_CHECK_THAT((lo == 0 || !gm_bits_any(a->free_bits, 0, lo)) &&
+                      (hi == GM_ARENA_PAGES || !gm_bits_any(a->free_bits, hi, GM_ARENA_PAGES - hi)),
+                  "mheap: a page outside the arena's reservation is free");
+}
+
+/* Every arena, then the heap's totals against them: a page is in use, free
+ * in the bitmaps, on page_stack or in flight in a release step. */
+static void check_heap_locked(void) {
+    uint64_t taken = 0, free_backed = 0;
+    for (const gm_arena_t *a = arenas; a; a = a->next) {
+        check_arena_locked(a);
+        GM_CHECK_THAT(!a->next || a->next->base > a->base, "mheap: arenas out of address order");
+        taken += (a->hi - a->lo) / PAGE - a->free_pages;
+        free_backed += a->free_pages - a->released_pages;
+    }
+    GM_CHECK_THAT(taken == pages_in_use + page_stack_len + in_flight.n,
+                  "mheap: pages in use differ from the arenas' bits");
+    GM_CHECK_THAT(free_backed + page_stack_len == pages_free_backed,
+                  "mheap: free backed pages differ from the arenas' bits");
+    gm_huge_check_locked();
+}
+#endif
+
+static void unlock_heap(void) {
+    GM_CHECK(check_heap_locked());
+    gm_unlock(&gm_heap_lock);
+}

@@ -11,7 +11,7 @@
  *
  * Reports: one line on stderr ("gomalloc: CALL: WHAT 0x... (size class
  * ...)"), then abort(), as glibc does.  gm_fatal_msg is the same for a
- * broken invariant (gm_assert, the validators of a GM_CHECKS build).
+ * failed gm_assert, gm_check_failed for a validator of a GM_CHECKS build.
  *
  * Hardening (see internal.h, "free-list hardening"): the per-process secret
  * that free-list links are XORed with and the key of the free marks, both
@@ -85,6 +85,20 @@ void gm_fatal_msg(const char *msg) {
     gm_line_write(&l, 2);
     abort();
 }
+
+#if GM_CHECKS
+void gm_check_failed(const char *file, int line, const char *what) {
+    gm_line_t l = GM_LINE_INIT;
+    gm_line_put(&l, "gomalloc: invariant broken (");
+    gm_line_put(&l, file);
+    gm_line_put(&l, ":");
+    gm_line_dec(&l, (uint64_t)line);
+    gm_line_put(&l, "): ");
+    gm_line_put(&l, what);
+    gm_line_write(&l, 2);
+    abort();
+}
+#endif
 
 void gm_report(const char *call, const char *what, const void *p, uint8_t cls,
                size_t requested) {

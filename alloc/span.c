@@ -8,7 +8,7 @@
  * internal.h).  nalloc counts the
  * objects out of the span, in thread caches, central batches or the program.
  *
- * Invariants:
+ * Invariants (gm_span_check_locked checks them in a GM_CHECKS build):
  *   1. nalloc + |free_list| + (objects - freeindex) == objects.
  *   2. nalloc == 0 means every object is back: the span can return to the heap.
  *
@@ -80,3 +80,23 @@ void gm_span_put_locked(gm_span_t *s, void *obj) {
 bool gm_span_has_free(const gm_span_t *s) {
     return s->free_list != NULL || s->freeindex < gm_class_objects[s->cls];
 }
+
+#if GM_CHECKS
+/* Invariant 1, with every object on free_list an object start of s below
+ * freeindex, and the list free of loops. */
+void gm_span_check_locked(const gm_span_t *s) {
+    uint32_t size = gm_class_size[s->cls], objects = gm_class_objects[s->cls], listed = 0;
+    GM_CHECK_THAT(s->cls != 0 && s->state == GM_SPAN_SMALL, "span: not a small span in use");
+    GM_CHECK_THAT(s->freeindex <= objects && s->nalloc <= s->freeindex,
+                  "span: nalloc > freeindex or freeindex > objects");
+    for (void *obj = s->free_list; obj; obj = gm_link_get(obj)) {
+        uintptr_t offset = (uintptr_t)obj - s->base;
+        GM_CHECK_THAT((uintptr_t)obj >= s->base && offset % size == 0 &&
+                          offset / size < s->freeindex,
+                      "span: a free-list object is not a carved object of the span");
+        GM_CHECK_THAT(++listed <= s->freeindex, "span: the free list loops");
+    }
+    GM_CHECK_THAT(s->nalloc + listed + (objects - s->freeindex) == objects,
+                  "span: nalloc + free list + not carved != objects");
+}
+#endif

@@ -1,8 +1,10 @@
 # tests/stress.mk — stress tests and real programs; included by the top-level Makefile.
 #
-# Uses from the Makefile: CC, TEST_CFLAGS, CORE_LIB (gm_ API only), LIB_SO.
+# Uses from the Makefile: CC, TEST_CFLAGS, LIB_SO, and its checks variant of the core
+# (build/checks/libgomalloc-core.a, gm_ API only).
 #
-#   build/tests/stress_*         the stress tests against the gm_ API, linked with CORE_LIB
+#   build/tests/stress_*         the stress tests against the gm_ API, linked with the
+#                                core built with the validators (build/checks/, GM_CHECKS=1)
 #   build/tests/libc_<name>      the same sources (and test_api) built with
 #                                -DGM_TEST_LIBC_NAMES: they call malloc, free, ... and
 #                                link no gomalloc; run them under LD_PRELOAD=$(LIB_SO)
@@ -24,9 +26,10 @@ STRESS_RUN       ?=
 
 .PHONY: test-stress test-programs
 
-$(STRESS_BINS): build/tests/%: tests/%.c tests/api_names.h tests/stress_util.h include/gomalloc.h $(CORE_LIB)
+STRESS_CORE_LIB  := build/checks/libgomalloc-core.a
+$(STRESS_BINS): build/tests/%: tests/%.c tests/api_names.h tests/stress_util.h include/gomalloc.h $(STRESS_CORE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) $(STRESS_NOBUILTIN) $< -o $@ $(CORE_LIB) $(STRESS_LDLIBS)
+	$(CC) $(TEST_CFLAGS) $(STRESS_NOBUILTIN) $< -o $@ $(STRESS_CORE_LIB) $(STRESS_LDLIBS)
 
 $(STRESS_LIBC_BINS): build/tests/libc_%: tests/%.c tests/api_names.h tests/stress_util.h
 	@mkdir -p $(@D)
