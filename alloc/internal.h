@@ -88,8 +88,6 @@ uint32_t gm_os_thread_count(void);
 /* A coarse monotonic clock in milliseconds (wraps; compare differences). */
 uint32_t gm_os_clock_ms(void);
 void gm_os_write(int fd, const char *buf, size_t len);
-/* Fault injection for tests: the Nth mapping call from now fails (0 = off). */
-void gm_os_fail_after(unsigned long calls);
 
 /* ---- report.c -------------------------------------------------------- */
 /* One message line, built on the stack and written with one write(2);
@@ -147,7 +145,9 @@ struct gm_options {
     size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE_KIB */
     bool debug;                 /* GOMALLOC_DEBUG=1 */
 };
-extern struct gm_options gm_options;   /* written once by gm_init */
+/* Written by gm_init before the program's threads; the scavenger clears
+ * scavenge if its thread cannot be created. */
+extern struct gm_options gm_options;
 void gm_options_init(void);
 
 /* ---- scavenger.c ----------------------------------------------------- */
@@ -167,7 +167,6 @@ static inline void gm_scavenger_check(void) {
 }
 /* Releases every free page now (malloc_trim); returns the bytes released. */
 size_t gm_scavenger_release_all(void);
-bool gm_scavenger_running(void);
 /* Whether the background thread exists (it never takes a lock while it
  * holds the mheap or fixalloc lock; see malloc.c, fork). */
 bool gm_scavenger_thread_exists(void);
@@ -247,6 +246,39 @@ static inline bool gm_block_is_free(const void *block) {
     return gm_block_is_free_key(block, gm_free_key);
 }
 static inline void gm_block_handout(void *block) { ((uintptr_t *)block)[1] = 0; }
+
+/* Cuts the first n (>= 1) blocks off the list at head (linked through word
+ * 0): ends them at the last of them, which it returns, and the rest of the
+ * list to *rest. */
+static inline void *gm_list_cut(void *head, uint32_t n, void **rest) {
+    void *last = head;
+    for (uint32_t i = 1; i < n; i++)
+        last = gm_link_get(last);
+    *rest = gm_link_get(last);
+    gm_link_set(last, NULL);
+    return last;
+}
+
+/* An intrusive doubly linked list of structs with next and prev fields,
+ * from *head (mcentral's partial spans, mcache's registry). */
+#define GM_DLIST_PUSH(head, node)                                   \
+    do {                                                            \
+        (node)->prev = NULL;                                        \
+        (node)->next = *(head);                                     \
+        if (*(head))                                                \
+            (*(head))->prev = (node);                               \
+        *(head) = (node);                                           \
+    } while (0)
+#define GM_DLIST_REMOVE(head, node)                                 \
+    do {                                                            \
+        if ((node)->prev)                                           \
+            (node)->prev->next = (node)->next;                      \
+        else                                                        \
+            *(head) = (node)->next;                                 \
+        if ((node)->next)                                           \
+            (node)->next->prev = (node)->prev;                      \
+        (node)->next = (node)->prev = NULL;                         \
+    } while (0)
 
 /* ---- fixalloc.c ------------------------------------------------------ */
 /* Allocates fixed-size metadata objects; memory never comes from malloc. */
@@ -412,9 +444,6 @@ void gm_place_fit_push_locked(gm_arena_t *a, uintptr_t start, uint32_t length);
 /* The first page of the most recent recorded run of length pages that is
  * still free (its arena to *out), dropping stale records; -1 if none. */
 long gm_place_fit_pop_locked(uint32_t length, gm_arena_t **out);
-/* Drops the close-fit records, so placement is first fit until the next
- * free (for tests of placement). */
-void gm_place_forget_fits(void);
 /* Fewest faults: n free pages of the arenas (a list linked through next) that
  * fault in the fewest pages, into *best; best->arena stays NULL if no arena
  * has a free run of n pages. */

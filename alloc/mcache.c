@@ -200,22 +200,12 @@ static void adjust_on_overflow(gm_mcache_t *c, uint8_t cls) {
 /* ---- the registry and the parked caches -------------------------------- */
 
 static void registry_push_locked(gm_mcache_t *c) {
-    c->prev = NULL;
-    c->next = registry;
-    if (registry)
-        registry->prev = c;
-    registry = c;
+    GM_DLIST_PUSH(&registry, c);
     registry_count++;
 }
 
 static void registry_unlink_locked(gm_mcache_t *c) {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        registry = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
+    GM_DLIST_REMOVE(&registry, c);
     registry_count--;
 }
 
@@ -465,11 +455,8 @@ void *gm_mcache_alloc_slow(size_t size) {
 
 /* Gives the first n objects of list cls back to the mcentral. */
 static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n) {
-    void *head = c->head[cls], *tail = head;
-    for (uint32_t i = 1; i < n; i++)
-        tail = gm_link_get(tail);
-    c->head[cls] = gm_link_get(tail);
-    gm_link_set(tail, NULL);
+    void *head = c->head[cls];
+    void *tail = gm_list_cut(head, n, &c->head[cls]);
     c->room[cls] += n;
     gm_mcentral_give(c->shard, cls, head, tail, n);
 }

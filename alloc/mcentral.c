@@ -151,22 +151,12 @@ static uint32_t stock_bound(gm_mcentral_t *c, uint8_t cls) {
 }
 
 static void partial_push(gm_mcentral_t *c, gm_span_t *s) {
-    s->prev = NULL;
-    s->next = c->partial;
-    if (c->partial)
-        c->partial->prev = s;
-    c->partial = s;
+    GM_DLIST_PUSH(&c->partial, s);
     s->in_partial = 1;
 }
 
 static void partial_remove(gm_mcentral_t *c, gm_span_t *s) {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->partial = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
+    GM_DLIST_REMOVE(&c->partial, s);
     s->in_partial = 0;
 }
 
@@ -254,13 +244,8 @@ static uint32_t take_parked_locked(gm_mcentral_t *c, uint32_t n, void **head, vo
         c->nbatches--;
         return have;
     }
-    void *last = *head;
-    for (uint32_t i = 1; i < n; i++)
-        last = gm_link_get(last);
-    b->head = gm_link_get(last);
+    *tail = gm_list_cut(*head, n, &b->head);
     b->count = have - n;
-    gm_link_set(last, NULL);
-    *tail = last;
     return n;
 }
 

@@ -8,6 +8,7 @@
  * crossed cleanly, and gm_fixalloc_mapped() grows with the chunks mapped.
  */
 #include "internal.h"
+#include "testing.h"
 #include "testutil.h"
 
 #define CHUNK ((size_t)256 << 10)   /* fixalloc.c's chunk size */

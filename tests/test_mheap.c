@@ -16,6 +16,7 @@
  * Fault injection (gm_os_fail_after) is reset after every test.
  */
 #include "internal.h"
+#include "testing.h"
 #include "testutil.h"
 
 #define PAGE ((uintptr_t)GM_PAGE_SIZE)

@@ -38,6 +38,7 @@
 
 #include "gomalloc.h"
 #include "internal.h"
+#include "testing.h"
 #include "testutil.h"
 
 #define PAGE ((size_t)GM_PAGE_SIZE)

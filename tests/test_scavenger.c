@@ -20,6 +20,7 @@
 
 #include "gomalloc.h"
 #include "internal.h"
+#include "testing.h"
 #include "testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
