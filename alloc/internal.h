@@ -27,9 +27,11 @@
  *   report      message lines, reports of misuse, free-list hardening
  *   os_linux    the only file that calls mmap/mprotect/madvise/munmap
  *   lock        gm_lock_t's slow paths (futex)
+ *   sizeclasses the size-class tables (generated; data only)
  *
  * Beside them, headers of constants and inline helpers only: config.h,
- * sizeclasses.h (generated), lock.h, mcache.h (the fast paths).
+ * sizeclasses.h (generated), lock.h, pagebits.h, mcache.h (the fast paths),
+ * and testing.h, which only tests include.
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]

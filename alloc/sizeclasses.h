@@ -90,47 +90,46 @@
 #define GM_MAX_SPAN_PAGES 10
 #define GM_MAX_SPAN_OBJECTS 512
 
-#if defined(__GNUC__)
-#define GM_SIZECLASS_TABLE __attribute__((unused))
+/* The tables are defined once, in alloc/sizeclasses.c, which defines
+ * GM_SIZECLASSES_DEFINE before including this header; every other file
+ * sees their declarations only. */
+#ifdef GM_SIZECLASSES_DEFINE
+#define GM_SIZECLASS_TABLE(decl, ...) const decl = {__VA_ARGS__};
 #else
-#define GM_SIZECLASS_TABLE
+#define GM_SIZECLASS_TABLE(decl, ...) extern const decl;
 #endif
 
-static const uint32_t gm_class_size[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = {
+GM_SIZECLASS_TABLE(uint32_t gm_class_size[GM_NUM_CLASSES],
 	0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176,
 	192, 208, 224, 240, 256, 288, 320, 352, 384, 416, 448, 480,
 	512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792,
 	2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784,
 	6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072,
-	20480, 21760, 24576, 27264, 28672, 32768
-};
+	20480, 21760, 24576, 27264, 28672, 32768)
 
-static const uint8_t gm_class_pages[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = {
+GM_SIZECLASS_TABLE(uint8_t gm_class_pages[GM_NUM_CLASSES],
 	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 	1, 2, 1, 2, 1, 2, 1, 3, 2, 3, 1, 3, 2, 3, 4, 5,
 	6, 1, 7, 6, 5, 4, 3, 5, 7, 2, 9, 7, 5, 8, 3, 10,
-	7, 4
-};
+	7, 4)
 
-static const uint16_t gm_class_objects[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = {
+GM_SIZECLASS_TABLE(uint16_t gm_class_objects[GM_NUM_CLASSES],
 	0, 512, 256, 170, 128, 102, 85, 73, 64, 56, 51, 46, 42, 39, 36, 34,
 	32, 28, 25, 23, 21, 19, 18, 17, 16, 14, 12, 11, 10, 9, 8, 7,
 	6, 11, 5, 9, 4, 7, 3, 8, 5, 7, 2, 5, 3, 4, 5, 6,
 	7, 1, 6, 5, 4, 3, 2, 3, 4, 1, 4, 3, 2, 3, 1, 3,
-	2, 1
-};
+	2, 1)
 
-static const uint16_t gm_class_batch[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = {
+GM_SIZECLASS_TABLE(uint16_t gm_class_batch[GM_NUM_CLASSES],
 	0, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
 	32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
 	32, 32, 32, 32, 32, 28, 24, 21, 20, 18, 16, 13, 12, 10, 10, 9,
 	9, 8, 6, 6, 6, 6, 5, 4, 4, 4, 3, 3, 3, 3, 2, 2,
-	2, 2
-};
+	2, 2)
 
 /* ceil(2^64 / size): see the division magic note in tools/mksizeclasses.c */
-static const uint64_t gm_class_divmagic[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = {
+GM_SIZECLASS_TABLE(uint64_t gm_class_divmagic[GM_NUM_CLASSES],
 	0x0000000000000000ull, 0x1000000000000000ull, 0x0800000000000000ull, 0x0555555555555556ull,
 	0x0400000000000000ull, 0x0333333333333334ull, 0x02aaaaaaaaaaaaabull, 0x024924924924924aull,
 	0x0200000000000000ull, 0x01c71c71c71c71c8ull, 0x019999999999999aull, 0x01745d1745d1745eull,
@@ -147,11 +146,10 @@ static const uint64_t gm_class_divmagic[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = {
 	0x0006666666666667ull, 0x0006060606060607ull, 0x0005555555555556ull, 0x0004d4873ecade31ull,
 	0x0004924924924925ull, 0x0004000000000000ull, 0x00038e38e38e38e4ull, 0x00036fad87bb4672ull,
 	0x0003333333333334ull, 0x0003030303030304ull, 0x0002aaaaaaaaaaabull, 0x0002675c8b6af797ull,
-	0x0002492492492493ull, 0x0002000000000000ull
-};
+	0x0002492492492493ull, 0x0002000000000000ull)
 
 /* offset * divmagic < start_limit iff offset is an object start (class 0: never) */
-static const uint64_t gm_class_start_limit[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = {
+GM_SIZECLASS_TABLE(uint64_t gm_class_start_limit[GM_NUM_CLASSES],
 	0x0000000000000000ull, 0x0000000000000001ull, 0x0000000000000001ull, 0x0000000000001521ull,
 	0x0000000000000001ull, 0x0000000000001941ull, 0x0000000000000a81ull, 0x0000000000001b01ull,
 	0x0000000000000001ull, 0x0000000000001b81ull, 0x0000000000000c81ull, 0x0000000000001c21ull,
@@ -168,11 +166,10 @@ static const uint64_t gm_class_start_limit[GM_NUM_CLASSES] GM_SIZECLASS_TABLE = 
 	0x0000000000004801ull, 0x0000000000005301ull, 0x0000000000002001ull, 0x0000000000004a01ull,
 	0x0000000000004801ull, 0x0000000000000001ull, 0x0000000000006001ull, 0x0000000000005a01ull,
 	0x0000000000004001ull, 0x000000000000a801ull, 0x0000000000000001ull, 0x000000000000a301ull,
-	0x0000000000005001ull, 0x0000000000000001ull
-};
+	0x0000000000005001ull, 0x0000000000000001ull)
 
 /* class for a request of 0..GM_MAX_SMALL_SIZE bytes, indexed by (size + 15) >> 4 */
-static const uint8_t gm_size_to_class[2049] GM_SIZECLASS_TABLE = {
+GM_SIZECLASS_TABLE(uint8_t gm_size_to_class[2049],
 	1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
 	16, 17, 17, 18, 18, 19, 19, 20, 20, 21, 21, 22, 22, 23, 23, 24,
 	24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27, 27, 28, 28, 28,
@@ -301,7 +298,6 @@ static const uint8_t gm_size_to_class[2049] GM_SIZECLASS_TABLE = {
 	65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65,
 	65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65,
 	65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65,
-	65
-};
+	65)
 
 #endif /* GM_SIZECLASSES_H */

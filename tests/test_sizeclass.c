@@ -31,6 +31,7 @@
 
 #include <cmocka.h>
 
+#define GM_SIZECLASSES_DEFINE   /* the tables themselves: this test links no core */
 #include "sizeclasses.h"
 
 #define SMALL_SPACING_LIMIT 128u

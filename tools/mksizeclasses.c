@@ -290,21 +290,24 @@ static void print_defines(void)
 	printf("#define GM_NUM_CLASSES %u /* including class 0 */\n", nclasses);
 	printf("#define GM_MAX_SPAN_PAGES %u\n", (unsigned)max_pages);
 	printf("#define GM_MAX_SPAN_OBJECTS %u\n\n", (unsigned)max_objects);
-	printf("#if defined(__GNUC__)\n#define GM_SIZECLASS_TABLE __attribute__((unused))\n");
-	printf("#else\n#define GM_SIZECLASS_TABLE\n#endif\n");
+	printf("/* The tables are defined once, in alloc/sizeclasses.c, which defines\n");
+	printf(" * GM_SIZECLASSES_DEFINE before including this header; every other file\n");
+	printf(" * sees their declarations only. */\n");
+	printf("#ifdef GM_SIZECLASSES_DEFINE\n");
+	printf("#define GM_SIZECLASS_TABLE(decl, ...) const decl = {__VA_ARGS__};\n");
+	printf("#else\n#define GM_SIZECLASS_TABLE(decl, ...) extern const decl;\n#endif\n");
 }
 
 /* One array: `count` values from get(i), `per_line` to a line. */
 static void print_array(const char *decl, unsigned count, unsigned per_line,
 			uint64_t (*get)(unsigned), const char *fmt)
 {
-	printf("\nstatic const %s GM_SIZECLASS_TABLE = {", decl);
+	printf("\nGM_SIZECLASS_TABLE(%s,", decl);
 	for (unsigned i = 0; i < count; i++) {
 		printf(i % per_line == 0 ? "\n\t" : " ");
 		printf(fmt, (unsigned long long)get(i));
-		printf(i + 1 < count ? "," : "\n");
+		printf(i + 1 < count ? "," : ")\n");
 	}
-	printf("};\n");
 }
 
 static uint64_t get_size(unsigned i) { return classes[i].size; }
