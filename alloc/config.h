@@ -62,7 +62,7 @@
  * of small span allocations costs one mprotect per 2 MiB, not one per span. */
 #define GM_COMMIT_STEP ((uintptr_t)2 << 20)
 
-/* Blocks at or above this size get a mapping of their own (see mheap.c)
+/* Blocks at or above this size get a mapping of their own (see huge.c)
  * unless free arena pages would fault in fewer pages; blocks above
  * GM_BIG_MIN go where they fault in fewest ("one pool for big blocks"). */
 #define GM_HUGE_THRESHOLD ((size_t)32 << 20)

@@ -1,8 +1,8 @@
 /*
  * fixalloc.c — fixed-size allocator for gomalloc's own metadata (Go's fixalloc).
  *
- * Spans, thread caches and arena descriptors live here, never in the heap they
- * describe and never in memory from malloc.  Each gm_fixalloc_t serves one
+ * Spans, thread caches, arena and huge block descriptors live here, never in
+ * the heap they describe and never in memory from malloc.  Each gm_fixalloc_t serves one
  * object size: freed objects go on its free list and are reused first; new ones
  * are carved from chunks mapped straight from the OS.  Chunks are never
  * returned: metadata is small next to the heap it describes and is reused.

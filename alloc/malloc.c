@@ -14,15 +14,19 @@
  *      objects carved from a span with free slots).
  *   3. No span with free slots: the mcentral takes a span from the mheap.
  *   4. No free run in any arena: the mheap reserves another arena.
- *   5. n > 32 KiB: a page run from the mheap; n >= 16 MiB: its own mapping.
+ *   5. n > 32 KiB: a page run from the mheap; n >= 32 MiB a reservation of its
+ *      own (huge.c); above 1 MiB whichever faults in fewer pages (raw.c).
  * Freeing p:
  *   1. pagemap: arena of p, page info (class, page index in span).
  *   2. Small and the start of an object: push on this thread's list; past
  *      the list's bound, give a batch back to the mcentral.
- *   3. Large/huge: back to the mheap (or unmapped).  Anything else, an
- *      address gomalloc did not hand out, is reported and aborts.
+ *   3. Large/huge: the slow path (raw.c): the thread's page cache, the mheap,
+ *      or the huge blocks' cache.  Anything else, an address gomalloc did not
+ *      hand out, is reported and aborts.
+ * The slow paths go through the debug mode (debug.c) when GOMALLOC_DEBUG=1,
+ * else straight to raw.c.
  *
- * Only this layer sets errno.  Failures return NULL with ENOMEM.
+ * Only this layer and raw.c set errno.  Failures return NULL with ENOMEM.
  */
 #define _GNU_SOURCE
 #include <errno.h>
