@@ -19,7 +19,8 @@
  *   span        carving a span into objects, returning objects to it
  *   scavenger   returns free pages to the OS in the background
  *   mheap       arenas, page runs, spans, large blocks, the release step
- *   pageplace   which pages: close fits, fewest faults, the chunk to release
+ *   heapcheck   the page heap's validators (GM_CHECKS builds only)
+ *   pageplace   which pages: close fits, fewest faults, the big-block pool, release
  *   huge        huge blocks' reservations and their cache; the heap lock
  *   pagemap     address -> arena -> page info / span, lock-free reads
  *   fixalloc    fixed-size metadata from raw mappings, one lock
@@ -435,6 +436,15 @@ void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s);
  * block that is currently handed out by a small span or a large block. */
 gm_span_t *gm_pagemap_span_of(uintptr_t addr);
 
+/* ---- heapcheck.c (GM_CHECKS) ----------------------------------------- */
+#if GM_CHECKS
+/* The arenas' invariants and the heap's page totals against their bits:
+ * pages in use, free and backed, on the single-page stack, in flight in a
+ * release step. */
+void gm_heapcheck_locked(const gm_arena_t *arenas, uint64_t pages_in_use,
+                         uint64_t pages_free_backed, uint32_t page_stack_len, uint32_t in_flight);
+#endif
+
 /* ---- pageplace.c ----------------------------------------------------- */
 /* Close fits: runs of GM_FIT_MIN_PAGES (the shortest large block: 32 KiB <
  * size) to GM_FIT_MAX_PAGES (1 MiB) recorded as freed, by length; a request
@@ -454,6 +464,11 @@ struct gm_placement {
     uint32_t start, faults, run;
 };
 void gm_place_fewest_faults_locked(gm_arena_t *arenas, uint32_t n, struct gm_placement *best);
+/* One pool for big blocks: whether a block of n pages (huge: at or above
+ * GM_HUGE_THRESHOLD) goes to arena pages that fault in arena_faults pages
+ * rather than a cached reservation that faults in reuse_faults (UINT32_MAX:
+ * none of either). */
+bool gm_place_big_in_arena(bool huge, uint32_t n, uint32_t arena_faults, uint32_t reuse_faults);
 /* Release: the highest chunk with backed free pages idle for idle_ms, in
  * runs of min_run or more (not dense unless force): its arena, index and
  * those pages' masks; returns how many pages they are, 0 if none. */

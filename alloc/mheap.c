@@ -33,8 +33,8 @@
  * (bench/realloc: 300 of its 920 large moves, 6% fewer page faults).
  *
  * Huge blocks (GM_HUGE_THRESHOLD, 32 MiB, and up) get a reservation of
- * whole slots of their own (huge.c); which pool a block above GM_BIG_MIN
- * goes to is decided here ("one pool for big blocks"), and a release step
+ * whole slots of their own (huge.c); pageplace.c decides which pool a block
+ * above GM_BIG_MIN goes to ("one pool for big blocks"), and a release step
  * gives idle huge memory back first.
  *
  * Per-page state, all under the mheap lock:
@@ -44,12 +44,10 @@
  *   released_bits  1 = free page with no memory behind it: never committed
  *                  (at or above commit_end) or given back with madvise.
  * Invariants (checked, with the counts below, each time a slow path drops the
- * heap lock in a GM_CHECKS build): released implies free; pages at or above
+ * heap lock in a GM_CHECKS build: heapcheck.c): released implies free; pages at or above
  * commit_end are free, released and clean; pages outside [lo, hi) are never
- * free.  (max_run_hint is a hint, not a bound: a failed search for n pages,
- * 2^k <= n, sets it from the runs it saw, from word run_from[k] on, and runs
- * shorter than 2^k below that word, which may be the arena's end, are not
- * counted; the validator found an arena with hint 0 and free pages.)
+ * free.  max_run_hint is a hint, not a bound: a failed search for n pages,
+ * 2^k <= n, counts only the runs from word run_from[k] on.
  * released_pages counts the free arena's released bits; the globals below
  * count pages in use and free-but-backed pages (the scavenger's measure);
  * a page on page_stack is clear in free_bits but counted free and backed.
@@ -88,7 +86,7 @@ static uint64_t pages_in_use;               /* heap lock: in spans and blocks */
 static uint64_t pages_free_backed;          /* heap lock: free, not released */
 uint64_t gm_heap_committed;                 /* atomic, written under the heap lock: heap arenas */
 
-/* Drops the heap lock; a GM_CHECKS build first checks the heap (bottom). */
+/* Drops the heap lock; a GM_CHECKS build first checks the heap (heapcheck.c). */
 static void unlock_heap(void);
 
 /* ---- arenas ------------------------------------------------------------ */
@@ -547,37 +545,19 @@ void gm_mheap_free_spans(gm_span_t *list) {
     unlock_heap();
 }
 
-/* ---- one pool for big blocks -----------------------------------------------
- * Blocks above GM_BIG_MIN (1 MiB, page alignment) may live in arena pages or
- * in a huge reservation, whatever their size: a request goes where it faults
- * in the fewest pages, so the memory a freed block of one kind leaves warm
- * serves the next block of either.  Arena pages are weighed by the fewest
- * faults of any free run (see "fewest faults"), a cached reservation by the
- * bytes it would still have to fault in.  A huge request (GM_HUGE_THRESHOLD
- * and up) takes arena pages only when they fault in fewer pages than the
- * best reservation would, cached or new: a block that size pins much of an
- * arena, and in a reservation of its own it can grow by remapping.  A large
- * one takes arena pages unless a cached reservation faults in fewer, and
- * grows the heap when neither has room.  bench/largechurn (buffers replaced
- * at random) faulted in 119,600 pages with 5-25 MiB buffers and 103,600 with
- * 8-24 MiB while the two pools did not trade and the threshold was 16 MiB,
- * 109,900 and 87,200 now; its buffers need 86,500 and 75,500 (tcmalloc:
- * 113,100 and 95,300). */
+/* ---- one pool for big blocks (the choice: pageplace.c) --------------------- */
 
 void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
     size = gm_round_up(size, PAGE);
     uint32_t n = size <= GM_ARENA_SIZE ? (uint32_t)(size / PAGE) : UINT32_MAX;
-    bool huge = size >= GM_HUGE_THRESHOLD;
     struct gm_placement w = {NULL, 0, UINT32_MAX, 0};
     gm_lock(&gm_heap_lock);
     flush_pages_locked();
     if (n != UINT32_MAX)
         gm_place_fewest_faults_locked(arenas, n, &w);
     gm_huge_t *c = gm_huge_best_cached_locked(size, PAGE);
-    uint32_t arena_faults = w.arena ? w.faults : UINT32_MAX;
-    uint32_t reuse_faults = c ? gm_huge_faults(c, size) : UINT32_MAX;
-    bool arena = huge ? arena_faults < reuse_faults && arena_faults < n
-                      : arena_faults <= reuse_faults || reuse_faults >= n;
+    bool arena = gm_place_big_in_arena(size >= GM_HUGE_THRESHOLD, n, w.arena ? w.faults : UINT32_MAX,
+                                       c ? gm_huge_faults(c, size) : UINT32_MAX);
     gm_span_t *s = NULL;
     gm_arena_t *a;
     if (arena && w.arena) {
@@ -714,50 +694,8 @@ void gm_mheap_stats(struct gm_heap_stats *out) {
 
 gm_lock_t *gm_mheap_lockp(void) { return &gm_heap_lock; }
 
-/* ---- invariants (GM_CHECKS) ------------------------------------------------ */
-
-#if GM_CHECKS
-/* The per-page invariants of arena a (see the top of this file), and its
- * counts against its bits. */
-static void check_arena_locked(const gm_arena_t *a) {
-    uint32_t pages = (uint32_t)((a->hi - a->lo) / PAGE), free = 0, released = 0;
-    uintptr_t lo = gm_page_index(a->lo), hi = lo + pages, end = (a->commit_end - a->base) / PAGE;
-    for (uint32_t w = 0; w < GM_ARENA_BITMAP_WORDS; w++) {
-        GM_CHECK_THAT(!(a->released_bits[w] & ~a->free_bits[w]), "mheap: a released page is not free");
-        free += gm_popcount_masked(a->free_bits[w], ~(uint64_t)0);
-        released += gm_popcount_masked(a->released_bits[w], ~(uint64_t)0);
-    }
-    GM_CHECK_THAT(free == a->free_pages && released == a->released_pages,
-                  "mheap: an arena's page counts differ from its bits");
-    GM_CHECK_THAT(a->commit_end >= a->lo && a->commit_end <= a->hi, "mheap: commit_end outside the arena");
-    GM_CHECK_THAT(end == hi || (gm_bits_count(a->free_bits, end, hi - end) == hi - end &&
-                                gm_bits_count(a->released_bits, end, hi - end) == hi - end &&
-                                !gm_bits_any(a->dirty_bits, end, hi - end)),
-                  "mheap: a page at or above commit_end is not free, released and clean");
-    GM_CHECK_THAT((lo == 0 || !gm_bits_any(a->free_bits, 0, lo)) &&
-                      (hi == GM_ARENA_PAGES || !gm_bits_any(a->free_bits, hi, GM_ARENA_PAGES - hi)),
-                  "mheap: a page outside the arena's reservation is free");
-}
-
-/* Every arena, then the heap's totals against them: a page is in use, free
- * in the bitmaps, on page_stack or in flight in a release step. */
-static void check_heap_locked(void) {
-    uint64_t taken = 0, free_backed = 0;
-    for (const gm_arena_t *a = arenas; a; a = a->next) {
-        check_arena_locked(a);
-        GM_CHECK_THAT(!a->next || a->next->base > a->base, "mheap: arenas out of address order");
-        taken += (a->hi - a->lo) / PAGE - a->free_pages;
-        free_backed += a->free_pages - a->released_pages;
-    }
-    GM_CHECK_THAT(taken == pages_in_use + page_stack_len + in_flight.n,
-                  "mheap: pages in use differ from the arenas' bits");
-    GM_CHECK_THAT(free_backed + page_stack_len == pages_free_backed,
-                  "mheap: free backed pages differ from the arenas' bits");
-    gm_huge_check_locked();
-}
-#endif
-
 static void unlock_heap(void) {
-    GM_CHECK(check_heap_locked());
+    GM_CHECK(gm_heapcheck_locked(arenas, pages_in_use, pages_free_backed, page_stack_len, in_flight.n));
+    GM_CHECK(gm_huge_check_locked());
     gm_unlock(&gm_heap_lock);
 }
