@@ -85,6 +85,21 @@ void gm_report_block(const char *call, const char *what, const void *p, uint8_t 
     report(call, what, p, cls, (size_t)-1);
 }
 
+void gm_report_sized(const char *call, const char *what, const void *p, size_t size) {
+    char line[256];
+    size_t n = append(line, 0, "gomalloc: ");
+    n = append(line, n, call);
+    n = append(line, n, ": ");
+    n = append(line, n, what);
+    line[n++] = ' ';
+    n += gm_fmt_hex(line + n, (uintptr_t)p);
+    n = append(line, n, " (");
+    n += gm_fmt_dec(line + n, size);
+    n = append(line, n, " bytes)\n");
+    gm_os_write(2, line, n);
+    abort();
+}
+
 void gm_double_free(const char *call, const void *p, uint8_t cls) {
     report(call, "double free of", p, cls, (size_t)-1);
 }

@@ -257,7 +257,7 @@ enum gm_arena_kind { GM_ARENA_HEAP = 1, GM_ARENA_HUGE = 2 };
 
 struct gm_arena {
     gm_page_info_t page_info[GM_ARENA_PAGES];  /* written under mheap lock */
-    gm_span_t *spans[GM_ARENA_PAGES];          /* written under mheap lock */
+    gm_span_t *spans[GM_ARENA_PAGES];          /* written under mheap lock; low bit: a tag (pagemap.c) */
     /* Page allocator state, mheap lock: a bit per page. */
     uint64_t free_bits[GM_ARENA_BITMAP_WORDS];     /* 1 = page free */
     uint64_t dirty_bits[GM_ARENA_BITMAP_WORDS];    /* 1 = may be non-zero */
@@ -328,6 +328,10 @@ void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s);
 /* The span owning the object at addr, or NULL if addr is not the start of a
  * block that is currently handed out by a small span or a large block. */
 gm_span_t *gm_pagemap_span_of(uintptr_t addr);
+/* The size of the large block that started at addr and was freed to the
+ * heap, if no block or span has started there since; else 0 (pagemap.c,
+ * invariant 4). */
+size_t gm_pagemap_freed_large(uintptr_t addr);
 
 /* ---- mheap.c --------------------------------------------------------- */
 /* Bytes the heap arenas have committed (it only grows); relaxed loads. */
@@ -511,6 +515,9 @@ __attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *
 __attribute__((noreturn)) void gm_double_free(const char *call, const void *p, uint8_t cls);
 __attribute__((noreturn)) void gm_report_block(const char *call, const char *what,
                                                const void *p, uint8_t cls);
+/* The same for a large, huge or guarded block: "... 0x… (SIZE bytes)". */
+__attribute__((noreturn)) void gm_report_sized(const char *call, const char *what,
+                                               const void *p, size_t size);
 void *gm_debug_alloc(size_t size, size_t align, bool zero);
 void gm_debug_free(void *ptr, const char *call);
 void *gm_debug_realloc(void *ptr, size_t size);

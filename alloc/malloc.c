@@ -344,6 +344,17 @@ GM_EXPORT void *gm_calloc(size_t count, size_t size) {
 
 /* ---- free ------------------------------------------------------------------ */
 
+/* ptr is not a block gomalloc has out: a large block freed to the heap
+ * before (its first page remembers it, see pagemap.c) is reported as what,
+ * with its size; anything else as an invalid pointer. */
+static GM_COLD __attribute__((noreturn)) void not_a_block(const char *call, const void *ptr,
+                                                         const char *what) {
+    size_t freed = gm_pagemap_freed_large((uintptr_t)ptr);
+    if (freed)
+        gm_report_sized(call, what, ptr, freed);
+    gm_invalid_pointer(call, ptr);
+}
+
 /* Frees a block without the debug layer. */
 void gm_raw_free(void *ptr, const char *call) {
     uintptr_t addr = (uintptr_t)ptr;
@@ -354,16 +365,16 @@ void gm_raw_free(void *ptr, const char *call) {
         if (addr != a->huge_base)
             gm_invalid_pointer(call, ptr);
         if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
-            gm_report_block(call, "double free of", ptr, 0);
+            gm_report_sized(call, "double free of", ptr, a->huge_size);
         gm_mheap_free_huge(a);
         return;
     }
     gm_span_t *s = gm_pagemap_span_of(addr);
     if (!s)
-        gm_invalid_pointer(call, ptr);
+        not_a_block(call, ptr, "double free of");
     if (!s->cls) {
         if (s->thread_cached)
-            gm_report_block(call, "double free of", ptr, 0);
+            gm_report_sized(call, "double free of", ptr, s->large_size);
         if (!gm_pagecache_put(s))
             gm_mheap_free_span(s);
         return;
@@ -401,17 +412,19 @@ size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out) {
     uintptr_t addr = (uintptr_t)ptr;
     gm_arena_t *a = gm_pagemap_arena(addr);
     *cls_out = 0;
+    const char *freed = strcmp(call, "malloc_usable_size()") ? "double free of" : "freed block";
     if (a && a->kind == GM_ARENA_HUGE && addr == a->huge_base) {
         if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
-            gm_report_block(call, "double free of", ptr, 0);
+            gm_report_sized(call, freed, ptr, a->huge_size);
         return a->huge_size;
     }
     gm_span_t *s = gm_pagemap_span_of(addr);
     if (!s)
-        gm_invalid_pointer(call, ptr);
-    if (s->cls ? gm_block_is_free(ptr) : s->thread_cached)
-        gm_report_block(call, strcmp(call, "malloc_usable_size()") ? "double free of" : "freed block",
-                        ptr, s->cls);
+        not_a_block(call, ptr, freed);
+    if (!s->cls && s->thread_cached)
+        gm_report_sized(call, freed, ptr, s->large_size);
+    if (s->cls && gm_block_is_free(ptr))
+        gm_report_block(call, freed, ptr, s->cls);
     *cls_out = s->cls;
     return s->cls ? gm_class_size[s->cls] : s->large_size;
 }
