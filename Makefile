@@ -123,9 +123,11 @@ $(LIB_A): $(LIB_OBJ) $(VARIANT_STAMP) | lib
 	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
 # -z nodelete: dlclose leaves it loaded (its scavenger thread, fork handlers
-# and thread-exit destructor point into it).
+# and thread-exit destructor point into it).  libgcc_s: the unwinder that
+# guarded sampling records stacks with (alloc/guard.c references it weakly).
 $(LIB_REAL): $(LIB_OBJ) $(VARIANT_STAMP) | lib
-	$(CC) -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ)
+	$(CC) -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ) \
+	  -Wl,--push-state,--no-as-needed -lgcc_s -Wl,--pop-state
 $(LIB_SONAME): $(LIB_REAL)
 	ln -sfn $(notdir $<) $@
 $(LIB_SO): $(LIB_SONAME)
@@ -213,7 +215,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 
 # ---- unit tests (cmocka, one file per layer) --------------------------------
 UNIT_NAMES := test_sizeclass test_lock test_fixalloc test_pagemap test_mheap test_mcentral \
-              test_mcache test_pagecache test_scavenger test_detect test_api test_options
+              test_mcache test_pagecache test_scavenger test_detect test_api test_options test_guard
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
 build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests
@@ -221,6 +223,9 @@ build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mks
 
 build/tests/test_%: tests/test_%.c $(CORE_LIB) | build/tests
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(CORE_LIB) $(TEST_LIBS)
+
+# test_guard checks the stacks guarded sampling records: it needs libgcc's unwinder.
+build/tests/test_guard: TEST_LIBS += -Wl,--push-state,--no-as-needed -lgcc_s -Wl,--pop-state
 
 test-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

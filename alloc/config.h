@@ -87,4 +87,9 @@
 #define GM_PARKED_CACHES_MAX 8
 #define GM_PARKED_CACHE_BYTES ((size_t)512 << 10)
 
+/* GOMALLOC_GUARD_RATE's default: one block in this many of those passing
+ * through the central lists goes on guarded pages (guard.c; README, Safety,
+ * for the measured cost). */
+#define GM_GUARD_RATE_DEFAULT 0
+
 #endif /* GM_CONFIG_H */

@@ -11,6 +11,7 @@
  *   pagemap     address -> arena -> page info / span, lock-free reads
  *   scavenger   returns free pages to the OS in the background
  *   fixalloc    fixed-size metadata from raw mappings, one lock
+ *   guard       sampled blocks on pages of their own beside guard pages
  *   options     GOMALLOC_* settings, read once
  *   os_linux    the only file that calls mmap/mprotect/madvise/munmap
  *
@@ -54,6 +55,11 @@ bool gm_os_commit(void *addr, size_t size);       /* PROT_NONE -> read/write */
  * range now reads as zero (MADV_DONTNEED), false if undefined (MADV_FREE). */
 bool gm_os_release(void *addr, size_t size);
 void gm_os_unmap(void *addr, size_t size);
+/* For guarded sampling (guard.c): the same calls without fault injection;
+ * decommit makes a range PROT_NONE and drops its contents and charge. */
+void *gm_os_reserve_quiet(size_t size);
+bool gm_os_commit_quiet(void *addr, size_t size);
+void gm_os_decommit(void *addr, size_t size);
 /* Moves the mapping [from, from + size) to to, replacing our reservation
  * there.  On failure the source is unchanged; LOST: part of the destination
  * may now be another mapping's, so it must not be unmapped. */
@@ -90,6 +96,8 @@ struct gm_options {
     bool madvise_free;          /* GOMALLOC_MADVISE=free */
     size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE_KIB */
     bool debug;                 /* GOMALLOC_DEBUG=1 */
+    uint32_t guard_rate;        /* GOMALLOC_GUARD_RATE (0: off) */
+    bool guard_underflow;       /* GOMALLOC_GUARD_CATCH=underflow */
 };
 extern struct gm_options gm_options;   /* written once by gm_init */
 void gm_options_init(void);
