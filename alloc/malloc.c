@@ -363,16 +363,23 @@ static GM_COLD __attribute__((noreturn)) void not_a_block(const char *call, cons
     gm_invalid_pointer(call, ptr);
 }
 
+/* Frees ptr, which no arena's pagemap knows as a block: a guarded block
+ * (outside the arenas, so asked only here, off the large blocks' path), or
+ * a report. */
+static GM_NOINLINE void free_unknown(void *ptr, const char *call) {
+    if (!gm_guard_owns(ptr))
+        not_a_block(call, ptr, "double free of");
+    gm_guard_free(ptr, call);
+}
+
 /* Frees a block without the debug layer. */
 void gm_raw_free(void *ptr, const char *call) {
     uintptr_t addr = (uintptr_t)ptr;
-    if (GM_UNLIKELY(gm_guard_owns(ptr))) {
-        gm_guard_free(ptr, call);
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    if (!a) {
+        free_unknown(ptr, call);
         return;
     }
-    gm_arena_t *a = gm_pagemap_arena(addr);
-    if (!a)
-        gm_invalid_pointer(call, ptr);
     if (a->kind == GM_ARENA_HUGE) {
         if (addr != a->huge_base)
             gm_invalid_pointer(call, ptr);
@@ -382,8 +389,10 @@ void gm_raw_free(void *ptr, const char *call) {
         return;
     }
     gm_span_t *s = gm_pagemap_span_of(addr);
-    if (!s)
-        not_a_block(call, ptr, "double free of");
+    if (!s) {
+        free_unknown(ptr, call);
+        return;
+    }
     if (!s->cls) {
         if (s->thread_cached)
             gm_report_sized(call, "double free of", ptr, s->large_size);
@@ -424,8 +433,6 @@ size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out) {
     uintptr_t addr = (uintptr_t)ptr;
     gm_arena_t *a = gm_pagemap_arena(addr);
     *cls_out = 0;
-    if (GM_UNLIKELY(gm_guard_owns(ptr)))
-        return gm_guard_usable(ptr, call);
     const char *freed = strcmp(call, "malloc_usable_size()") ? "double free of" : "freed block";
     if (a && a->kind == GM_ARENA_HUGE && addr == a->huge_base) {
         if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
@@ -433,6 +440,8 @@ size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out) {
         return a->huge_size;
     }
     gm_span_t *s = gm_pagemap_span_of(addr);
+    if (!s && gm_guard_owns(ptr))
+        return gm_guard_usable(ptr, call);
     if (!s)
         not_a_block(call, ptr, freed);
     if (!s->cls && s->thread_cached)

@@ -11,7 +11,7 @@
  *   GOMALLOC_THREAD_CACHE_KIB  0 .. 1048576    2048      bound on one thread's cache (0: the
  *                                                        least there is, a block per list)
  *   GOMALLOC_DEBUG             0 | 1           0         checked slow paths for every call
- *   GOMALLOC_GUARD_RATE        0 .. 2^30       GUARD     one block in N on guarded pages (0: none)
+ *   GOMALLOC_GUARD_RATE        0 .. 2^30       200000    one block in N on guarded pages (0: none)
  *   GOMALLOC_GUARD_CATCH       overflow |      overflow  guarded blocks end at their guard page
  *                              underflow                 (overflow) or start after one
  *   GOMALLOC_VERBOSE           0 | 1           0         print the settings in force at start-up
