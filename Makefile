@@ -242,11 +242,12 @@ test-unit: $(UNIT_BINS)
 SAN_FLAGS_asan := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_FLAGS_tsan := -fsanitize=thread
 SAN_FLAGS_vgclient := -DGM_VALGRIND=1
-# test_detect's children misuse memory on purpose: UBSan would stop them first.
+# test_detect's and test_guard's children misuse memory on purpose: UBSan or
+# ASan's own SIGSEGV handler would stop them first.
 # stress_fork is left out: gcc 12's ASan runtime does not lock its own allocator
 # around fork(), so a child can deadlock inside ASan's malloc (seen with gdb:
 # SizeClassAllocator64::GetFromAllocator waiting on a mutex a parent thread held).
-ASAN_TESTS := $(filter-out test_sizeclass test_detect,$(UNIT_NAMES)) stress_threads stress_thread_churn
+ASAN_TESTS := $(filter-out test_sizeclass test_detect test_guard,$(UNIT_NAMES)) stress_threads stress_thread_churn
 # TSan cannot follow a child that starts threads after a multithreaded fork.
 TSAN_TESTS := test_lock stress_threads stress_thread_churn
 

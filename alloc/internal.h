@@ -17,12 +17,13 @@
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[1] -> ... -> mcentral[N-1]
- *            -> mheap -> fixalloc
+ *            -> mheap -> fixalloc -> guard
  * At most one mcentral lock is held at a time, except in the fork handlers,
  * which take them all in ascending class order, after glibc's stdio list
- * lock (malloc.c).  Every lock is a gm_lock_t (lock.h), which knows its
- * holder; the scavenger thread never waits for a lock while it holds the
- * mheap or fixalloc lock.
+ * lock (malloc.c).  The guard lock (guard.c) is a leaf: taken with no
+ * other held, none taken under it.  Every lock is a gm_lock_t (lock.h),
+ * which knows its holder; the scavenger thread never waits for a lock
+ * while it holds the mheap or fixalloc lock.
  */
 #ifndef GM_INTERNAL_H
 #define GM_INTERNAL_H

@@ -56,7 +56,7 @@ static int init_state;   /* atomic: 0 never, 1 running, 2 done */
  *    one lock order, outermost first:
  *        glibc's stdio list lock -> scavenge -> cache registry
  *        -> mcentral[shard 0][1 .. N-1] ... [last shard][1 .. N-1]
- *        -> mheap -> fixalloc
+ *        -> mheap -> fixalloc -> guard
  * 2. fork from a signal handler.  glibc allows it in a process with one
  *    thread, where its malloc takes no lock at fork.  The handler may have
  *    interrupted this thread's own malloc, so gomalloc must not wait for a
