@@ -123,11 +123,9 @@ $(LIB_A): $(LIB_OBJ) $(VARIANT_STAMP) | lib
 	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
 # -z nodelete: dlclose leaves it loaded (its scavenger thread, fork handlers
-# and thread-exit destructor point into it).  libgcc_s: the unwinder that
-# guarded sampling records stacks with (alloc/guard.c references it weakly).
+# and thread-exit destructor point into it).
 $(LIB_REAL): $(LIB_OBJ) $(VARIANT_STAMP) | lib
-	$(CC) -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ) \
-	  -Wl,--push-state,--no-as-needed -lgcc_s -Wl,--pop-state
+	$(CC) -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ)
 $(LIB_SONAME): $(LIB_REAL)
 	ln -sfn $(notdir $<) $@
 $(LIB_SO): $(LIB_SONAME)

@@ -42,13 +42,15 @@
  * lock: it reads the slot records racily, which at worst garbles a report.
  *
  * Stacks: the allocation and free stacks are recorded with libgcc's
- * _Unwind_Backtrace, referenced weakly (the shared library links libgcc_s;
- * a program linking the archive has it when it links libgcc_s).  It walks
- * the .eh_frame tables, present in code built without frame pointers, which
- * is most code: a frame-pointer walk would stop or wander there.  With
- * glibc 2.35 and later it finds tables through _dl_find_object, without a
- * lock or an allocation; a malloc it made would be served unsampled (a
- * per-thread flag).  Without the unwinder, reports carry no stack.
+ * _Unwind_Backtrace, referenced weakly, so the library depends on nothing
+ * but libc: it is there when the process has libgcc_s loaded (every C++
+ * program, a program linked with -lgcc_s or preloading libgcc_s.so.1 too).
+ * It walks the .eh_frame tables, which code built without frame pointers
+ * (most code, Debian's included) has: a frame-pointer walk, however well
+ * bounded, would stop at the first such frame or report garbage.  With
+ * glibc 2.35 and later it finds the tables through _dl_find_object, without
+ * a lock or an allocation; a malloc it made would be served unsampled (a
+ * per-thread flag).  Without the unwinder, reports say there is no stack.
  *
  * Locking: guard_lock guards the slot records and the quarantine; it is
  * taken with no other gomalloc lock held and no other is taken under it
@@ -375,7 +377,7 @@ static void report_stack(const char *what, int32_t tid, const uintptr_t *stack, 
     put(&l, what);
     put(&l, " by thread ");
     put_dec(&l, (uint64_t)tid);
-    put(&l, n ? " at" : " (no stack: no unwinder loaded)");
+    put(&l, n ? " at" : " (no stack: libgcc_s is not loaded)");
     for (uint8_t k = 0; k < n && k < FRAMES; k++) {
         put(&l, " ");
         put_hex(&l, stack[k]);
