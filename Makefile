@@ -220,7 +220,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 
 # ---- unit tests (cmocka, one file per layer) --------------------------------
 UNIT_NAMES := test_sizeclass test_lock test_pagebits test_fixalloc test_pagemap test_mheap test_mcentral \
-              test_mcache test_pagecache test_scavenger test_detect test_api test_options
+              test_mcache test_pagecache test_scavenger test_detect test_api test_options test_guard
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
 build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests
@@ -228,6 +228,9 @@ build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mks
 
 build/tests/test_%: tests/test_%.c $(CORE_LIB) | build/tests
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(CORE_LIB) $(TEST_LIBS)
+
+# test_guard checks the stacks guarded sampling records: it needs libgcc's unwinder.
+build/tests/test_guard: TEST_LIBS += -Wl,--push-state,--no-as-needed -lgcc_s -Wl,--pop-state
 
 test-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -251,11 +254,12 @@ SAN_FLAGS_asan := -fsanitize=address,undefined -fno-sanitize-recover=undefined -
 SAN_FLAGS_checks := -DGM_CHECKS=1
 SAN_FLAGS_tsan := -fsanitize=thread
 SAN_FLAGS_vgclient := -DGM_VALGRIND=1
-# test_detect's children misuse memory on purpose: UBSan would stop them first.
+# test_detect's and test_guard's children misuse memory on purpose: UBSan or
+# ASan's own SIGSEGV handler would stop them first.
 # stress_fork is left out: gcc 12's ASan runtime does not lock its own allocator
 # around fork(), so a child can deadlock inside ASan's malloc (seen with gdb:
 # SizeClassAllocator64::GetFromAllocator waiting on a mutex a parent thread held).
-ASAN_TESTS := $(filter-out test_sizeclass test_detect,$(UNIT_NAMES)) stress_threads stress_thread_churn
+ASAN_TESTS := $(filter-out test_sizeclass test_detect test_guard,$(UNIT_NAMES)) stress_threads stress_thread_churn
 # TSan cannot follow a child that starts threads after a multithreaded fork.
 TSAN_TESTS := test_lock stress_threads stress_thread_churn
 

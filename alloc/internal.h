@@ -24,6 +24,7 @@
  *   huge        huge blocks' reservations and their cache; the heap lock
  *   pagemap     address -> arena -> page info / span, lock-free reads
  *   fixalloc    fixed-size metadata from raw mappings, one lock
+ *   guard       sampled blocks on pages of their own beside guard pages
  *   options     GOMALLOC_* settings, read at init
  *   report      message lines, reports of misuse, free-list hardening
  *   os_linux    the only file that calls mmap/mprotect/madvise/munmap
@@ -36,12 +37,13 @@
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
- *            -> ... -> mcentral[last shard][N-1] -> mheap -> fixalloc
+ *            -> ... -> mcentral[last shard][N-1] -> mheap -> fixalloc -> guard
  * At most one mcentral lock is held at a time, except in the fork handlers,
  * which take them all, shard by shard in ascending class order, after
- * glibc's stdio list lock (malloc.c).  Every lock is a gm_lock_t (lock.h), which knows its
- * holder; the scavenger thread never waits for a lock while it holds the
- * mheap or fixalloc lock.
+ * glibc's stdio list lock (malloc.c).  The guard lock (guard.c) is a leaf:
+ * taken with no other held, none taken under it.  Every lock is a gm_lock_t
+ * (lock.h), which knows its holder; the scavenger thread never waits for a
+ * lock while it holds the mheap or fixalloc lock.
  */
 #ifndef GM_INTERNAL_H
 #define GM_INTERNAL_H
@@ -79,6 +81,11 @@ bool gm_os_release(void *addr, size_t size);
  * set by gm_options_init), else MADV_DONTNEED. */
 extern bool gm_os_madvise_free;
 void gm_os_unmap(void *addr, size_t size);
+/* For guarded sampling (guard.c): the same calls without fault injection;
+ * decommit makes a range PROT_NONE and drops its contents and charge. */
+void *gm_os_reserve_quiet(size_t size);
+bool gm_os_commit_quiet(void *addr, size_t size);
+void gm_os_decommit(void *addr, size_t size);
 /* Moves the mapping [from, from + size) to to, replacing our reservation
  * there.  On failure the source is unchanged; LOST: part of the destination
  * may now be another mapping's, so it must not be unmapped. */
@@ -118,6 +125,9 @@ __attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *
 __attribute__((noreturn)) void gm_double_free(const char *call, const void *p, uint8_t cls);
 __attribute__((noreturn)) void gm_report_block(const char *call, const char *what,
                                                const void *p, uint8_t cls);
+/* The same for a large, huge or guarded block: "... 0x… (SIZE bytes)". */
+__attribute__((noreturn)) void gm_report_sized(const char *call, const char *what,
+                                               const void *p, size_t size);
 /* "gomalloc: MSG", then abort(): a broken invariant. */
 __attribute__((noreturn)) void gm_fatal_msg(const char *msg);
 
@@ -147,6 +157,8 @@ struct gm_options {
     uint32_t decay_ms;          /* GOMALLOC_DECAY_MS */
     size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE_KIB */
     bool debug;                 /* GOMALLOC_DEBUG=1 */
+    uint32_t guard_rate;        /* GOMALLOC_GUARD_RATE (0: off) */
+    bool guard_underflow;       /* GOMALLOC_GUARD_CATCH=underflow */
 };
 /* Written by gm_init before the program's threads; the scavenger clears
  * scavenge if its thread cannot be created. */
@@ -355,7 +367,7 @@ static inline bool gm_class_is_start(uint8_t cls, uint64_t offset) {
 
 struct gm_arena {
     gm_page_info_t page_info[GM_ARENA_PAGES];  /* written under mheap lock */
-    gm_span_t *spans[GM_ARENA_PAGES];          /* written under mheap lock */
+    gm_span_t *spans[GM_ARENA_PAGES];          /* written under mheap lock; low bit: a tag (pagemap.c) */
     /* Page allocator state, mheap lock: a bit per page. */
     uint64_t free_bits[GM_ARENA_BITMAP_WORDS];     /* 1 = page free */
     uint64_t dirty_bits[GM_ARENA_BITMAP_WORDS];    /* 1 = may be non-zero */
@@ -435,6 +447,10 @@ void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s);
 /* The span owning the object at addr, or NULL if addr is not the start of a
  * block that is currently handed out by a small span or a large block. */
 gm_span_t *gm_pagemap_span_of(uintptr_t addr);
+/* The size of the large block that started at addr and was freed to the
+ * heap, if no block or span has started there since; else 0 (pagemap.c,
+ * invariant 4). */
+size_t gm_pagemap_freed_large(uintptr_t addr);
 
 /* ---- heapcheck.c (GM_CHECKS) ----------------------------------------- */
 #if GM_CHECKS

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "gomalloc.h"
+#include "guard.h"
 #include "mcache.h"
 
 #define PAGE GM_PAGE_SIZE
@@ -59,7 +60,7 @@ static int init_state;   /* atomic: 0 never, 1 running, 2 done */
  *    one lock order, outermost first:
  *        glibc's stdio list lock -> scavenge -> cache registry
  *        -> mcentral[shard 0][1 .. N-1] ... [last shard][1 .. N-1]
- *        -> mheap -> fixalloc
+ *        -> mheap -> fixalloc -> guard
  * 2. fork from a signal handler.  glibc allows it in a process with one
  *    thread, where its malloc takes no lock at fork.  The handler may have
  *    interrupted this thread's own malloc, so gomalloc must not wait for a
@@ -88,7 +89,7 @@ extern void _IO_list_lock(void) __attribute__((weak));
 extern void _IO_list_unlock(void) __attribute__((weak));
 extern char __libc_single_threaded __attribute__((weak));
 
-#define FORK_LOCKS (GM_SHARDS_MAX * GM_NUM_CLASSES + 4)
+#define FORK_LOCKS (GM_SHARDS_MAX * GM_NUM_CLASSES + 5)
 static gm_lock_t *fork_locks[FORK_LOCKS];   /* immutable after init, lock order */
 static uint32_t fork_nlocks, fork_heap_at;  /* immutable after init */
 #define FORK_NESTING 4
@@ -119,6 +120,7 @@ static void fork_locks_init(void) {
     fork_heap_at = n;
     fork_locks[n++] = gm_mheap_lockp();
     fork_locks[n++] = gm_fixalloc_lockp();
+    fork_locks[n++] = gm_guard_lockp();   /* a leaf: held with no other */
     fork_nlocks = n;
 }
 
@@ -222,6 +224,7 @@ static GM_NOINLINE void init_slow(void) {
     }
     tls_initialising = true;
     gm_options_init();
+    gm_guard_init();
     if (!__atomic_load_n(&gm_secret, __ATOMIC_ACQUIRE))
         gm_hardening_init();
     gm_mcentral_init();
@@ -277,6 +280,11 @@ static GM_NOINLINE void *malloc_slow(size_t size) {
     if (size > GM_MAX_SMALL_SIZE) {
         void *p = gm_pagecache_take(&gm_tls_cache->pages, size);
         return p ? p : gm_raw_alloc_large(size, PAGE, false);
+    }
+    if (gm_guard_due()) {   /* the thread's sample (guard.h) */
+        void *p = gm_guard_alloc(size);
+        if (p)
+            return p;
     }
     void *p = gm_mcache_alloc_slow(size);
     return p ? p : gm_fail_nomem();
@@ -408,6 +416,18 @@ static size_t small_growth_request(size_t old, size_t size) {
     return size > old && size < roomy ? roomy : size;
 }
 
+/* A guarded block always moves (its guard page sits at its old end); the
+ * new block may be sampled in turn. */
+static void *realloc_guarded(void *ptr, size_t size) {
+    size_t old = gm_guard_usable(ptr, "realloc()");
+    void *p = api_malloc(size);
+    if (!p)
+        return NULL;
+    memcpy(p, ptr, old < size ? old : size);
+    gm_guard_free(ptr, "realloc()");
+    return p;
+}
+
 /* Blocks stay where they are when they can: a small block within its class
  * (or shrinking to no less than half), a large or huge one resized in place
  * (or, failing that, shrinking to no less than half); a growing large or
@@ -424,6 +444,8 @@ static GM_NOINLINE void *realloc_slow(void *ptr, size_t size) {
             free_slow(ptr, "realloc()");
         return NULL;
     }
+    if (GM_UNLIKELY(gm_guard_owns(ptr)))
+        return realloc_guarded(ptr, size);
     uint8_t cls = gm_small_class_of(ptr);
     size_t old = GM_LIKELY(cls) ? gm_class_size[cls] : gm_raw_usable(ptr, "realloc()", &cls);
     if (cls ? small_fits_in_place(old, size)

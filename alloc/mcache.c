@@ -82,6 +82,7 @@
  */
 #include <sched.h>
 
+#include "guard.h"
 #include "mcache.h"
 
 const gm_mcache_t gm_mcache_empty;
@@ -436,7 +437,7 @@ void *gm_mcache_alloc_slow(size_t size) {
     }
     if (!c->head[cls]) {
         uint32_t batch = gm_transfer_count(cls);
-        uint32_t want = c->max[cls] < batch ? c->max[cls] : batch;
+        uint32_t want = gm_guard_budget(c->max[cls] < batch ? c->max[cls] : batch);
         uint32_t got = gm_mcentral_take(c->shard, cls, want, &head, &tail);
         if (!got)
             return NULL;

@@ -11,6 +11,9 @@
  *   GOMALLOC_THREAD_CACHE_KIB  0 .. 1048576    2048      bound on one thread's cache (0: the
  *                                                        least there is, a block per list)
  *   GOMALLOC_DEBUG             0 | 1           0         checked slow paths for every call
+ *   GOMALLOC_GUARD_RATE        0 .. 2^30       200000    one block in N on guarded pages (0: none)
+ *   GOMALLOC_GUARD_CATCH       overflow |      overflow  guarded blocks end at their guard page
+ *                              underflow                 (overflow) or start after one
  *   GOMALLOC_VERBOSE           0 | 1           0         print the settings in force at start-up
  *   GOMALLOC_LIB               a path          -         gomalloc-run's, not the library's
  *
@@ -41,6 +44,7 @@ struct gm_options gm_options = {
     .retain_percent = 5,
     .decay_ms = 1000,
     .thread_cache_bytes = GM_THREAD_CACHE_DEFAULT,
+    .guard_rate = GM_GUARD_RATE_DEFAULT,
 };
 
 #define PREFIX "GOMALLOC_"
@@ -60,6 +64,8 @@ enum {
     S_MADVISE,
     S_THREAD_CACHE_KIB,
     S_DEBUG,
+    S_GUARD_RATE,
+    S_GUARD_CATCH,
     S_VERBOSE,
     S_LIB,
     S_COUNT
@@ -79,6 +85,8 @@ static const struct setting settings[S_COUNT] = {
     [S_MADVISE] = {"GOMALLOC_MADVISE", WORD, 0, 1, {"dontneed", "free"}},
     [S_THREAD_CACHE_KIB] = {"GOMALLOC_THREAD_CACHE_KIB", NUMBER, 0, 1 << 20, {0, 0}},
     [S_DEBUG] = {"GOMALLOC_DEBUG", FLAG, 0, 1, {0, 0}},
+    [S_GUARD_RATE] = {"GOMALLOC_GUARD_RATE", NUMBER, 0, 1 << 30, {0, 0}},
+    [S_GUARD_CATCH] = {"GOMALLOC_GUARD_CATCH", WORD, 0, 1, {"overflow", "underflow"}},
     [S_VERBOSE] = {"GOMALLOC_VERBOSE", FLAG, 0, 1, {0, 0}},
     [S_LIB] = {"GOMALLOC_LIB", FOREIGN, 0, 0, {0, 0}},
 };
@@ -328,6 +336,8 @@ void gm_options_init(void) {
     r.value[S_MADVISE] = gm_os_madvise_free;
     r.value[S_THREAD_CACHE_KIB] = gm_options.thread_cache_bytes >> 10;
     r.value[S_DEBUG] = gm_options.debug;
+    r.value[S_GUARD_RATE] = gm_options.guard_rate;
+    r.value[S_GUARD_CATCH] = gm_options.guard_underflow;
     r.value[S_VERBOSE] = 0;
 
     if (environ) {
@@ -343,6 +353,8 @@ void gm_options_init(void) {
     gm_os_madvise_free = r.value[S_MADVISE] != 0;
     gm_options.thread_cache_bytes = (size_t)r.value[S_THREAD_CACHE_KIB] << 10;
     gm_options.debug = r.value[S_DEBUG] != 0;
+    gm_options.guard_rate = (uint32_t)r.value[S_GUARD_RATE];
+    gm_options.guard_underflow = r.value[S_GUARD_CATCH] != 0;
     if (r.value[S_VERBOSE])
         print_settings(&r);
 }

@@ -131,6 +131,26 @@ bool gm_os_release(void *addr, size_t size) {
     return zeroed;
 }
 
+/* Guarded sampling's calls (guard.c), never fault-injected: a refusal there
+ * only leaves a block unsampled, and the tests that count mapping calls
+ * must not count these. */
+void *gm_os_reserve_quiet(size_t size) { return map_raw(size, PROT_NONE); }
+
+bool gm_os_commit_quiet(void *addr, size_t size) {
+    int saved = errno;
+    bool ok = mprotect(addr, size, PROT_READ | PROT_WRITE) == 0;
+    errno = saved;
+    return ok;
+}
+
+/* A fresh PROT_NONE mapping over the range: contents, RSS and commit charge
+ * go in one call, and the range merges with reserved neighbours. */
+void gm_os_decommit(void *addr, size_t size) {
+    int saved = errno;
+    mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    errno = saved;
+}
+
 void gm_os_unmap(void *addr, size_t size) {
     int saved = errno;
     munmap(addr, size);

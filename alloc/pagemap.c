@@ -30,6 +30,16 @@
  *      spans[] set (page_info 0).  Every other page has both zero.  Entries
  *      are written before the span's memory is handed out and cleared after
  *      all of it came back, so a valid pointer never sees them change.
+ *   4. Exception to 3: when a large block is freed to the heap, spans[] of its
+ *      first page keeps a tag, its size in bytes with the low bit set (span
+ *      structs are 8-byte aligned, so no span pointer has it), instead of
+ *      NULL.  The tag means "a large block of this size started here and
+ *      was freed, and no block or span has started here since": making a
+ *      span or block whose pages include this one as its first (or any, for
+ *      a small span) overwrites it.  So free() of the address once more is a
+ *      double free, named as such with the block's size, however the pages
+ *      were merged, released or lent to the interior of another block in
+ *      between.  Readers of spans[] test the low bit before following it.
  */
 #include "internal.h"
 
@@ -95,11 +105,18 @@ void gm_pagemap_set_span(gm_arena_t *a, gm_span_t *s) {
     }
 }
 
+/* The tag a freed large block of size bytes leaves (invariant 4). */
+static gm_span_t *freed_large_tag(size_t size) { return (gm_span_t *)(uintptr_t)(size | 1); }
+static bool is_tag(const gm_span_t *s) { return ((uintptr_t)s & 1) != 0; }
+
+/* A span being freed (state GM_SPAN_FREE) that is a large block leaves its
+ * tag; a large block that moves (realloc) or a small span leaves nothing. */
 void gm_pagemap_clear_span(gm_arena_t *a, gm_span_t *s) {
     uintptr_t first = gm_page_index(s->base);
     uint32_t n = s->cls == 0 ? 1 : s->npages;
     if (n == 1) {   /* most spans: two stores, not the two memset calls of the loop */
-        a->spans[first] = NULL;
+        bool freed_large = s->cls == 0 && s->state == GM_SPAN_FREE;
+        a->spans[first] = freed_large ? freed_large_tag(s->large_size) : NULL;
         a->page_info[first] = 0;
         return;
     }
@@ -121,7 +138,18 @@ gm_span_t *gm_pagemap_span_of(uintptr_t addr) {
         return gm_class_is_start(cls, addr - s->base) ? s : NULL;
     }
     gm_span_t *s = a->spans[page];
-    if (s && s->state == GM_SPAN_LARGE && s->base == addr)
+    if (s && !is_tag(s) && s->state == GM_SPAN_LARGE && s->base == addr)
         return s;
     return NULL;
+}
+
+size_t gm_pagemap_freed_large(uintptr_t addr) {
+    gm_arena_t *a = gm_pagemap_arena(addr);
+    if (!a || (addr & (GM_PAGE_SIZE - 1)))
+        return 0;
+    uintptr_t page = gm_page_index(addr);
+    if (a->page_info[page])
+        return 0;   /* a small span's page now */
+    gm_span_t *s = __atomic_load_n(&a->spans[page], __ATOMIC_RELAXED);
+    return is_tag(s) ? (uintptr_t)s & ~(uintptr_t)1 : 0;
 }

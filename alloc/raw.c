@@ -18,6 +18,7 @@
  */
 #include <string.h>
 
+#include "guard.h"
 #include "mcache.h"
 
 #define PAGE GM_PAGE_SIZE
@@ -80,6 +81,26 @@ void *gm_raw_alloc(size_t size, size_t align, bool zero) {
     return p;
 }
 
+/* ptr is not a block gomalloc has out: a large block freed to the heap
+ * before (its first page remembers it, see pagemap.c) is reported as what,
+ * with its size; anything else as an invalid pointer. */
+static GM_COLD __attribute__((noreturn)) void not_a_block(const char *call, const void *ptr,
+                                                         const char *what) {
+    size_t freed = gm_pagemap_freed_large((uintptr_t)ptr);
+    if (freed)
+        gm_report_sized(call, what, ptr, freed);
+    gm_invalid_pointer(call, ptr);
+}
+
+/* Frees ptr, which no arena's pagemap knows as a block: a guarded block
+ * (outside the arenas, so asked only here, off the large blocks' path), or
+ * a report. */
+static GM_NOINLINE void free_unknown(void *ptr, const char *call) {
+    if (!gm_guard_owns(ptr))
+        not_a_block(call, ptr, "double free of");
+    gm_guard_free(ptr, call);
+}
+
 /* Frees a block without the debug layer. */
 void gm_raw_free(void *ptr, const char *call) {
     uintptr_t addr = (uintptr_t)ptr;
@@ -88,16 +109,18 @@ void gm_raw_free(void *ptr, const char *call) {
         if (addr != d->lo)
             gm_invalid_pointer(call, ptr);
         if (__atomic_load_n(&d->cached, __ATOMIC_RELAXED))
-            gm_report_block(call, "double free of", ptr, 0);
+            gm_report_sized(call, "double free of", ptr, d->size);
         gm_huge_free(d);
         return;
     }
     gm_span_t *s = gm_pagemap_span_of(addr);
-    if (!s)
-        gm_invalid_pointer(call, ptr);
+    if (!s) {
+        free_unknown(ptr, call);
+        return;
+    }
     if (!s->cls) {
         if (s->thread_cached)
-            gm_report_block(call, "double free of", ptr, 0);
+            gm_report_sized(call, "double free of", ptr, s->large_size);
         gm_mcache_t *c = gm_mcache_for_thread();
         if (!c || !gm_pagecache_put(&c->pages, s))
             gm_mheap_free_span(s);
@@ -116,13 +139,17 @@ static size_t usable(const void *ptr, const char *call, const char *freed, uint8
     *cls_out = 0;
     if (d && addr == d->lo) {
         if (__atomic_load_n(&d->cached, __ATOMIC_RELAXED))
-            gm_report_block(call, "double free of", ptr, 0);
+            gm_report_sized(call, freed, ptr, d->size);
         return d->size;
     }
     gm_span_t *s = gm_pagemap_span_of(addr);
+    if (!s && gm_guard_owns(ptr))
+        return gm_guard_usable(ptr, call);
     if (!s)
-        gm_invalid_pointer(call, ptr);
-    if (s->cls ? gm_block_is_free(ptr) : s->thread_cached)
+        not_a_block(call, ptr, freed);
+    if (!s->cls && s->thread_cached)
+        gm_report_sized(call, freed, ptr, s->large_size);
+    if (s->cls && gm_block_is_free(ptr))
         gm_report_block(call, freed, ptr, s->cls);
     *cls_out = s->cls;
     return s->cls ? gm_class_size[s->cls] : s->large_size;

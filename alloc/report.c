@@ -130,6 +130,21 @@ void gm_report_block(const char *call, const char *what, const void *p, uint8_t 
     gm_report(call, what, p, cls, GM_NO_SIZE);
 }
 
+void gm_report_sized(const char *call, const char *what, const void *p, size_t size) {
+    gm_line_t l = GM_LINE_INIT;
+    gm_line_put(&l, "gomalloc: ");
+    gm_line_put(&l, call);
+    gm_line_put(&l, ": ");
+    gm_line_put(&l, what);
+    gm_line_put(&l, " ");
+    gm_line_hex(&l, (uintptr_t)p);
+    gm_line_put(&l, " (");
+    gm_line_dec(&l, size);
+    gm_line_put(&l, " bytes)");
+    gm_line_write(&l, 2);
+    abort();
+}
+
 void gm_double_free(const char *call, const void *p, uint8_t cls) {
     gm_report(call, "double free of", p, cls, GM_NO_SIZE);
 }

@@ -299,6 +299,8 @@ gomalloc:   GOMALLOC_DECAY_MS=250 (environment)
 gomalloc:   GOMALLOC_MADVISE=dontneed (default)
 gomalloc:   GOMALLOC_THREAD_CACHE_KIB=0 (environment)
 gomalloc:   GOMALLOC_DEBUG=0 (default)
+gomalloc:   GOMALLOC_GUARD_RATE=200000 (default)
+gomalloc:   GOMALLOC_GUARD_CATCH=overflow (default)
 gomalloc:   GOMALLOC_VERBOSE=1 (environment)" GOMALLOC_VERBOSE=1 GOMALLOC_DECAY_MS=250 \
         GOMALLOC_THREAD_CACHE_KIB=0
 }

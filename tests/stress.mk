@@ -8,7 +8,8 @@
 #   build/tests/libc_<name>      the same sources (and test_api) built with
 #                                -DGM_TEST_LIBC_NAMES: they call malloc, free, ... and
 #                                link no gomalloc; run them under LD_PRELOAD=$(LIB_SO)
-#   make test-stress             runs the gm_ binaries, then the libc_ ones under LD_PRELOAD
+#   make test-stress             runs the gm_ binaries, then the libc_ ones under LD_PRELOAD, then
+#                                a few again with guarded sampling at a high rate
 #   make test-programs           tests/programs.sh: python3, gcc, git, sqlite3, sort, perl
 #
 # GM_STRESS_SCALE (a float, default 1) multiplies the stress iteration counts;
@@ -41,6 +42,9 @@ test-stress: $(STRESS_BINS) $(STRESS_LIBC_BINS) $(LIB_SO)
 	@set -e; for t in $(STRESS_LIBC_BINS); do \
 	  echo "== LD_PRELOAD=$(LIB_SO) $$t"; \
 	  GM_STRESS_SCALE=$(GM_STRESS_SCALE) LD_PRELOAD=$(abspath $(LIB_SO)) $(STRESS_RUN) $$t; done
+	@set -e; for t in $(STRESS_BINS) build/tests/libc_stress_threads; do \
+	  echo "== GOMALLOC_GUARD_RATE=2 $$t"; pre=; case $$t in *libc_*) pre=$(abspath $(LIB_SO));; esac; \
+	  GOMALLOC_GUARD_RATE=2 GM_STRESS_SCALE=0.3 LD_PRELOAD=$$pre $(STRESS_RUN) $$t; done
 
 test-programs: $(LIB_SO)
 	tests/programs.sh $(abspath $(LIB_SO))

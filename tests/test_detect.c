@@ -72,7 +72,39 @@ static void announce(const void *p) {
     fflush(stdout);
 }
 
+/* A 400 KiB block (too big for the thread's page cache) freed to the heap,
+ * then its pages merged with a neighbour's, released to the OS, and lent to
+ * the interior of other blocks of other sizes (the first fits below cover
+ * p's first page) and freed again: none of that starts a block at p, so p
+ * is still a freed large block.  Returns 3 if some block did start there
+ * (the scenario would be void). */
+static int large_moved(void) {
+    char *a = gm_malloc(200 * 1024), *p = gm_malloc(400 * 1024), *b = gm_malloc(200 * 1024);
+    announce(p);
+    memset(a, 1, 200 * 1024);
+    memset(p, 1, 400 * 1024);
+    gm_free(p);
+    gm_free(a);   /* a's pages and p's are one free run now */
+    char *c = gm_malloc(500 * 1024);
+    if (c == p)
+        return 3;
+    gm_free(c);
+    gm_release();   /* the pages go back to the OS */
+    for (int i = 1; i <= 20; i++) {
+        char *e = gm_malloc((size_t)i * 24 * 1024 + 8192);
+        if (e == p)
+            return 3;
+        memset(e, 2, 64);
+        gm_free(e);
+    }
+    gm_free(p);   /* the double free */
+    gm_free(b);
+    return 0;
+}
+
 static int child(const char *name) {
+    if (!strcmp(name, "large_moved_double_free"))
+        return large_moved();
     /* "large_" scenarios misuse a 100 KiB block, the others a small one. */
     char *p = gm_malloc(strncmp(name, "large_", 6) ? 20 : 100 * 1024), *q;
     announce(p);
@@ -89,6 +121,10 @@ static int child(const char *name) {
     } else if (!strcmp(name, "large_usable_freed")) {
         gm_free(p);
         printf("%zu\n", gm_usable_size(p));
+    } else if (!strcmp(name, "large_flushed_double_free")) {
+        gm_free(p);
+        gm_release();   /* empties the thread's page cache into the heap */
+        gm_free(p);
     } else if (!strcmp(name, "realloc_freed")) {
         gm_free(p);
         q = gm_realloc(p, 100);
@@ -215,15 +251,31 @@ static void test_detect_copied_marks_are_not_double_frees(void **state) {
 }
 
 /* A freed large block waits in the thread's page cache: freeing it again
- * must be caught there, not hand the same pages out twice later. */
+ * must be caught there, not hand the same pages out twice later.  100 KiB
+ * is 13 pages of 8 KiB. */
 static void test_detect_large_double_free(void **state) {
     (void)state;
-    expect_abort("large_double_free", false, "free()", "double free of", "");
+    expect_abort("large_double_free", false, "free()", "double free of", " (106496 bytes)");
+}
+
+/* Out of the page cache, the block's first page remembers it. */
+static void test_detect_large_double_free_after_flush(void **state) {
+    (void)state;
+    expect_abort("large_flushed_double_free", false, "free()", "double free of",
+                 " (106496 bytes)");
+}
+
+/* Whatever happened to the pages in between, short of a block starting at
+ * the same address. */
+static void test_detect_large_double_free_after_pages_moved(void **state) {
+    (void)state;
+    expect_abort("large_moved_double_free", false, "free()", "double free of", " (409600 bytes)");
 }
 
 static void test_detect_usable_size_of_freed_large_block(void **state) {
     (void)state;
-    expect_abort("large_usable_freed", false, "malloc_usable_size()", "freed block", "");
+    expect_abort("large_usable_freed", false, "malloc_usable_size()", "freed block",
+                 " (106496 bytes)");
 }
 
 static void test_detect_realloc_of_freed_block(void **state) {
@@ -296,6 +348,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_detect_cross_thread_double_free),
         cmocka_unit_test(test_detect_copied_marks_are_not_double_frees),
         cmocka_unit_test(test_detect_large_double_free),
+        cmocka_unit_test(test_detect_large_double_free_after_flush),
+        cmocka_unit_test(test_detect_large_double_free_after_pages_moved),
         cmocka_unit_test(test_detect_usable_size_of_freed_large_block),
         cmocka_unit_test(test_detect_realloc_of_freed_block),
         cmocka_unit_test(test_detect_usable_size_of_freed_block),
