@@ -279,6 +279,8 @@ static GM_NOINLINE void *malloc_slow(size_t size) {
         return p ? p : gm_raw_alloc_large(size, PAGE, false);
     }
     void *p = gm_mcache_alloc_slow(size);
+    if (!p && gm_raw_reclaim(size))
+        p = gm_mcache_alloc_slow(size);
     return p ? p : gm_fail_nomem();
 }
 
