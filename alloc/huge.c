@@ -184,7 +184,7 @@ static void unmap_huge(gm_huge_t *d) {
 
 /* Unmaps every cached reservation now, under the lock: when the OS refuses
  * address space, the cache's is the first to give back (RLIMIT_AS). */
-static bool drop_all_cached_huge_locked(void) {
+bool gm_huge_drop_cached_locked(void) {
     bool any = false;
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
         gm_huge_t *d = huge_cache[i];
@@ -203,7 +203,7 @@ static bool drop_all_cached_huge_locked(void) {
  * OS refuses, the cached reservations are unmapped and it is asked again. */
 static void *reserve_slots_locked(size_t reserve, size_t align) {
     void *p = gm_os_reserve(reserve, align);
-    if (!p && drop_all_cached_huge_locked())
+    if (!p && gm_huge_drop_cached_locked())
         p = gm_os_reserve(reserve, align);
     return p;
 }

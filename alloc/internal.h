@@ -92,6 +92,8 @@ void gm_os_decommit(void *addr, size_t size);
 typedef enum { GM_MOVE_DONE, GM_MOVE_FAILED, GM_MOVE_LOST } gm_move_result_t;
 gm_move_result_t gm_os_move(void *from, size_t size, void *to);
 /* CPUs this process may run on (1 if the kernel does not say). */
+/* The process's address-space limit (RLIMIT_AS), SIZE_MAX if none. */
+size_t gm_os_address_limit(void);
 uint32_t gm_os_cpu_count(void);
 /* Threads in the process (0 when /proc cannot tell). */
 uint32_t gm_os_thread_count(void);
@@ -472,6 +474,8 @@ void gm_place_fit_push_locked(gm_arena_t *a, uintptr_t start, uint32_t length);
 /* The first page of the most recent recorded run of length pages that is
  * still free (its arena to *out), dropping stale records; -1 if none. */
 long gm_place_fit_pop_locked(uint32_t length, gm_arena_t **out);
+/* Drops every close-fit hint (an arena they may name is going away). */
+void gm_place_forget_fits_locked(void);
 /* Fewest faults: n free pages of the arenas (a list linked through next) that
  * fault in the fewest pages, into *best; best->arena stays NULL if no arena
  * has a free run of n pages. */
@@ -522,6 +526,9 @@ void *gm_huge_move(gm_huge_t *d, size_t size, bool *refused);
  * still fault in, taking it off the cache, and handing it (or, NULL, a new
  * one) out as a block of size bytes. */
 gm_huge_t *gm_huge_best_cached_locked(size_t size, size_t align);
+/* Unmaps every cached reservation now (the OS refused address space); true
+ * if there was any. */
+bool gm_huge_drop_cached_locked(void);
 uint32_t gm_huge_faults(const gm_huge_t *d, size_t size);
 void gm_huge_take_cached_locked(gm_huge_t *d);
 void *gm_huge_hand_out(gm_huge_t *d, size_t size, size_t align, size_t *dirty);
@@ -573,6 +580,10 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size);
 size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run);
 /* Gives every free, still-backed page back to the OS; returns bytes given. */
 size_t gm_mheap_release_all(void);
+/* Unmaps arenas with no page in use: all of them (idle_ms 0), or those
+ * wholly given back and idle for idle_ms but the lowest; returns the bytes
+ * of address space given back. */
+size_t gm_mheap_unmap_unused(uint32_t idle_ms);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
 gm_lock_t *gm_mheap_lockp(void);   /* for fork (malloc.c) */
@@ -713,6 +724,9 @@ static inline void *gm_fail_nomem(void) {
 void *gm_raw_alloc(size_t size, size_t align, bool zero);
 /* A page run or reservation of at least size bytes aligned to align. */
 void *gm_raw_alloc_large(size_t size, size_t align, bool zero);
+/* Gives back what the caches and lists hold and unmaps unused arenas when the
+ * OS refused memory for a request of size bytes; true if worth a retry. */
+bool gm_raw_reclaim(size_t size);
 /* Smallest class at least size bytes whose objects all start at a multiple
  * of align; 0 if none. */
 uint8_t gm_raw_aligned_class(size_t size, size_t align);

@@ -287,6 +287,8 @@ static GM_NOINLINE void *malloc_slow(size_t size) {
             return p;
     }
     void *p = gm_mcache_alloc_slow(size);
+    if (!p && gm_raw_reclaim(size))
+        p = gm_mcache_alloc_slow(size);
     return p ? p : gm_fail_nomem();
 }
 

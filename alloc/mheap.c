@@ -656,6 +656,76 @@ void gm_mheap_after_fork_child(void) {
     unlock_heap();
 }
 
+/* ---- giving arenas back -------------------------------------------------- */
+
+/* Whether every page of arena a is free and, with idle_ms, given back and
+ * freed at least idle_ms ago (page_stack flushed by the caller). */
+static bool arena_unused_locked(const gm_arena_t *a, uint32_t idle_ms, uint32_t now) {
+    uint32_t pages = (uint32_t)((a->hi - a->lo) / PAGE);
+    if (a->free_pages != pages || (in_flight.n && in_flight.arena == a))
+        return false;
+    if (!idle_ms)
+        return true;
+    if (a->released_pages != pages)
+        return false;
+    uint32_t first = (uint32_t)gm_page_index(a->lo);
+    uint32_t end = (uint32_t)gm_page_index(a->commit_end - 1) + 1;
+    for (uint32_t i = first; a->commit_end > a->lo && i < end; i++)
+        if (now - a->page_freed_ms[i] < idle_ms)
+            return false;
+    return true;
+}
+
+/* Takes arena a out of the heap: the pagemap first, then the address space,
+ * then the descriptor.  The free fast path reads the pagemap without the
+ * lock and may have loaded the arena's page_info bias just before the slot
+ * was cleared; it can only be freeing a pointer into this arena, all of
+ * whose pages are free, so the call is an invalid free whatever it reads.
+ * Free pages' page_info is 0 (no class), so it takes the slow path, which
+ * finds no arena under the lock and reports the pointer; the descriptor
+ * stays readable (fixalloc never unmaps) and is zeroed when handed out
+ * again. */
+static size_t unmap_arena_locked(gm_arena_t **link) {
+    gm_arena_t *a = *link;
+    size_t size = a->hi - a->lo;
+    *link = a->next;
+    pages_free_backed -= (uint32_t)(size / PAGE) - a->released_pages;
+    __atomic_sub_fetch(&gm_heap_committed, a->commit_end - a->lo, __ATOMIC_RELAXED);
+    reserved_bytes -= size;
+    gm_pagemap_unclaim(a->lo, size);
+    gm_os_unmap((void *)a->lo, size);
+    gm_fixalloc_free(&arena_fa, a);
+    return size;
+}
+
+/* Unmaps the arenas with no page in use: every one (idle_ms 0, when the OS
+ * refused address space), or those wholly given back and idle for idle_ms,
+ * keeping the lowest arena (the scavenger: a heap that shrank to nothing
+ * will likely grow again, and one arena's metadata is cheap to keep).  The
+ * close-fit hints may name an arena that goes: they are dropped.  Returns
+ * the bytes of address space given back. */
+size_t gm_mheap_unmap_unused(uint32_t idle_ms) {
+    size_t total = 0;
+    uint32_t now = gm_os_clock_ms();
+    gm_lock(&gm_heap_lock);
+    flush_pages_locked();
+    gm_arena_t **link = &arenas;
+    if (idle_ms && *link)
+        link = &(*link)->next;
+    while (*link) {
+        if (arena_unused_locked(*link, idle_ms, now))
+            total += unmap_arena_locked(link);
+        else
+            link = &(*link)->next;
+    }
+    if (total)
+        gm_place_forget_fits_locked();
+    if (!idle_ms && gm_huge_drop_cached_locked())
+        total++;   /* their size was counted as idle huge memory, not here */
+    unlock_heap();
+    return total;
+}
+
 size_t gm_mheap_release_all(void) {
     size_t total = 0, step;
     while ((step = gm_mheap_release_step(true, 0, 1)) > 0)

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,9 +50,25 @@ static void *map_raw(size_t size, int prot) {
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* size bytes PROT_NONE at exactly addr, NULL if anything is there. */
+static void *map_at(uintptr_t addr, size_t size) {
+    int saved = errno;
+    void *p = mmap((void *)addr, size, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    errno = saved;
+    if (p != MAP_FAILED && p != (void *)addr) {   /* a kernel without NOREPLACE: a hint */
+        munmap(p, size);
+        return NULL;
+    }
+    return p == MAP_FAILED ? NULL : p;
+}
+
 /* Reserves size bytes aligned to align (a power of two).  Tries an exact
- * mapping first, which is often aligned already, then over-reserves and trims
- * the ends. */
+ * mapping first, which is often aligned already; then the aligned addresses
+ * on either side of where the kernel put it (free address space is usually
+ * there); then over-reserves and trims the ends.  The over-reservation needs
+ * align bytes more of address space for a moment, which under RLIMIT_AS may
+ * be refused when size itself would fit. */
 void *gm_os_reserve(size_t size, size_t align) {
     if (injected_failure())
         return NULL;
@@ -61,6 +78,9 @@ void *gm_os_reserve(size_t size, size_t align) {
     if (((uintptr_t)p & (align - 1)) == 0)
         return p;
     gm_os_unmap(p, size);
+    uintptr_t down = (uintptr_t)p & ~(uintptr_t)(align - 1);
+    if ((p = map_at(down + align, size)) || (down && (p = map_at(down, size))))
+        return p;
     if (size + align < size)
         return NULL;
     p = map_raw(size + align, PROT_NONE);
@@ -155,6 +175,14 @@ void gm_os_unmap(void *addr, size_t size) {
     int saved = errno;
     munmap(addr, size);
     errno = saved;
+}
+
+size_t gm_os_address_limit(void) {
+    struct rlimit r;
+    int saved = errno;
+    long rc = syscall(SYS_prlimit64, 0, RLIMIT_AS, NULL, &r);
+    errno = saved;
+    return rc == 0 && r.rlim_cur != RLIM_INFINITY ? (size_t)r.rlim_cur : SIZE_MAX;
 }
 
 uint32_t gm_os_cpu_count(void) {

@@ -87,9 +87,11 @@ long gm_place_fit_pop_locked(uint32_t length, gm_arena_t **out) {
     return -1;
 }
 
+void gm_place_forget_fits_locked(void) { memset(fit_runs, 0, sizeof fit_runs); }
+
 void gm_place_forget_fits(void) {
     gm_lock(&gm_heap_lock);
-    memset(fit_runs, 0, sizeof fit_runs);
+    gm_place_forget_fits_locked();
     gm_unlock(&gm_heap_lock);
 }
 

@@ -37,20 +37,48 @@ void *gm_raw_alloc_large(size_t size, size_t align, bool zero) {
         size = 1;
     size_t dirty;
     void *p;
-    if (size > GM_BIG_MIN && align <= PAGE) {
-        p = gm_mheap_alloc_big(size, &dirty);
-    } else if (size + (align > PAGE ? align : 0) >= GM_HUGE_THRESHOLD) {
-        p = gm_huge_alloc(size, align, &dirty);
-    } else {
-        gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);
-        p = s ? (void *)s->base : NULL;
-        dirty = s && s->fresh_zero ? 0 : size;
+    for (int attempt = 0;; attempt++) {
+        if (size > GM_BIG_MIN && align <= PAGE) {
+            p = gm_mheap_alloc_big(size, &dirty);
+        } else if (size + (align > PAGE ? align : 0) >= GM_HUGE_THRESHOLD) {
+            p = gm_huge_alloc(size, align, &dirty);
+        } else {
+            gm_span_t *s = gm_mheap_alloc_large(size, align > PAGE ? align : PAGE);
+            p = s ? (void *)s->base : NULL;
+            dirty = s && s->fresh_zero ? 0 : size;
+        }
+        if (p || attempt || !gm_raw_reclaim(size + align))
+            break;
     }
     if (!p)
         return gm_fail_nomem();
     if (zero && dirty)   /* pages known zero are not cleared again */
         memset(p, 0, dirty < size ? dirty : size);
     return p;
+}
+
+/* The OS refused memory: whatever this thread's cache, the dead threads'
+ * parked caches and the central lists hold goes back to the heap, and the
+ * arenas with no page in use and the cached huge reservations are unmapped,
+ * so that a new reservation can have their address space (RLIMIT_AS, a full
+ * address space).  True if anything went back: worth one more try.  A
+ * request larger than the limit, or (with no limit) than all the address
+ * space the heap holds, could not be served by what is given back, and
+ * keeps the heap as it is. */
+bool gm_raw_reclaim(size_t size) {
+    size_t limit = gm_os_address_limit();
+    if (limit == SIZE_MAX) {
+        struct gm_heap_stats h;
+        gm_mheap_stats(&h);
+        limit = h.mapped;
+    }
+    if (size > limit)
+        return false;
+    gm_mcache_flush_current();
+    gm_mcache_release_parked();
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        gm_mcentral_drain(cls);
+    return gm_mheap_unmap_unused(0) > 0;
 }
 
 /* Smallest class at least size bytes whose objects all start at a multiple
@@ -74,6 +102,8 @@ void *gm_raw_alloc(size_t size, size_t align, bool zero) {
     if (!cls)
         return gm_raw_alloc_large(size, align, zero);
     void *p = gm_mcache_alloc_slow(gm_class_size[cls]);
+    if (!p && gm_raw_reclaim(size))
+        p = gm_mcache_alloc_slow(gm_class_size[cls]);
     if (!p)
         return gm_fail_nomem();
     if (zero)
