@@ -125,7 +125,7 @@ static void check_locked(const gm_mcentral_t *c, uint8_t cls) {
     GM_CHECK_THAT(c->nbatches <= bound && bound <= batches_in(cls, PARKED_MAX_BYTES),
                   "mcentral: more batches parked than the bound allows");
     for (uint32_t i = 0; i < c->nbatches; i++) {
-        const struct parked *b = &c->batches[i];
+        const struct parked *b = &stock_of(c)[i];
         GM_CHECK_THAT(b->count >= 1 && b->count <= gm_transfer_count(cls) && b->head && b->tail &&
                           gm_link_get(b->tail) == NULL,
                       "mcentral: a parked batch is empty, too long or not ended");
