@@ -8,6 +8,7 @@
 #   make test                install missing Debian packages (as root), then every test below
 #   make test-unit           cmocka unit tests, one per layer, and the API tests
 #   make test-link           a program linked with -lgomalloc, shared and static, gets gomalloc
+#   make test-stats          malloc_stats, malloc_info, mallinfo2 and GOMALLOC_STATS
 #   make test-install        install into a temporary DESTDIR and adopt that copy: pkg-config, CMake, C++, man
 #   make test-glibc          glibc's malloc test behaviours, linked and preloaded
 #   make test-glibc-ref      the same tests on glibc's own malloc (all must pass)
@@ -82,9 +83,9 @@ CXX_OBJ    := $(OBJ_DIR)/cxx_catch.o
 TEST_CFLAGS := -std=gnu11 $(WARN) -g -O1 -pthread -Iinclude -Ialloc
 TEST_LIBS   := -lcmocka -pthread
 APT_PKGS    := libcmocka-dev valgrind gcc g++ make git sqlite3 perl python3 time \
-               binutils pkgconf cmake groff-base man-db
+               binutils pkgconf cmake groff-base man-db libxml2-utils
 
-.PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan \
+.PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan test-stats \
         test-tsan test-valgrind-client test-link deps help install uninstall
 .DEFAULT_GOAL := all
 
@@ -214,7 +215,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 # ---- unit tests (cmocka, one file per layer) --------------------------------
 UNIT_NAMES := test_sizeclass test_lock test_fixalloc test_pagemap test_mheap test_mcentral \
               test_mcache test_pagecache test_scavenger test_detect test_api test_options \
-              test_report_io
+              test_report_io test_stats
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
 build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests
@@ -296,9 +297,16 @@ build/tests/link_static: tests/link_smoke.c $(LIB_A) | build/tests
 test-link: build/tests/link_shared build/tests/link_static
 	@set -e; for t in $^; do echo "== $$t"; $$t; done
 
+# The reports behind the C library's names, and at exit under python3.
+build/tests/stats_override: tests/stats_override.c $(LIB_SO) | build/tests
+	$(CC) $(TEST_CFLAGS) -fno-builtin $< -o $@ -Llib -lgomalloc -Wl,-rpath,$(CURDIR)/lib
+test-stats: build/tests/stats_override $(LIB_SO)
+	tests/stats.sh build/tests $(CURDIR)/$(LIB_SO)
+
 test: deps all
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-link
+	$(MAKE) --no-print-directory test-stats
 	$(MAKE) --no-print-directory test-install
 	$(MAKE) --no-print-directory test-glibc
 	$(MAKE) --no-print-directory test-stress

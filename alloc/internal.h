@@ -90,6 +90,8 @@ struct gm_options {
     bool madvise_free;          /* GOMALLOC_MADVISE=free */
     size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE_KIB */
     bool debug;                 /* GOMALLOC_DEBUG=1 */
+    uint8_t stats;              /* GOMALLOC_STATS: 0 none, 1 text, 2 json, at exit */
+    const char *heapmap;        /* GOMALLOC_HEAPMAP: SVG written at exit, or NULL */
 };
 extern struct gm_options gm_options;   /* written once by gm_init */
 void gm_options_init(void);
@@ -385,8 +387,14 @@ void gm_mheap_after_fork_child(void);
 struct gm_heap_stats {
     uint64_t mapped, committed, released, in_use, free, huge;
     uint64_t large_blocks, large_bytes;
+    uint64_t huge_blocks, peak_in_use;   /* peak: highest in_use so far */
 };
 void gm_mheap_stats(struct gm_heap_stats *out);
+/* Calls fn(a, arg) for every arena (heap arenas and huge blocks' own) in
+ * address order, under the heap lock: fn reads the arena's bitmaps, page
+ * info and spans, and must neither allocate nor take a lock.  For the
+ * statistics and the heap map (stats.c, heapmap.c). */
+void gm_mheap_visit(void (*fn)(const gm_arena_t *a, void *arg), void *arg);
 
 /* ---- mcentral.c ------------------------------------------------------ */
 /* Objects moved between a thread cache and the mcentral at a time: the size
@@ -452,6 +460,13 @@ struct gm_mcache {
     size_t parked_bytes;            /* registry lock: list bytes, while parked */
     uint32_t parked_epoch;          /* registry lock: gm_scavenger_epoch when parked */
     gm_mcache_t *next, *prev;       /* registry lock */
+    /* Counts for statistics (see mcache.c, "Counting"), written by the owner
+     * on its slow paths only, read racily by others: objects taken from and
+     * given to the mcentral, allocations and frees folded in so far, and
+     * allocations - frees as of the last fold. */
+    uint64_t st_in[GM_NUM_CLASSES], st_out[GM_NUM_CLASSES];
+    uint64_t st_mallocs[GM_NUM_CLASSES], st_frees[GM_NUM_CLASSES];
+    int64_t st_net[GM_NUM_CLASSES];
 } __attribute__((aligned(GM_CACHELINE)));   /* two threads' caches share no line */
 
 /* ---- pagecache.c ----------------------------------------------------- */
@@ -483,6 +498,12 @@ void gm_mcache_flush_all(gm_mcache_t *c);
 uint64_t gm_mcache_cached_bytes(uint64_t *large_out);
 /* Live threads' caches (parked ones are not counted). */
 uint64_t gm_mcache_count(void);
+/* Per class, over every cache that ever was (live, parked, gone) and the
+ * calls served without one: allocations and frees (each a lower bound, their
+ * difference exact when no other thread is in a call; see mcache.c,
+ * "Counting") and objects on the caches' lists. */
+void gm_mcache_class_counts(uint64_t mallocs[GM_NUM_CLASSES], uint64_t frees[GM_NUM_CLASSES],
+                            uint64_t cached[GM_NUM_CLASSES]);
 /* Flushes and frees every parked cache (malloc_trim). */
 void gm_mcache_release_parked(void);
 /* Parked caches, and the bytes on their lists (to *bytes_out unless NULL). */
@@ -505,6 +526,14 @@ void gm_init(void);
 void *gm_raw_alloc(size_t size, size_t align, bool zero);
 void gm_raw_free(void *ptr, const char *call);
 size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out);
+
+/* ---- stats.c, report.c ------------------------------------------------ */
+/* A large (huge: with its own mapping) block's trip from or to the page
+ * heap, for the statistics; slow paths only. */
+void gm_stats_count_block(bool huge, bool alloc);
+/* malloc_info's XML in fresh mmap'd memory (see report.c); NULL on failure. */
+char *gm_malloc_info_xml(size_t *len, size_t *cap);
+void gm_malloc_info_done(char *xml, size_t cap);
 
 /* ---- debug.c --------------------------------------------------------- */
 __attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *p);

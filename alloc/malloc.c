@@ -294,6 +294,7 @@ static void *alloc_large(size_t size, size_t align, bool zero) {
     }
     if (!p)
         return fail_nomem();
+    gm_stats_count_block(gm_pagemap_arena((uintptr_t)p)->kind == GM_ARENA_HUGE, true);
     if (zero && dirty)   /* pages known zero are not cleared again */
         memset(p, 0, dirty < size ? dirty : size);
     return p;
@@ -355,6 +356,7 @@ void gm_raw_free(void *ptr, const char *call) {
             gm_invalid_pointer(call, ptr);
         if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
             gm_report_block(call, "double free of", ptr, 0);
+        gm_stats_count_block(true, false);
         gm_mheap_free_huge(a);
         return;
     }
@@ -364,8 +366,10 @@ void gm_raw_free(void *ptr, const char *call) {
     if (!s->cls) {
         if (s->thread_cached)
             gm_report_block(call, "double free of", ptr, 0);
-        if (!gm_pagecache_put(s))
+        if (!gm_pagecache_put(s)) {
+            gm_stats_count_block(false, false);
             gm_mheap_free_span(s);
+        }
         return;
     }
     if (gm_block_is_free(ptr))

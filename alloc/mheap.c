@@ -86,7 +86,17 @@ static uint64_t huge_bytes, huge_count;     /* heap lock */
 static uint64_t large_bytes, large_count;   /* heap lock */
 static uint64_t pages_in_use;               /* heap lock: in spans and blocks */
 static uint64_t pages_free_backed;          /* heap lock: free, not released */
+static uint64_t peak_in_use;                /* heap lock: most pages_in_use * PAGE + huge_bytes */
 uint64_t gm_heap_committed;                 /* atomic, written under the heap lock: heap arenas */
+
+/* Statistics: the most the heap ever had in use (stats.c).  Noted where
+ * pages go into use from the bitmaps or a huge block is made; the one-page
+ * span stack only hands back pages that were counted before. */
+static void note_peak_locked(void) {
+    uint64_t now = pages_in_use * GM_PAGE_SIZE + huge_bytes;
+    if (now > peak_in_use)
+        peak_in_use = now;
+}
 
 /* ---- bitmap helpers --------------------------------------------------- */
 
@@ -287,6 +297,7 @@ static bool take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
     a->released_pages -= released;
     pages_free_backed -= n - released;
     pages_in_use += n;
+    note_peak_locked();
     return true;
 }
 
@@ -1075,6 +1086,7 @@ static void *hand_out_huge(gm_arena_t *d, size_t size, size_t align, size_t *dir
         d->huge_dirty = size;
     huge_bytes += size;
     huge_count++;
+    note_peak_locked();
     bool trim = d->huge_backed > size && !keep_slack_locked(d);
     gm_unlock(&heap_lock);
     if (trim)   /* the tail is not the program's: no lock needed */
@@ -1168,6 +1180,7 @@ bool gm_mheap_resize_huge(gm_arena_t *d, size_t size) {
             d->huge_commit = size;
         }
         huge_bytes = huge_bytes - d->huge_size + size;
+        note_peak_locked();
         d->huge_size = size;
         if (d->huge_backed < size)
             d->huge_backed = size;
@@ -1224,6 +1237,7 @@ void *gm_mheap_move_huge(gm_arena_t *d, size_t size, bool *refused) {
     huge_reserved += reserve - (old_hi - old_lo);
     huge_committed += size - moved;
     huge_bytes = huge_bytes - d->huge_size + size;
+    note_peak_locked();
     d->lo = d->base = d->huge_base = (uintptr_t)to;
     d->hi = d->lo + reserve;
     d->huge_size = d->huge_backed = d->huge_dirty = d->huge_commit = size;
@@ -1465,6 +1479,15 @@ void gm_mheap_stats(struct gm_heap_stats *out) {
     out->huge = huge_bytes;
     out->large_blocks = large_count + huge_count;
     out->large_bytes = large_bytes + huge_bytes;
+    out->huge_blocks = huge_count;
+    out->peak_in_use = peak_in_use;
+    gm_unlock(&heap_lock);
+}
+
+void gm_mheap_visit(void (*fn)(const gm_arena_t *a, void *arg), void *arg) {
+    gm_lock(&heap_lock);
+    for (gm_arena_t *a = arenas; a; a = a->next)
+        fn(a, arg);
     gm_unlock(&heap_lock);
 }
 

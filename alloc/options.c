@@ -12,6 +12,8 @@
  *                                                        least there is, a block per list)
  *   GOMALLOC_DEBUG             0 | 1           0         checked slow paths for every call
  *   GOMALLOC_VERBOSE           0 | 1           0         print the settings in force at start-up
+ *   GOMALLOC_STATS             0 | 1 | json    0         print the statistics on stderr at exit
+ *   GOMALLOC_HEAPMAP           a path          -         write an SVG map of the heap there at exit
  *   GOMALLOC_LIB               a path          -         gomalloc-run's, not the library's
  *
  * This table, the README's and gomalloc(3)'s say the same.
@@ -50,8 +52,9 @@ struct gm_options gm_options = {
 enum kind {
     FLAG,      /* 0 or 1 */
     NUMBER,    /* a decimal number in [min, max] */
-    WORD,      /* words[0] or words[1], stored as 0 or 1 */
+    WORD,      /* one of words[], stored as its index */
     FOREIGN,   /* known, read by someone else */
+    PATH,      /* a file name, kept in path_store */
 };
 
 enum {
@@ -62,6 +65,8 @@ enum {
     S_THREAD_CACHE_KIB,
     S_DEBUG,
     S_VERBOSE,
+    S_STATS,
+    S_HEAPMAP,
     S_LIB,
     S_COUNT
 };
@@ -70,7 +75,7 @@ struct setting {
     const char *name;
     enum kind kind;
     uint64_t min, max;
-    const char *words[2];
+    const char *words[3];   /* WORD: two or three, NULL after the last */
 };
 
 static const struct setting settings[S_COUNT] = {
@@ -81,8 +86,14 @@ static const struct setting settings[S_COUNT] = {
     [S_THREAD_CACHE_KIB] = {"GOMALLOC_THREAD_CACHE_KIB", NUMBER, 0, 1 << 20, {0, 0}},
     [S_DEBUG] = {"GOMALLOC_DEBUG", FLAG, 0, 1, {0, 0}},
     [S_VERBOSE] = {"GOMALLOC_VERBOSE", FLAG, 0, 1, {0, 0}},
+    [S_STATS] = {"GOMALLOC_STATS", WORD, 0, 2, {"0", "1", "json"}},
+    [S_HEAPMAP] = {"GOMALLOC_HEAPMAP", PATH, 0, 0, {0, 0}},
     [S_LIB] = {"GOMALLOC_LIB", FOREIGN, 0, 0, {0, 0}},
 };
+
+/* GOMALLOC_HEAPMAP's value, copied: /proc/self/environ is read into a
+ * stack buffer. */
+static char path_store[1024];
 
 /* The values being read: defaults first, then what the environment says. */
 struct reading {
@@ -174,19 +185,32 @@ static void take(struct reading *r, uint32_t i, const char *value) {
         }
         break;
     case WORD: {
-        for (uint32_t w = 0; w < 2; w++)
+        uint32_t nwords = s->words[2] ? 3 : 2;
+        for (uint32_t w = 0; w < nwords; w++)
             if (strcmp(value, s->words[w]) == 0) {
                 r->value[i] = w;
                 r->set[i] = true;
                 return;
             }
-        char problem[64] = "not ";
+        char problem[96] = "not ";
         strncat(problem, s->words[0], 24);
-        strcat(problem, " or ");
+        strcat(problem, nwords == 3 ? ", " : " or ");
         strncat(problem, s->words[1], 24);
+        if (nwords == 3) {
+            strcat(problem, " or ");
+            strncat(problem, s->words[2], 24);
+        }
         report_value(s, problem, false, value);
         break;
     }
+    case PATH:
+        if (!value[0] || strlen(value) >= sizeof path_store) {
+            report_value(s, "empty or longer than 1023 bytes", false, value);
+        } else {
+            memcpy(path_store, value, strlen(value) + 1);
+            r->set[i] = true;
+        }
+        break;
     case NUMBER: {
         bool negative;
         uint64_t v;
@@ -338,7 +362,9 @@ static void print_settings(const struct reading *r) {
         put(&l, s->name);
         put(&l, "=");
         if (s->kind == WORD)
-            put(&l, s->words[r->value[i] != 0]);
+            put(&l, s->words[r->value[i]]);
+        else if (s->kind == PATH)
+            put(&l, r->set[i] ? path_store : "");
         else
             put_dec(&l, r->value[i]);
         put(&l, r->set[i] ? " (environment)" : " (default)");
@@ -370,6 +396,8 @@ void gm_options_init(void) {
     gm_options.madvise_free = r.value[S_MADVISE] != 0;
     gm_options.thread_cache_bytes = (size_t)r.value[S_THREAD_CACHE_KIB] << 10;
     gm_options.debug = r.value[S_DEBUG] != 0;
+    gm_options.stats = (uint8_t)r.value[S_STATS];
+    gm_options.heapmap = r.set[S_HEAPMAP] ? path_store : NULL;
     if (r.value[S_VERBOSE])
         print_settings(&r);
 }

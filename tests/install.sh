@@ -299,7 +299,9 @@ gomalloc:   GOMALLOC_DECAY_MS=250 (environment)
 gomalloc:   GOMALLOC_MADVISE=dontneed (default)
 gomalloc:   GOMALLOC_THREAD_CACHE_KIB=0 (environment)
 gomalloc:   GOMALLOC_DEBUG=0 (default)
-gomalloc:   GOMALLOC_VERBOSE=1 (environment)" GOMALLOC_VERBOSE=1 GOMALLOC_DECAY_MS=250 \
+gomalloc:   GOMALLOC_VERBOSE=1 (environment)
+gomalloc:   GOMALLOC_STATS=0 (default)
+gomalloc:   GOMALLOC_HEAPMAP= (default)" GOMALLOC_VERBOSE=1 GOMALLOC_DECAY_MS=250 \
         GOMALLOC_THREAD_CACHE_KIB=0
 }
 check "settings: out of range names the range, unknown names the nearest, GOMALLOC_VERBOSE=1" settings
