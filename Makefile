@@ -8,7 +8,7 @@
 #   make test                install missing Debian packages (as root), then every test below
 #   make test-unit           cmocka unit tests, one per layer, and the API tests
 #   make test-link           a program linked with -lgomalloc, shared and static, gets gomalloc
-#   make test-stats          malloc_stats, malloc_info, mallinfo2 and GOMALLOC_STATS
+#   make test-stats          malloc_stats, malloc_info, mallinfo2, GOMALLOC_STATS and GOMALLOC_HEAPMAP
 #   make test-install        install into a temporary DESTDIR and adopt that copy: pkg-config, CMake, C++, man
 #   make test-glibc          glibc's malloc test behaviours, linked and preloaded
 #   make test-glibc-ref      the same tests on glibc's own malloc (all must pass)
@@ -83,7 +83,7 @@ CXX_OBJ    := $(OBJ_DIR)/cxx_catch.o
 TEST_CFLAGS := -std=gnu11 $(WARN) -g -O1 -pthread -Iinclude -Ialloc
 TEST_LIBS   := -lcmocka -pthread
 APT_PKGS    := libcmocka-dev valgrind gcc g++ make git sqlite3 perl python3 time \
-               binutils pkgconf cmake groff-base man-db libxml2-utils
+               binutils pkgconf cmake groff-base man-db libxml2-utils librsvg2-bin
 
 .PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan test-stats \
         test-tsan test-valgrind-client test-link deps help install uninstall
@@ -215,7 +215,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 # ---- unit tests (cmocka, one file per layer) --------------------------------
 UNIT_NAMES := test_sizeclass test_lock test_fixalloc test_pagemap test_mheap test_mcentral \
               test_mcache test_pagecache test_scavenger test_detect test_api test_options \
-              test_report_io test_stats
+              test_report_io test_stats test_heapmap_svg
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
 build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests
@@ -243,7 +243,10 @@ SAN_FLAGS_vgclient := -DGM_VALGRIND=1
 # stress_fork is left out: gcc 12's ASan runtime does not lock its own allocator
 # around fork(), so a child can deadlock inside ASan's malloc (seen with gdb:
 # SizeClassAllocator64::GetFromAllocator waiting on a mutex a parent thread held).
-ASAN_TESTS := $(filter-out test_sizeclass test_detect,$(UNIT_NAMES)) stress_threads stress_thread_churn
+# test_heapmap_svg counts malloc calls by defining malloc itself, which ASan's
+# own malloc forbids.
+ASAN_TESTS := $(filter-out test_sizeclass test_detect test_heapmap_svg,$(UNIT_NAMES)) \
+              stress_threads stress_thread_churn
 # TSan cannot follow a child that starts threads after a multithreaded fork.
 TSAN_TESTS := test_lock stress_threads stress_thread_churn
 

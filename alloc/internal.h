@@ -534,6 +534,8 @@ void gm_stats_count_block(bool huge, bool alloc);
 /* malloc_info's XML in fresh mmap'd memory (see report.c); NULL on failure. */
 char *gm_malloc_info_xml(size_t *len, size_t *cap);
 void gm_malloc_info_done(char *xml, size_t cap);
+/* Writes the SVG heap map to fd (heapmap.c): 0, or -1 on failure. */
+int gm_heapmap_write_fd(int fd);
 
 /* ---- debug.c --------------------------------------------------------- */
 __attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *p);

@@ -310,4 +310,8 @@ __attribute__((destructor)) static void report_at_exit(void) {
         return;
     if (gm_options.stats)
         report_to_fd(2, gm_options.stats == 2 ? REPORT_JSON : REPORT_TEXT);
+    if (gm_options.heapmap && gm_heapmap_write(gm_options.heapmap) < 0) {
+        static const char msg[] = "gomalloc: GOMALLOC_HEAPMAP: cannot write the heap map\n";
+        gm_os_write(2, msg, sizeof msg - 1);
+    }
 }

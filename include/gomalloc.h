@@ -173,6 +173,13 @@ size_t gm_get_memstats(struct gm_memstats *out, size_t size);
 /* The report of gm_print_stats as one JSON object (the fields above). */
 void gm_print_stats_json(int fd);
 
+/* Writes an SVG map of the process's address space to path: the mappings
+ * of /proc/self/maps, gomalloc's arenas with their spans coloured by size
+ * class and shaded by occupancy, free and released pages, a legend and
+ * scales (what GOMALLOC_HEAPMAP=path writes at exit).  Returns 0, or -1 with
+ * errno set.  Allocates nothing through malloc. */
+int gm_heapmap_write(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

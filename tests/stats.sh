@@ -1,7 +1,7 @@
 #!/bin/sh
 # stats.sh — the statistics' reports from outside (make test-stats): the C
 # library's names in a linked program (tests/stats_override.c), and
-# GOMALLOC_STATS at the exit of python3 under LD_PRELOAD.
+# GOMALLOC_STATS and GOMALLOC_HEAPMAP at the exit of python3 under LD_PRELOAD.
 # Usage: tests/stats.sh BUILD_DIR LIBRARY
 set -u
 bin=$1/stats_override
@@ -36,4 +36,8 @@ check "GOMALLOC_STATS=json under python3: one object that json.tool parses" sh -
      python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"allocs\"] >= 5000, d[\"allocs\"]' '$tmp/s.json'"
 check "GOMALLOC_STATS=yes is refused with the values allowed" sh -c \
     "GOMALLOC_STATS=yes LD_PRELOAD='$lib' /bin/true 2>&1 | grep -qx 'gomalloc: GOMALLOC_STATS: not 0, 1 or json: \"yes\"'"
+check "GOMALLOC_HEAPMAP under python3: well-formed SVG, renders with spans drawn" sh -c \
+    "GOMALLOC_HEAPMAP='$tmp/map.%p.svg' LD_PRELOAD='$lib' '$py' -c '$script' 2>/dev/null &&
+     f=\$(ls '$tmp'/map.*.svg) && xmllint --noout \$f && grep -q 'class=\"c[0-9]* o[0-9]\"' \$f &&
+     rsvg-convert -o '$tmp/map.png' \$f && test -s '$tmp/map.png'"
 exit $fail
