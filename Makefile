@@ -2,7 +2,7 @@
 # lines below that start with "make" (one per target; keep them one line).
 #
 #   make                     lib/libgomalloc.so (.so.MAJOR, .so.MAJOR.MINOR.PATCH) and lib/libgomalloc.a
-#   make install             install into PREFIX (/usr/local): library, archive, header, pkg-config, CMake, gomalloc-run, man pages
+#   make install             install into PREFIX (/usr/local): library, archive, header, pkg-config, CMake, gomalloc-run, gomalloc-stat, man pages
 #   make uninstall           remove what make install put there (same PREFIX, LIBDIR, DESTDIR)
 #   make help                this list
 #   make test                install missing Debian packages (as root), then every test below
@@ -154,12 +154,12 @@ LDCONFIG   ?= ldconfig
 MAN3_LINKS := gm_malloc gm_free gm_calloc gm_realloc gm_reallocarray gm_aligned_alloc \
               gm_posix_memalign gm_memalign gm_valloc gm_pvalloc gm_usable_size gm_free_sized \
               gm_free_aligned_sized gm_good_size gm_release gm_get_stats gm_print_stats \
-              gm_version
+              gm_version gm_get_memstats gm_print_stats_json gm_heapmap_write
 INSTALLED_FILES := $(addprefix $(LIBDIR)/,libgomalloc.so.$(VERSION) $(SONAME) libgomalloc.so \
                      libgomalloc.a) \
                    $(INCLUDEDIR)/gomalloc.h $(PKGCONFIGDIR)/gomalloc.pc \
                    $(CMAKEDIR)/gomalloc-config.cmake $(CMAKEDIR)/gomalloc-config-version.cmake \
-                   $(BINDIR)/gomalloc-run $(MANDIR)/man1/gomalloc-run.1 $(MANDIR)/man3/gomalloc.3 \
+                   $(BINDIR)/gomalloc-run $(BINDIR)/gomalloc-stat $(MANDIR)/man1/gomalloc-run.1 $(MANDIR)/man3/gomalloc.3 \
                    $(addprefix $(MANDIR)/man3/,$(addsuffix .3,$(MAN3_LINKS)))
 # The loader's cache, when installing for real as root.
 RUN_LDCONFIG = if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; \
@@ -187,6 +187,7 @@ install: $(LIB_SO) $(LIB_A)
 	  -e "s|'@GOMALLOC_LIBDIR_FROM_BINDIR@'|'$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR))'|" \
 	  LD_PRELOAD/gomalloc-run > $(DESTDIR)$(BINDIR)/gomalloc-run
 	chmod 755 $(DESTDIR)$(BINDIR)/gomalloc-run
+	$(INSTALL) -m 755 LD_PRELOAD/gomalloc-stat $(DESTDIR)$(BINDIR)/
 	sed '/^\.TH /s|"gomalloc"|"gomalloc $(VERSION)"|' man/gomalloc.3 > $(DESTDIR)$(MANDIR)/man3/gomalloc.3
 	sed '/^\.TH /s|"gomalloc"|"gomalloc $(VERSION)"|' man/gomalloc-run.1 \
 	  > $(DESTDIR)$(MANDIR)/man1/gomalloc-run.1

@@ -91,6 +91,7 @@ struct gm_options {
     size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE_KIB */
     bool debug;                 /* GOMALLOC_DEBUG=1 */
     uint8_t stats;              /* GOMALLOC_STATS: 0 none, 1 text, 2 json, at exit */
+    const char *stats_file;     /* GOMALLOC_STATS_FILE: where, instead of stderr */
     const char *heapmap;        /* GOMALLOC_HEAPMAP: SVG written at exit, or NULL */
 };
 extern struct gm_options gm_options;   /* written once by gm_init */

@@ -13,7 +13,9 @@
  *   GOMALLOC_DEBUG             0 | 1           0         checked slow paths for every call
  *   GOMALLOC_VERBOSE           0 | 1           0         print the settings in force at start-up
  *   GOMALLOC_STATS             0 | 1 | json    0         print the statistics on stderr at exit
+ *   GOMALLOC_STATS_FILE        a path          -         ... into this file instead (%p: the pid)
  *   GOMALLOC_HEAPMAP           a path          -         write an SVG map of the heap there at exit
+ *                                                        (%p: the pid)
  *   GOMALLOC_LIB               a path          -         gomalloc-run's, not the library's
  *
  * This table, the README's and gomalloc(3)'s say the same.
@@ -54,7 +56,7 @@ enum kind {
     NUMBER,    /* a decimal number in [min, max] */
     WORD,      /* one of words[], stored as its index */
     FOREIGN,   /* known, read by someone else */
-    PATH,      /* a file name, kept in path_store */
+    PATH,      /* a file name, kept in path_store[min] */
 };
 
 enum {
@@ -66,6 +68,7 @@ enum {
     S_DEBUG,
     S_VERBOSE,
     S_STATS,
+    S_STATS_FILE,
     S_HEAPMAP,
     S_LIB,
     S_COUNT
@@ -87,13 +90,14 @@ static const struct setting settings[S_COUNT] = {
     [S_DEBUG] = {"GOMALLOC_DEBUG", FLAG, 0, 1, {0, 0}},
     [S_VERBOSE] = {"GOMALLOC_VERBOSE", FLAG, 0, 1, {0, 0}},
     [S_STATS] = {"GOMALLOC_STATS", WORD, 0, 2, {"0", "1", "json"}},
-    [S_HEAPMAP] = {"GOMALLOC_HEAPMAP", PATH, 0, 0, {0, 0}},
+    [S_STATS_FILE] = {"GOMALLOC_STATS_FILE", PATH, 0, 0, {0, 0}},
+    [S_HEAPMAP] = {"GOMALLOC_HEAPMAP", PATH, 1, 0, {0, 0}},
     [S_LIB] = {"GOMALLOC_LIB", FOREIGN, 0, 0, {0, 0}},
 };
 
-/* GOMALLOC_HEAPMAP's value, copied: /proc/self/environ is read into a
- * stack buffer. */
-static char path_store[1024];
+/* The PATH settings' values, copied (/proc/self/environ is read into a
+ * stack buffer); a setting's min says which. */
+static char path_store[2][1024];
 
 /* The values being read: defaults first, then what the environment says. */
 struct reading {
@@ -204,10 +208,10 @@ static void take(struct reading *r, uint32_t i, const char *value) {
         break;
     }
     case PATH:
-        if (!value[0] || strlen(value) >= sizeof path_store) {
+        if (!value[0] || strlen(value) >= sizeof path_store[0]) {
             report_value(s, "empty or longer than 1023 bytes", false, value);
         } else {
-            memcpy(path_store, value, strlen(value) + 1);
+            memcpy(path_store[s->min], value, strlen(value) + 1);
             r->set[i] = true;
         }
         break;
@@ -364,7 +368,7 @@ static void print_settings(const struct reading *r) {
         if (s->kind == WORD)
             put(&l, s->words[r->value[i]]);
         else if (s->kind == PATH)
-            put(&l, r->set[i] ? path_store : "");
+            put(&l, r->set[i] ? path_store[s->min] : "");
         else
             put_dec(&l, r->value[i]);
         put(&l, r->set[i] ? " (environment)" : " (default)");
@@ -397,7 +401,8 @@ void gm_options_init(void) {
     gm_options.thread_cache_bytes = (size_t)r.value[S_THREAD_CACHE_KIB] << 10;
     gm_options.debug = r.value[S_DEBUG] != 0;
     gm_options.stats = (uint8_t)r.value[S_STATS];
-    gm_options.heapmap = r.set[S_HEAPMAP] ? path_store : NULL;
+    gm_options.stats_file = r.set[S_STATS_FILE] ? path_store[0] : NULL;
+    gm_options.heapmap = r.set[S_HEAPMAP] ? path_store[1] : NULL;
     if (r.value[S_VERBOSE])
         print_settings(&r);
 }

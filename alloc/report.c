@@ -14,6 +14,8 @@
  * Locking: none of its own; gm_get_memstats takes the allocator's locks one
  * at a time, and no lock is held while the report is written.
  */
+#define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -300,6 +302,31 @@ static pid_t first_pid;   /* written once, by the constructor */
 
 __attribute__((constructor)) static void note_pid(void) { first_pid = getpid(); }
 
+static void cannot_write(const char *what) {
+    char line[128] = "gomalloc: ";
+    size_t n = strlen(line), k = strlen(what);
+    memcpy(line + n, what, k);
+    memcpy(line + n + k, ": cannot write the file\n", 24);
+    gm_os_write(2, line, n + k + 24);
+}
+
+/* The report at exit: on stderr, or into path (%p: the pid). */
+static void report_at_exit_to(const char *path, enum report_kind kind) {
+    char name[1100];
+    if (!path) {
+        report_to_fd(2, kind);
+        return;
+    }
+    int fd = gm_report_path(path, name, sizeof name)
+                 ? open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    if (fd < 0) {
+        cannot_write("GOMALLOC_STATS_FILE");
+        return;
+    }
+    report_to_fd(fd, kind);
+    close(fd);
+}
+
 /* A destructor of the library: it runs after the program's atexit handlers
  * and its own destructors (the library was loaded first), so the report
  * sees the heap as the program leaves it.  Only in the process that
@@ -309,9 +336,7 @@ __attribute__((destructor)) static void report_at_exit(void) {
     if (getpid() != first_pid)
         return;
     if (gm_options.stats)
-        report_to_fd(2, gm_options.stats == 2 ? REPORT_JSON : REPORT_TEXT);
-    if (gm_options.heapmap && gm_heapmap_write(gm_options.heapmap) < 0) {
-        static const char msg[] = "gomalloc: GOMALLOC_HEAPMAP: cannot write the heap map\n";
-        gm_os_write(2, msg, sizeof msg - 1);
-    }
+        report_at_exit_to(gm_options.stats_file, gm_options.stats == 2 ? REPORT_JSON : REPORT_TEXT);
+    if (gm_options.heapmap && gm_heapmap_write(gm_options.heapmap) < 0)
+        cannot_write("GOMALLOC_HEAPMAP");
 }

@@ -6,6 +6,7 @@
 set -u
 bin=$1/stats_override
 lib=$2
+root=$(cd "$(dirname "$0")/.." && pwd -P)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
@@ -40,4 +41,13 @@ check "GOMALLOC_HEAPMAP under python3: well-formed SVG, renders with spans drawn
     "GOMALLOC_HEAPMAP='$tmp/map.%p.svg' LD_PRELOAD='$lib' '$py' -c '$script' 2>/dev/null &&
      f=\$(ls '$tmp'/map.*.svg) && xmllint --noout \$f && grep -q 'class=\"c[0-9]* o[0-9]\"' \$f &&
      rsvg-convert -o '$tmp/map.png' \$f && test -s '$tmp/map.png'"
+check "gomalloc-stat: the report on stderr, reports and maps in its folder, the command's status" sh -c \
+    "'$root/LD_PRELOAD/gomalloc-stat' -o '$tmp/gs' '$py' -c 'import sys; x = [bytes(900) for i in range(3000)]; sys.exit(3)' \
+         >/dev/null 2>'$tmp/gs.err'; test \$? = 3 &&
+     grep -q '^gomalloc-stat: process [0-9]*, at exit:' '$tmp/gs.err' && grep -q '^class  object' '$tmp/gs.err' &&
+     grep -q 'reports and heap maps in $tmp/gs' '$tmp/gs.err' &&
+     xmllint --noout '$tmp'/gs/heapmap.*.svg && grep -q '^in use by the program' '$tmp'/gs/stats.*.txt"
+check "gomalloc-stat names its folder after the command when not told" sh -c \
+    "cd '$tmp' && '$root/LD_PRELOAD/gomalloc-stat' /bin/true 2>'$tmp/gs2.err' &&
+     grep -q 'gomalloc-stat: .* $tmp/gomalloc-stat.true.[0-9]*' '$tmp/gs2.err'"
 exit $fail
