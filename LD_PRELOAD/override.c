@@ -80,10 +80,8 @@ GM_EXPORT int mallopt(int param, int value) {
  * never inside it. */
 GM_EXPORT int malloc_info(int options, FILE *fp) {
     size_t len, cap;
-    if (options != 0 || !fp) {
-        errno = EINVAL;
-        return -1;
-    }
+    if (options != 0 || !fp)
+        return EINVAL;   /* glibc returns it, and sets no errno */
     char *xml = gm_malloc_info_xml(&len, &cap);
     if (!xml)
         return -1;
