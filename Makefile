@@ -9,6 +9,7 @@
 #   make test-unit           cmocka unit tests, one per layer, and the API tests
 #   make test-link           a program linked with -lgomalloc, shared and static, gets gomalloc
 #   make test-stats          malloc_stats, malloc_info, mallinfo2, GOMALLOC_STATS and GOMALLOC_HEAPMAP
+#   make test-profile        the sampled heap profile, read back by go tool pprof
 #   make test-install        install into a temporary DESTDIR and adopt that copy: pkg-config, CMake, C++, man
 #   make test-glibc          glibc's malloc test behaviours, linked and preloaded
 #   make test-glibc-ref      the same tests on glibc's own malloc (all must pass)
@@ -83,9 +84,9 @@ CXX_OBJ    := $(OBJ_DIR)/cxx_catch.o
 TEST_CFLAGS := -std=gnu11 $(WARN) -g -O1 -pthread -Iinclude -Ialloc
 TEST_LIBS   := -lcmocka -pthread
 APT_PKGS    := libcmocka-dev valgrind gcc g++ make git sqlite3 perl python3 time \
-               binutils pkgconf cmake groff-base man-db libxml2-utils librsvg2-bin
+               binutils pkgconf cmake groff-base man-db libxml2-utils librsvg2-bin golang-go
 
-.PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan test-stats \
+.PHONY: all clean test test-unit test-stress test-programs test-valgrind test-asan test-stats test-profile \
         test-tsan test-valgrind-client test-link deps help install uninstall
 .DEFAULT_GOAL := all
 
@@ -154,7 +155,7 @@ LDCONFIG   ?= ldconfig
 MAN3_LINKS := gm_malloc gm_free gm_calloc gm_realloc gm_reallocarray gm_aligned_alloc \
               gm_posix_memalign gm_memalign gm_valloc gm_pvalloc gm_usable_size gm_free_sized \
               gm_free_aligned_sized gm_good_size gm_release gm_get_stats gm_print_stats \
-              gm_version gm_get_memstats gm_print_stats_json gm_heapmap_write
+              gm_version gm_get_memstats gm_print_stats_json gm_heapmap_write gm_profile_write
 INSTALLED_FILES := $(addprefix $(LIBDIR)/,libgomalloc.so.$(VERSION) $(SONAME) libgomalloc.so \
                      libgomalloc.a) \
                    $(INCLUDEDIR)/gomalloc.h $(PKGCONFIGDIR)/gomalloc.pc \
@@ -307,10 +308,17 @@ build/tests/stats_override: tests/stats_override.c $(LIB_SO) | build/tests
 test-stats: build/tests/stats_override $(LIB_SO)
 	tests/stats.sh build/tests $(CURDIR)/$(LIB_SO)
 
+# The sampled heap profile, read back by go tool pprof (golang-go).
+build/tests/profile_sites: tests/profile_sites.c $(LIB_SO) | build/tests
+	$(CC) $(TEST_CFLAGS) -fno-builtin -fno-omit-frame-pointer $< -o $@ -Llib -lgomalloc -Wl,-rpath,$(CURDIR)/lib
+test-profile: build/tests/profile_sites $(LIB_SO)
+	tests/profile.sh build/tests/profile_sites $(CURDIR)/$(LIB_SO)
+
 test: deps all
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-link
 	$(MAKE) --no-print-directory test-stats
+	$(MAKE) --no-print-directory test-profile
 	$(MAKE) --no-print-directory test-install
 	$(MAKE) --no-print-directory test-glibc
 	$(MAKE) --no-print-directory test-stress

@@ -225,7 +225,8 @@ GM_EXPORT int gm_heapmap_write(const char *path) {
     int cancel_state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     char name[1100];
-    int fd = gm_report_path(path, name, sizeof name) ? open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    int fd = gm_report_path(path, name, sizeof name)
+                 ? open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
     int rc = fd < 0 ? -1 : gm_heapmap_write_fd(fd);
     int saved = errno;
     if (fd >= 0 && close(fd) < 0)

@@ -93,6 +93,8 @@ struct gm_options {
     uint8_t stats;              /* GOMALLOC_STATS: 0 none, 1 text, 2 json, at exit */
     const char *stats_file;     /* GOMALLOC_STATS_FILE: where, instead of stderr */
     const char *heapmap;        /* GOMALLOC_HEAPMAP: SVG written at exit, or NULL */
+    const char *profile;        /* GOMALLOC_PROFILE: pprof profile written at exit, or NULL */
+    uint64_t profile_rate;      /* bytes between samples on average; 0: not sampling */
 };
 extern struct gm_options gm_options;   /* written once by gm_init */
 void gm_options_init(void);
@@ -537,6 +539,16 @@ char *gm_malloc_info_xml(size_t *len, size_t *cap);
 void gm_malloc_info_done(char *xml, size_t cap);
 /* Writes the SVG heap map to fd (heapmap.c): 0, or -1 on failure. */
 int gm_heapmap_write_fd(int fd);
+
+/* ---- profile.c ----------------------------------------------------------- */
+/* Hooks of the sampled heap profile, called only while
+ * gm_options.profile_rate is not 0, and only on slow paths (see profile.c). */
+bool gm_profile_due(size_t size);                      /* sample this allocation? */
+uint32_t gm_profile_trim(uint8_t cls, uint32_t want);  /* a refill's size */
+void gm_profile_refilled(uint8_t cls, uint32_t got);   /* charges what it got */
+void *gm_profile_alloc_small(size_t size);             /* a sampled small block */
+void gm_profile_note_large(void *p, size_t size);      /* a large block was handed out */
+void gm_profile_forget(void *p);                       /* a large block is being freed */
 
 /* ---- debug.c --------------------------------------------------------- */
 __attribute__((noreturn)) void gm_invalid_pointer(const char *call, const void *p);

@@ -295,6 +295,8 @@ static void *alloc_large(size_t size, size_t align, bool zero) {
     if (!p)
         return fail_nomem();
     gm_stats_count_block(gm_pagemap_arena((uintptr_t)p)->kind == GM_ARENA_HUGE, true);
+    if (GM_UNLIKELY(gm_options.profile_rate))
+        gm_profile_note_large(p, size);
     if (zero && dirty)   /* pages known zero are not cleared again */
         memset(p, 0, dirty < size ? dirty : size);
     return p;
@@ -307,6 +309,8 @@ static GM_NOINLINE void *malloc_slow(size_t size) {
         return gm_debug_alloc(size, MIN_ALIGN, false);
     if (size > GM_MAX_SMALL_SIZE) {
         void *p = gm_pagecache_take(size);
+        if (p && GM_UNLIKELY(gm_options.profile_rate))
+            gm_profile_note_large(p, size);
         return p ? p : alloc_large(size, PAGE, false);
     }
     void *p = gm_mcache_alloc_slow(size);
@@ -357,6 +361,8 @@ void gm_raw_free(void *ptr, const char *call) {
         if (__atomic_load_n(&a->huge_cached, __ATOMIC_RELAXED))
             gm_report_block(call, "double free of", ptr, 0);
         gm_stats_count_block(true, false);
+        if (GM_UNLIKELY(gm_options.profile_rate))
+            gm_profile_forget(ptr);
         gm_mheap_free_huge(a);
         return;
     }
@@ -366,6 +372,8 @@ void gm_raw_free(void *ptr, const char *call) {
     if (!s->cls) {
         if (s->thread_cached)
             gm_report_block(call, "double free of", ptr, 0);
+        if (GM_UNLIKELY(gm_options.profile_rate))
+            gm_profile_forget(ptr);
         if (!gm_pagecache_put(s)) {
             gm_stats_count_block(false, false);
             gm_mheap_free_span(s);

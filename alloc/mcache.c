@@ -496,15 +496,21 @@ void *gm_mcache_alloc_slow(size_t size) {
         return head;
     }
     fold(c, cls);
+    if (GM_UNLIKELY(gm_options.profile_rate) && gm_profile_due(gm_class_size[cls]))
+        return gm_profile_alloc_small(size);   /* sampled: a page of its own */
     if (!c->head[cls]) {
         uint32_t batch = gm_transfer_count(cls);
         uint32_t want = c->max[cls] < batch ? c->max[cls] : batch;
+        if (GM_UNLIKELY(gm_options.profile_rate))   /* run dry where the next sample falls */
+            want = gm_profile_trim(cls, want);
         uint32_t got = gm_mcentral_take(c->shard, cls, want, &head, &tail);
         if (!got)
             return NULL;
         c->head[cls] = head;
         c->room[cls] = (int64_t)c->max[cls] - got;
         count_moved(&c->st_in[cls], got);
+        if (GM_UNLIKELY(gm_options.profile_rate))
+            gm_profile_refilled(cls, got);
         grow_on_refill(c, cls);
         set_class_bit(c->refilled, cls);
         maybe_trim(c);

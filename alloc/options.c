@@ -16,6 +16,10 @@
  *   GOMALLOC_STATS_FILE        a path          -         ... into this file instead (%p: the pid)
  *   GOMALLOC_HEAPMAP           a path          -         write an SVG map of the heap there at exit
  *                                                        (%p: the pid)
+ *   GOMALLOC_PROFILE           a path          -         sample the heap; write a pprof profile there
+ *                                                        at exit (%p: the pid)
+ *   GOMALLOC_PROFILE_RATE      1 .. 2^30       524288    mean bytes between samples (sampling is on
+ *                                                        when this or GOMALLOC_PROFILE is set)
  *   GOMALLOC_LIB               a path          -         gomalloc-run's, not the library's
  *
  * This table, the README's and gomalloc(3)'s say the same.
@@ -70,6 +74,8 @@ enum {
     S_STATS,
     S_STATS_FILE,
     S_HEAPMAP,
+    S_PROFILE,
+    S_PROFILE_RATE,
     S_LIB,
     S_COUNT
 };
@@ -92,12 +98,14 @@ static const struct setting settings[S_COUNT] = {
     [S_STATS] = {"GOMALLOC_STATS", WORD, 0, 2, {"0", "1", "json"}},
     [S_STATS_FILE] = {"GOMALLOC_STATS_FILE", PATH, 0, 0, {0, 0}},
     [S_HEAPMAP] = {"GOMALLOC_HEAPMAP", PATH, 1, 0, {0, 0}},
+    [S_PROFILE] = {"GOMALLOC_PROFILE", PATH, 2, 0, {0, 0}},
+    [S_PROFILE_RATE] = {"GOMALLOC_PROFILE_RATE", NUMBER, 1, 1 << 30, {0, 0}},
     [S_LIB] = {"GOMALLOC_LIB", FOREIGN, 0, 0, {0, 0}},
 };
 
 /* The PATH settings' values, copied (/proc/self/environ is read into a
  * stack buffer); a setting's min says which. */
-static char path_store[2][1024];
+static char path_store[3][1024];
 
 /* The values being read: defaults first, then what the environment says. */
 struct reading {
@@ -211,7 +219,7 @@ static void take(struct reading *r, uint32_t i, const char *value) {
         if (!value[0] || strlen(value) >= sizeof path_store[0]) {
             report_value(s, "empty or longer than 1023 bytes", false, value);
         } else {
-            memcpy(path_store[s->min], value, strlen(value) + 1);
+            memcpy(path_store[s->min], value, strlen(value) + 1);   /* min: the slot */
             r->set[i] = true;
         }
         break;
@@ -386,6 +394,7 @@ void gm_options_init(void) {
     r.value[S_THREAD_CACHE_KIB] = gm_options.thread_cache_bytes >> 10;
     r.value[S_DEBUG] = gm_options.debug;
     r.value[S_VERBOSE] = 0;
+    r.value[S_PROFILE_RATE] = 512 << 10;
 
     if (environ) {
         for (char **e = environ; *e; e++)
@@ -403,6 +412,10 @@ void gm_options_init(void) {
     gm_options.stats = (uint8_t)r.value[S_STATS];
     gm_options.stats_file = r.set[S_STATS_FILE] ? path_store[0] : NULL;
     gm_options.heapmap = r.set[S_HEAPMAP] ? path_store[1] : NULL;
+    gm_options.profile = r.set[S_PROFILE] ? path_store[2] : NULL;
+    /* Sampling needs the thread caches' slow paths: none in debug mode. */
+    bool sample = (r.set[S_PROFILE] || r.set[S_PROFILE_RATE]) && !gm_options.debug;
+    gm_options.profile_rate = sample ? r.value[S_PROFILE_RATE] : 0;
     if (r.value[S_VERBOSE])
         print_settings(&r);
 }

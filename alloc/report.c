@@ -339,4 +339,6 @@ __attribute__((destructor)) static void report_at_exit(void) {
         report_at_exit_to(gm_options.stats_file, gm_options.stats == 2 ? REPORT_JSON : REPORT_TEXT);
     if (gm_options.heapmap && gm_heapmap_write(gm_options.heapmap) < 0)
         cannot_write("GOMALLOC_HEAPMAP");
+    if (gm_options.profile && gm_profile_write(gm_options.profile) < 0)
+        cannot_write("GOMALLOC_PROFILE");
 }

@@ -180,6 +180,15 @@ void gm_print_stats_json(int fd);
  * errno set.  Allocates nothing through malloc. */
 int gm_heapmap_write(const char *path);
 
+/* Writes the sampled heap profile to path (a %p in it becomes the pid) in
+ * pprof's format (profile.proto): alloc_objects, alloc_space, inuse_objects
+ * and inuse_space per stack, scaled up for sampling, with the process's
+ * mappings, for `go tool pprof PROGRAM path`.  Sampling is on when
+ * GOMALLOC_PROFILE or GOMALLOC_PROFILE_RATE is set (one block per 512 KiB
+ * allocated on average); otherwise the profile is empty.  Returns 0, or -1
+ * with errno set.  Allocates nothing through malloc. */
+int gm_profile_write(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -302,7 +302,9 @@ gomalloc:   GOMALLOC_DEBUG=0 (default)
 gomalloc:   GOMALLOC_VERBOSE=1 (environment)
 gomalloc:   GOMALLOC_STATS=0 (default)
 gomalloc:   GOMALLOC_STATS_FILE= (default)
-gomalloc:   GOMALLOC_HEAPMAP= (default)" GOMALLOC_VERBOSE=1 GOMALLOC_DECAY_MS=250 \
+gomalloc:   GOMALLOC_HEAPMAP= (default)
+gomalloc:   GOMALLOC_PROFILE= (default)
+gomalloc:   GOMALLOC_PROFILE_RATE=524288 (default)" GOMALLOC_VERBOSE=1 GOMALLOC_DECAY_MS=250 \
         GOMALLOC_THREAD_CACHE_KIB=0
 }
 check "settings: out of range names the range, unknown names the nearest, GOMALLOC_VERBOSE=1" settings

@@ -45,7 +45,7 @@ check "gomalloc-stat: the report on stderr, reports and maps in its folder, the 
     "'$root/LD_PRELOAD/gomalloc-stat' -o '$tmp/gs' '$py' -c 'import sys; x = [bytes(900) for i in range(3000)]; sys.exit(3)' \
          >/dev/null 2>'$tmp/gs.err'; test \$? = 3 &&
      grep -q '^gomalloc-stat: process [0-9]*, at exit:' '$tmp/gs.err' && grep -q '^class  object' '$tmp/gs.err' &&
-     grep -q 'reports and heap maps in $tmp/gs' '$tmp/gs.err' &&
+     grep -q 'reports, heap maps and heap profiles in $tmp/gs' '$tmp/gs.err' && ls '$tmp'/gs/profile.*.pb >/dev/null &&
      xmllint --noout '$tmp'/gs/heapmap.*.svg && grep -q '^in use by the program' '$tmp'/gs/stats.*.txt"
 check "gomalloc-stat names its folder after the command when not told" sh -c \
     "cd '$tmp' && '$root/LD_PRELOAD/gomalloc-stat' /bin/true 2>'$tmp/gs2.err' &&
