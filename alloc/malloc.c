@@ -309,8 +309,6 @@ static GM_NOINLINE void *malloc_slow(size_t size) {
         return gm_debug_alloc(size, MIN_ALIGN, false);
     if (size > GM_MAX_SMALL_SIZE) {
         void *p = gm_pagecache_take(size);
-        if (p && GM_UNLIKELY(gm_options.profile_rate))
-            gm_profile_note_large(p, size);
         return p ? p : alloc_large(size, PAGE, false);
     }
     void *p = gm_mcache_alloc_slow(size);

@@ -19,8 +19,10 @@
  * A sampled small block is served from a page of its own (a one-page large
  * span, or as many pages as the size needs), so its free takes the slow
  * path of free, where gm_profile_forget notices it; about 8 KiB per sample,
- * 1.6% of the memory at the default rate.  Sampled large blocks stay where
- * they are; their frees are always slow.  A large block that realloc moves
+ * 1.6% of the memory at the default rate.  Large blocks are charged and
+ * sampled where they come from the page heap (alloc_large), not when a
+ * thread's page cache hands one out again, as a small object taken again
+ * from a thread's own list is not; their frees are always slow.  A large block that realloc moves
  * without a free (grown into the pages before it, a huge block remapped)
  * keeps its sample at the old address until then.
  *
