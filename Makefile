@@ -2,13 +2,15 @@
 # lines below that start with "make" (one per target; keep them one line).
 #
 #   make                     lib/libgomalloc.so (.so.MAJOR, .so.MAJOR.MINOR.PATCH) and lib/libgomalloc.a
-#   make install             install into PREFIX (/usr/local): library, archive, header, pkg-config, CMake, gomalloc-run, man pages
+#   make install             install into PREFIX (/usr/local): library, archive, header, pkg-config, CMake, gomalloc-run, gomalloc-stat, man pages
 #   make uninstall           remove what make install put there (same PREFIX, LIBDIR, DESTDIR)
 #   make help                this list
 #   make test                install missing Debian packages (as root), then every test below
 #   make test-unit           cmocka unit tests, one per layer, and the API tests
 #   make test-layers         no object calls a layer above it (the list in alloc/internal.h, from nm)
 #   make test-link           a program linked with -lgomalloc, shared and static, gets gomalloc
+#   make test-stats          malloc_stats, malloc_info, mallinfo2, GOMALLOC_STATS and GOMALLOC_HEAPMAP
+#   make test-profile        the sampled heap profile, read back by go tool pprof
 #   make test-install        install into a temporary DESTDIR and adopt that copy: pkg-config, CMake, C++, man
 #   make test-glibc          glibc's malloc test behaviours, linked and preloaded
 #   make test-glibc-ref      the same tests on glibc's own malloc (all must pass)
@@ -89,9 +91,9 @@ CXX_OBJ    := $(OBJ_DIR)/cxx_catch.o
 TEST_CFLAGS := -std=gnu11 $(WARN) -g -O1 -pthread -Iinclude -Ialloc
 TEST_LIBS   := -lcmocka -pthread
 APT_PKGS    := libcmocka-dev valgrind gcc g++ make git sqlite3 perl python3 time \
-               binutils pkgconf cmake groff-base man-db
+               binutils pkgconf cmake groff-base man-db libxml2-utils librsvg2-bin golang-go
 
-.PHONY: all clean test test-unit test-layers test-stress test-programs test-valgrind test-asan \
+.PHONY: all clean test test-unit test-layers test-stress test-stats test-profile test-programs test-valgrind test-asan \
         test-tsan test-valgrind-client test-link deps help install uninstall
 .DEFAULT_GOAL := all
 
@@ -160,12 +162,12 @@ LDCONFIG   ?= ldconfig
 MAN3_LINKS := gm_malloc gm_free gm_calloc gm_realloc gm_reallocarray gm_aligned_alloc \
               gm_posix_memalign gm_memalign gm_valloc gm_pvalloc gm_usable_size gm_free_sized \
               gm_free_aligned_sized gm_good_size gm_release gm_get_stats gm_print_stats \
-              gm_version
+              gm_version gm_get_memstats gm_print_stats_json gm_heapmap_write gm_profile_write
 INSTALLED_FILES := $(addprefix $(LIBDIR)/,libgomalloc.so.$(VERSION) $(SONAME) libgomalloc.so \
                      libgomalloc.a) \
                    $(INCLUDEDIR)/gomalloc.h $(PKGCONFIGDIR)/gomalloc.pc \
                    $(CMAKEDIR)/gomalloc-config.cmake $(CMAKEDIR)/gomalloc-config-version.cmake \
-                   $(BINDIR)/gomalloc-run $(MANDIR)/man1/gomalloc-run.1 $(MANDIR)/man3/gomalloc.3 \
+                   $(BINDIR)/gomalloc-run $(BINDIR)/gomalloc-stat $(MANDIR)/man1/gomalloc-run.1 $(MANDIR)/man3/gomalloc.3 \
                    $(addprefix $(MANDIR)/man3/,$(addsuffix .3,$(MAN3_LINKS)))
 # The loader's cache, when installing for real as root.
 RUN_LDCONFIG = if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; \
@@ -193,6 +195,7 @@ install: $(LIB_SO) $(LIB_A)
 	  -e "s|'@GOMALLOC_LIBDIR_FROM_BINDIR@'|'$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR))'|" \
 	  LD_PRELOAD/gomalloc-run > $(DESTDIR)$(BINDIR)/gomalloc-run
 	chmod 755 $(DESTDIR)$(BINDIR)/gomalloc-run
+	$(INSTALL) -m 755 LD_PRELOAD/gomalloc-stat $(DESTDIR)$(BINDIR)/
 	sed '/^\.TH /s|"gomalloc"|"gomalloc $(VERSION)"|' man/gomalloc.3 > $(DESTDIR)$(MANDIR)/man3/gomalloc.3
 	sed '/^\.TH /s|"gomalloc"|"gomalloc $(VERSION)"|' man/gomalloc-run.1 \
 	  > $(DESTDIR)$(MANDIR)/man1/gomalloc-run.1
@@ -220,7 +223,8 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 
 # ---- unit tests (cmocka, one file per layer) --------------------------------
 UNIT_NAMES := test_sizeclass test_lock test_pagebits test_fixalloc test_pagemap test_mheap test_mcentral \
-              test_mcache test_pagecache test_scavenger test_detect test_api test_options test_guard
+              test_mcache test_pagecache test_scavenger test_detect test_api test_options test_guard \
+              test_report_io test_stats test_heapmap_svg test_profile_pb
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
 build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests
@@ -259,7 +263,10 @@ SAN_FLAGS_vgclient := -DGM_VALGRIND=1
 # stress_fork is left out: gcc 12's ASan runtime does not lock its own allocator
 # around fork(), so a child can deadlock inside ASan's malloc (seen with gdb:
 # SizeClassAllocator64::GetFromAllocator waiting on a mutex a parent thread held).
-ASAN_TESTS := $(filter-out test_sizeclass test_detect test_guard,$(UNIT_NAMES)) stress_threads stress_thread_churn
+# test_heapmap_svg and test_profile_pb count malloc calls by defining malloc itself, which ASan's
+# own malloc forbids.
+ASAN_TESTS := $(filter-out test_sizeclass test_detect test_guard test_heapmap_svg test_profile_pb,$(UNIT_NAMES)) \
+              stress_threads stress_thread_churn
 # TSan cannot follow a child that starts threads after a multithreaded fork.
 TSAN_TESTS := test_lock stress_threads stress_thread_churn
 
@@ -314,10 +321,24 @@ build/tests/link_static: tests/link_smoke.c $(LIB_A) | build/tests
 test-link: build/tests/link_shared build/tests/link_static
 	@set -e; for t in $^; do echo "== $$t"; $$t; done
 
+# The reports behind the C library's names, and at exit under python3.
+build/tests/stats_override: tests/stats_override.c $(LIB_SO) | build/tests
+	$(CC) $(TEST_CFLAGS) -fno-builtin $< -o $@ -Llib -lgomalloc -Wl,-rpath,$(CURDIR)/lib
+test-stats: build/tests/stats_override $(LIB_SO)
+	tests/stats.sh build/tests $(CURDIR)/$(LIB_SO)
+
+# The sampled heap profile, read back by go tool pprof (golang-go).
+build/tests/profile_sites: tests/profile_sites.c $(LIB_SO) | build/tests
+	$(CC) $(TEST_CFLAGS) -fno-builtin -fno-omit-frame-pointer $< -o $@ -Llib -lgomalloc -Wl,-rpath,$(CURDIR)/lib
+test-profile: build/tests/profile_sites $(LIB_SO)
+	tests/profile.sh build/tests/profile_sites $(CURDIR)/$(LIB_SO)
+
 test: deps all
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-layers
 	$(MAKE) --no-print-directory test-link
+	$(MAKE) --no-print-directory test-stats
+	$(MAKE) --no-print-directory test-profile
 	$(MAKE) --no-print-directory test-install
 	$(MAKE) --no-print-directory test-glibc
 	$(MAKE) --no-print-directory test-stress

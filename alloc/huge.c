@@ -65,6 +65,22 @@
 gm_lock_t gm_heap_lock = GM_LOCK_INIT;
 static gm_fixalloc_t huge_fa = {.size = sizeof(gm_huge_t)};
 static uint64_t huge_bytes, huge_count;     /* heap lock: blocks handed out */
+/* Heap lock: bytes of arena pages in spans and blocks (mheap.c reports every
+ * change), and the most that and huge_bytes together ever were: the peak
+ * of memory in use, kept here because this file owns the heap lock and
+ * both counts change under it. */
+static uint64_t arena_in_use, peak_in_use;
+
+static void note_peak_locked(void) {
+    if (arena_in_use + huge_bytes > peak_in_use)
+        peak_in_use = arena_in_use + huge_bytes;
+}
+
+void gm_heap_note_in_use_locked(int64_t delta, bool may_peak) {
+    arena_in_use += (uint64_t)delta;
+    if (may_peak)
+        note_peak_locked();
+}
 
 /* Drops the heap lock; a GM_CHECKS build first checks the huge blocks. */
 static void unlock_heap(void);
@@ -276,6 +292,7 @@ void *gm_huge_hand_out(gm_huge_t *d, size_t size, size_t align, size_t *dirty) {
     if (d->dirty < size)
         d->dirty = size;
     huge_bytes += size;
+    note_peak_locked();
     huge_count++;
     bool trim = d->backed > size && !keep_slack_locked(d);
     unlock_heap();
@@ -319,6 +336,7 @@ bool gm_huge_resize(gm_huge_t *d, size_t size) {
             d->commit = size;
         }
         huge_bytes = huge_bytes - d->size + size;
+        note_peak_locked();
         d->size = size;
         if (d->backed < size)
             d->backed = size;
@@ -375,6 +393,7 @@ void *gm_huge_move(gm_huge_t *d, size_t size, bool *refused) {
     huge_reserved += reserve - (old_hi - old_lo);
     huge_committed += size - moved;
     huge_bytes = huge_bytes - d->size + size;
+    note_peak_locked();
     d->lo = (uintptr_t)to;
     d->hi = d->lo + reserve;
     d->size = d->backed = d->dirty = d->commit = size;
@@ -449,6 +468,7 @@ void gm_huge_take_cached_locked(gm_huge_t *d) {
 
 void gm_huge_stats_locked(struct gm_huge_stats *out) {
     out->bytes = huge_bytes;
+    out->peak_in_use = peak_in_use;
     out->count = huge_count;
     out->reserved = huge_reserved;
     out->committed = huge_committed;

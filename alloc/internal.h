@@ -9,12 +9,18 @@
  *
  *   override    LD_PRELOAD/override.c: the libc names, malloc.c compiled in
  *   cxx_catch   LD_PRELOAD/cxx_catch.cc: C++ new-handler calls, weakly linked
- *   stats       gm_print_stats, the human-readable report of gm_get_stats
- *   malloc      the gm_* entry points, realloc policy, init, fork, statistics
+ *   stats_report the statistics as text, JSON and malloc_info XML; reports at exit
+ *   heapmap     GOMALLOC_HEAPMAP: the heap map of this process, fed from the heap
+ *   heapmap_model the map's picture: mappings, arenas and spans laid out
+ *   heapmap_svg the map drawn as SVG
+ *   stats       gm_get_memstats: totals and a row per size class
+ *   malloc      the gm_* entry points, realloc policy, init, fork
  *   debug       the debug mode (GOMALLOC_DEBUG=1), over the raw paths
  *   raw         allocation, free and usable size under the debug mode
  *   mcache      per-thread caches (lock-free fast paths in mcache.h)
  *   pagecache   per-thread freed large blocks, kept in the thread's cache
+ *   profile     the sampled heap profile: which allocations, their stacks
+ *   profile_pb  pprof's profile.proto, encoded and streamed
  *   mcentral    per-class span lists and parked batches, one lock per class
  *   span        carving a span into objects, returning objects to it
  *   scavenger   returns free pages to the OS in the background
@@ -27,6 +33,7 @@
  *   guard       sampled blocks on pages of their own beside guard pages
  *   options     GOMALLOC_* settings, read at init
  *   report      message lines, reports of misuse, free-list hardening
+ *   report_io   output buffers, scratch mappings and /proc/self/maps, without malloc
  *   os_linux    the only file that calls mmap/mprotect/madvise/munmap
  *   lock        gm_lock_t's slow paths (futex)
  *   sizeclasses the size-class tables (generated; data only)
@@ -161,6 +168,11 @@ struct gm_options {
     bool debug;                 /* GOMALLOC_DEBUG=1 */
     uint32_t guard_rate;        /* GOMALLOC_GUARD_RATE (0: off) */
     bool guard_underflow;       /* GOMALLOC_GUARD_CATCH=underflow */
+    uint8_t stats;              /* GOMALLOC_STATS: 0 none, 1 text, 2 json, at exit */
+    const char *stats_file;     /* GOMALLOC_STATS_FILE: where, instead of stderr */
+    const char *heapmap;        /* GOMALLOC_HEAPMAP: SVG written at exit, or NULL */
+    const char *profile;        /* GOMALLOC_PROFILE: pprof profile written at exit, or NULL */
+    uint64_t profile_rate;      /* bytes between samples on average; 0: not sampling */
 };
 /* Written by gm_init before the program's threads; the scavenger clears
  * scavenge if its thread cannot be created. */
@@ -539,8 +551,13 @@ struct gm_huge_stats {
     uint64_t bytes, count;    /* handed out */
     uint64_t reserved, committed;
     uint64_t idle;            /* cached reservations' backed bytes and slack */
+    uint64_t peak_in_use;     /* the most arena pages in use and huge bytes ever were */
 };
 void gm_huge_stats_locked(struct gm_huge_stats *out);
+/* mheap.c reports every change of the arena bytes in use (delta), and
+ * whether it may be a new peak (false when pages come back into the count
+ * that were counted before). */
+void gm_heap_note_in_use_locked(int64_t delta, bool may_peak);
 #if GM_CHECKS
 void gm_huge_check_locked(void);
 #endif
@@ -586,6 +603,10 @@ size_t gm_mheap_release_all(void);
 size_t gm_mheap_unmap_unused(uint32_t idle_ms);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
+/* Statistics: a large or huge block's trip out of (alloc) or back to the
+ * page heap, and the counts so far ([huge][!alloc]). */
+void gm_mheap_count_trip(bool huge, bool alloc);
+void gm_mheap_trips(uint64_t out[2][2]);
 gm_lock_t *gm_mheap_lockp(void);   /* for fork (malloc.c) */
 /* In a fork child: pages a release step had taken out of the free set when
  * the fork came (the scavenger thread that held them does not exist here)
@@ -595,8 +616,14 @@ void gm_mheap_after_fork_child(void);
 struct gm_heap_stats {
     uint64_t mapped, committed, released, in_use, free, huge;
     uint64_t large_blocks, large_bytes;
+    uint64_t huge_blocks, peak_in_use;   /* peak: highest in_use so far */
 };
 void gm_mheap_stats(struct gm_heap_stats *out);
+/* Calls fn(a, arg) for every arena (heap arenas and huge blocks' own) in
+ * address order, under the heap lock: fn reads the arena's bitmaps, page
+ * info and spans, and must neither allocate nor take a lock.  For the
+ * statistics and the heap map (stats.c, heapmap.c). */
+void gm_mheap_visit(void (*fn)(const gm_arena_t *a, void *arg), void *arg);
 
 /* ---- mcentral.c ------------------------------------------------------ */
 /* Objects moved between a thread cache and the mcentral at a time: the size
@@ -676,6 +703,13 @@ struct gm_mcache {
     size_t parked_bytes;            /* registry lock: list bytes, while parked */
     uint32_t parked_epoch;          /* registry lock: gm_scavenger_epoch when parked */
     gm_mcache_t *next, *prev;       /* registry lock */
+    /* Counts for statistics (see mcache.c, "Counting"), written by the owner
+     * on its slow paths only, read racily by others: objects taken from and
+     * given to the mcentral, allocations and frees folded in so far, and
+     * allocations - frees as of the last fold. */
+    uint64_t st_in[GM_NUM_CLASSES], st_out[GM_NUM_CLASSES];
+    uint64_t st_mallocs[GM_NUM_CLASSES], st_frees[GM_NUM_CLASSES];
+    int64_t st_net[GM_NUM_CLASSES];
 } __attribute__((aligned(GM_CACHELINE)));   /* two threads' caches share no line */
 
 /* What gm_tls_cache points to while a thread has no cache: no objects, no
@@ -696,6 +730,12 @@ void gm_mcache_flush_all(gm_mcache_t *c);
 uint64_t gm_mcache_cached_bytes(uint64_t *large_out);
 /* Live threads' caches (parked ones are not counted). */
 uint64_t gm_mcache_count(void);
+/* Per class, over every cache that ever was (live, parked, gone) and the
+ * calls served without one: allocations and frees (each a lower bound, their
+ * difference exact when no other thread is in a call; see mcache.c,
+ * "Counting") and objects on the caches' lists. */
+void gm_mcache_class_counts(uint64_t mallocs[GM_NUM_CLASSES], uint64_t frees[GM_NUM_CLASSES],
+                            uint64_t cached[GM_NUM_CLASSES]);
 /* Flushes and frees every parked cache (malloc_trim). */
 void gm_mcache_release_parked(void);
 /* Parked caches, and the bytes on their lists (to *bytes_out unless NULL). */
@@ -736,6 +776,31 @@ void gm_raw_free(void *ptr, const char *call);
  * (as "double free of" a block, by gm_raw_usable_size as "freed block"). */
 size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out);
 size_t gm_raw_usable_size(const void *ptr, uint8_t *cls_out);
+
+/* ---- stats.c, stats_report.c ------------------------------------------------ */
+/* A large (huge: with its own mapping) block's trip from or to the page
+ * heap, for the statistics; slow paths only. */
+
+/* malloc_info's XML in fresh mmap'd memory (see stats_report.c); NULL on failure. */
+char *gm_malloc_info_xml(size_t *len, size_t *cap);
+void gm_malloc_info_done(char *xml, size_t cap);
+/* Writes the SVG heap map to fd (heapmap.c): 0, or -1 on failure. */
+int gm_heapmap_write_fd(int fd);
+
+/* ---- profile.c ----------------------------------------------------------- */
+/* Hooks of the sampled heap profile, called only while
+ * gm_options.profile_rate is not 0, and only on slow paths (see profile.c). */
+bool gm_profile_due(size_t size);                      /* sample this allocation? */
+uint32_t gm_profile_trim(uint8_t cls, uint32_t want);  /* a refill's size */
+void gm_profile_refilled(uint8_t cls, uint32_t got);   /* charges what it got */
+void *gm_profile_alloc_small(size_t size);             /* a sampled small block */
+void gm_profile_note_large(void *p, size_t size);      /* a large block was handed out */
+void gm_profile_forget(void *p);
+/* Writes the profile to fd (pprof's format); -1 on error. */
+int gm_profile_write_fd(int fd);
+/* Makes backtrace's first call (it loads libgcc_s) when sampling is on; at
+ * load time, from stats_report.c. */
+void gm_profile_load_unwinder(void);                       /* a large block is being freed */
 
 /* ---- debug.c --------------------------------------------------------- */
 void *gm_debug_alloc(size_t size, size_t align, bool zero);

@@ -72,6 +72,23 @@
  * after the key's and call malloc or free find no cache and the exiting
  * flag set: they go to the mcentrals directly, one object at a time.
  *
+ * Counting (for statistics, stats.c): the fast paths count nothing.  A
+ * cache counts the objects it takes from the mcentral (st_in) and gives
+ * back (st_out) on its slow paths, so st_in - st_out - the list's length is,
+ * at any moment, the thread's allocations less its frees of the class, and
+ * that is exact.  At each of its slow paths for a class (refill, flush) the
+ * thread folds the change since the last fold into st_mallocs when positive,
+ * st_frees when negative, as Go's mcache counts a span's allocations when it
+ * swaps the span.  So a malloc and a free of the class that the list served
+ * between two folds cancel out: both counts are lower bounds, exact for a
+ * thread that only allocated or only freed the class between its trips to
+ * the mcentral, and their difference is exact.  Reading the statistics folds
+ * the reading thread's own cache too, so a thread's counts are exact over a
+ * stretch between two reads in which it only allocated or only freed each
+ * class (tests/test_stats.c).  A cache that goes away adds
+ * its counts to dead_counts; calls served without a cache (an exiting
+ * thread, debug mode) are counted there directly.
+ *
  * Locking: a cache is touched only by its thread, except that the registry
  * (all live caches, for statistics, trim and fork) and the parked stack are
  * guarded by registry_lock, which comes first in gomalloc's lock order.  A
@@ -105,6 +122,50 @@ static gm_mcache_t *parked;            /* registry lock: dead threads' caches */
 static uint32_t parked_count;          /* registry lock */
 static size_t parked_bytes;            /* registry lock: on their lists */
 static uint32_t next_shard;            /* registry lock: the next new cache's */
+/* Counts of caches that went away and of calls served without one. */
+static uint64_t dead_mallocs[GM_NUM_CLASSES];   /* atomic */
+static uint64_t dead_frees[GM_NUM_CLASSES];     /* atomic */
+
+/* ---- counting (see "Counting" above) ------------------------------------ */
+
+/* Allocations less frees of class cls by c's thread, as of now. */
+static int64_t net_handed(const gm_mcache_t *c, uint8_t cls) {
+    int64_t length = (int64_t)__atomic_load_n(&c->max[cls], __ATOMIC_RELAXED) -
+                     __atomic_load_n(&c->room[cls], __ATOMIC_RELAXED);
+    return (int64_t)(__atomic_load_n(&c->st_in[cls], __ATOMIC_RELAXED) -
+                     __atomic_load_n(&c->st_out[cls], __ATOMIC_RELAXED)) - length;
+}
+
+/* What a fold would add to the cache's counts now (a reader's estimate for
+ * another thread's cache). */
+static void pending(const gm_mcache_t *c, uint8_t cls, uint64_t *mallocs, uint64_t *frees) {
+    int64_t d = net_handed(c, cls) - __atomic_load_n(&c->st_net[cls], __ATOMIC_RELAXED);
+    *mallocs = d > 0 ? (uint64_t)d : 0;
+    *frees = d < 0 ? (uint64_t)-d : 0;
+}
+
+/* Owner thread (or a parked cache under the registry lock).  Relaxed
+ * stores: statistics read these from other threads. */
+static void fold(gm_mcache_t *c, uint8_t cls) {
+    uint64_t m, f;
+    pending(c, cls, &m, &f);
+    __atomic_store_n(&c->st_mallocs[cls], c->st_mallocs[cls] + m, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->st_frees[cls], c->st_frees[cls] + f, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->st_net[cls], net_handed(c, cls), __ATOMIC_RELAXED);
+}
+
+static void count_moved(uint64_t *counter, uint32_t n) {
+    __atomic_store_n(counter, *counter + n, __ATOMIC_RELAXED);
+}
+
+/* A cache going away (its lists empty): its counts join the dead ones. */
+static void bury_counts(gm_mcache_t *c) {
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        fold(c, cls);
+        __atomic_fetch_add(&dead_mallocs[cls], c->st_mallocs[cls], __ATOMIC_RELAXED);
+        __atomic_fetch_add(&dead_frees[cls], c->st_frees[cls], __ATOMIC_RELAXED);
+    }
+}
 
 /* Most objects one class's list may hold. */
 static uint32_t bin_cap(uint8_t cls) {
@@ -274,6 +335,7 @@ static void release_parked(bool all) {
         parked_count--;
         parked_bytes -= c->parked_bytes;
         gm_mcache_flush_all(c);
+        bury_counts(c);
         gm_fixalloc_free(&cache_fa, c);
     }
     gm_mcache_registry_unlock();
@@ -303,6 +365,7 @@ static void thread_exit(void *arg) {
     gm_mcache_flush_all(c);
     gm_mcache_registry_lock();
     registry_unlink_locked(c);
+    bury_counts(c);
     gm_mcache_registry_unlock();
     gm_fixalloc_free(&cache_fa, c);
 }
@@ -432,17 +495,26 @@ void *gm_mcache_alloc_slow(size_t size) {
     if (!c) {
         if (!gm_mcentral_take(nocache_shard(), cls, 1, &head, &tail))
             return NULL;
+        __atomic_fetch_add(&dead_mallocs[cls], 1, __ATOMIC_RELAXED);
         gm_block_handout(head);
         return head;
     }
+    fold(c, cls);
+    if (GM_UNLIKELY(gm_options.profile_rate) && gm_profile_due(gm_class_size[cls]))
+        return gm_profile_alloc_small(size);   /* sampled: a page of its own */
     if (!c->head[cls]) {
         uint32_t batch = gm_transfer_count(cls);
         uint32_t want = gm_guard_budget(c->max[cls] < batch ? c->max[cls] : batch);
+        if (GM_UNLIKELY(gm_options.profile_rate))   /* run dry where the next sample falls */
+            want = gm_profile_trim(cls, want);
         uint32_t got = gm_mcentral_take(c->shard, cls, want, &head, &tail);
         if (!got)
             return NULL;
         c->head[cls] = head;
         c->room[cls] = (int64_t)c->max[cls] - got;
+        count_moved(&c->st_in[cls], got);
+        if (GM_UNLIKELY(gm_options.profile_rate))
+            gm_profile_refilled(cls, got);
         grow_on_refill(c, cls);
         set_class_bit(c->refilled, cls);
         maybe_trim(c);
@@ -459,10 +531,12 @@ static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n) {
     void *head = c->head[cls];
     void *tail = gm_list_cut(head, n, &c->head[cls]);
     c->room[cls] += n;
+    count_moved(&c->st_out[cls], n);
     gm_mcentral_give(c->shard, cls, head, tail, n);
 }
 
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
+    fold(c, cls);
     uint32_t batch = gm_transfer_count(cls), length = gm_mcache_length(c, cls);
     release_objects(c, cls, length < batch ? length : batch);
     adjust_on_overflow(c, cls);
@@ -483,6 +557,7 @@ void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
     if (!c) {
         gm_block_free_link(ptr, NULL);
         gm_mcentral_give(nocache_shard(), cls, ptr, ptr, 1);
+        __atomic_fetch_add(&dead_frees[cls], 1, __ATOMIC_RELAXED);
         return;
     }
     gm_block_free_link(ptr, c->head[cls]);
@@ -525,6 +600,38 @@ uint64_t gm_mcache_cached_bytes(uint64_t *large_out) {
     return bytes;
 }
 
+/* Adds c's counts (with what a fold would add now) and list lengths. */
+static void add_counts(gm_mcache_t *c, uint64_t *mallocs, uint64_t *frees, uint64_t *cached) {
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint64_t m, f;
+        pending(c, cls, &m, &f);
+        mallocs[cls] += __atomic_load_n(&c->st_mallocs[cls], __ATOMIC_RELAXED) + m;
+        frees[cls] += __atomic_load_n(&c->st_frees[cls], __ATOMIC_RELAXED) + f;
+        int64_t length = (int64_t)__atomic_load_n(&c->max[cls], __ATOMIC_RELAXED) -
+                         __atomic_load_n(&c->room[cls], __ATOMIC_RELAXED);
+        cached[cls] += length > 0 ? (uint64_t)length : 0;
+    }
+}
+
+void gm_mcache_class_counts(uint64_t mallocs[GM_NUM_CLASSES], uint64_t frees[GM_NUM_CLASSES],
+                            uint64_t cached[GM_NUM_CLASSES]) {
+    gm_mcache_t *mine = gm_mcache_current();
+    if (mine)   /* the caller's own cache: a real fold (see "Counting") */
+        for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+            fold(mine, cls);
+    for (uint8_t cls = 0; cls < GM_NUM_CLASSES; cls++) {
+        mallocs[cls] = __atomic_load_n(&dead_mallocs[cls], __ATOMIC_RELAXED);
+        frees[cls] = __atomic_load_n(&dead_frees[cls], __ATOMIC_RELAXED);
+        cached[cls] = 0;
+    }
+    gm_mcache_registry_lock();
+    for (gm_mcache_t *c = registry; c; c = c->next)
+        add_counts(c, mallocs, frees, cached);
+    for (gm_mcache_t *c = parked; c; c = c->next)
+        add_counts(c, mallocs, frees, cached);
+    gm_mcache_registry_unlock();
+}
+
 uint64_t gm_mcache_count(void) {
     gm_mcache_registry_lock();
     uint64_t n = registry_count;
@@ -554,6 +661,7 @@ void gm_mcache_after_fork_child(void) {
             registry = c;
             registry_count = 1;
         } else {
+            bury_counts(c);   /* as of the fork; its list may be torn */
             gm_fixalloc_free(&cache_fa, c);
         }
         c = next;

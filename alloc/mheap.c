@@ -170,6 +170,7 @@ static bool take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
     a->released_pages -= released;
     pages_free_backed -= n - released;
     pages_in_use += n;
+    gm_heap_note_in_use_locked((int64_t)n * PAGE, true);
     return true;
 }
 
@@ -280,6 +281,7 @@ static void put_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     gm_place_fit_push_locked(a, start, run);
     pages_free_backed += n;
     pages_in_use -= n;
+    gm_heap_note_in_use_locked(-(int64_t)n * PAGE, false);
 }
 
 static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
@@ -339,6 +341,7 @@ static bool push_page_locked(gm_span_t *s) {
     s->state = GM_SPAN_FREE;
     page_stack[page_stack_len++] = s;
     pages_in_use--;
+    gm_heap_note_in_use_locked(-(int64_t)PAGE, false);
     pages_free_backed++;
     stamp_freed_locked(s->arena, gm_page_index(s->base), 1);
     return true;
@@ -356,6 +359,7 @@ static gm_span_t *pop_page_locked(uint8_t cls) {
     s->state = GM_SPAN_SMALL;
     gm_pagemap_set_span(a, s);
     pages_in_use++;
+    gm_heap_note_in_use_locked(PAGE, false);   /* counted before it was stacked */
     pages_free_backed--;
     return s;
 }
@@ -366,6 +370,7 @@ static void flush_pages_locked(void) {
     while (page_stack_len > 0) {
         gm_span_t *s = page_stack[--page_stack_len];
         pages_in_use++;   /* put_pages_locked counts it free again */
+        gm_heap_note_in_use_locked(PAGE, false);
         pages_free_backed--;
         put_pages_locked(s->arena, s->base, 1);
         s->next = spare_spans;
@@ -759,7 +764,31 @@ void gm_mheap_stats(struct gm_heap_stats *out) {
     out->huge = h.bytes;
     out->large_blocks = large_count + h.count;
     out->large_bytes = large_bytes + h.bytes;
+    out->huge_blocks = h.count;
+    out->peak_in_use = h.peak_in_use;
     unlock_heap();
+}
+
+void gm_mheap_visit(void (*fn)(const gm_arena_t *a, void *arg), void *arg) {
+    gm_lock(&gm_heap_lock);
+    for (gm_arena_t *a = arenas; a; a = a->next)
+        fn(a, arg);
+    unlock_heap();
+}
+
+/* [0] large, [1] huge; [.][0] allocations, [.][1] frees.  Relaxed atomic
+ * adds on the slow paths that make those trips (raw.c, profile.c); for the
+ * statistics only. */
+static uint64_t block_trips[2][2];
+
+void gm_mheap_count_trip(bool huge, bool alloc) {
+    __atomic_fetch_add(&block_trips[huge][!alloc], 1, __ATOMIC_RELAXED);
+}
+
+void gm_mheap_trips(uint64_t out[2][2]) {
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 2; j++)
+            out[k][j] = __atomic_load_n(&block_trips[k][j], __ATOMIC_RELAXED);
 }
 
 gm_lock_t *gm_mheap_lockp(void) { return &gm_heap_lock; }

@@ -15,6 +15,14 @@
  *   GOMALLOC_GUARD_CATCH       overflow |      overflow  guarded blocks end at their guard page
  *                              underflow                 (overflow) or start after one
  *   GOMALLOC_VERBOSE           0 | 1           0         print the settings in force at start-up
+ *   GOMALLOC_STATS             0 | 1 | json    0         print the statistics on stderr at exit
+ *   GOMALLOC_STATS_FILE        a path          -         ... into this file instead (%p: the pid)
+ *   GOMALLOC_HEAPMAP           a path          -         write an SVG map of the heap there at exit
+ *                                                        (%p: the pid)
+ *   GOMALLOC_PROFILE           a path          -         sample the heap; write a pprof profile there
+ *                                                        at exit (%p: the pid)
+ *   GOMALLOC_PROFILE_RATE      1 .. 2^30       524288    mean bytes between samples (sampling is on
+ *                                                        when this or GOMALLOC_PROFILE is set)
  *   GOMALLOC_LIB               a path          -         gomalloc-run's, not the library's
  *
  * This table, the README's and gomalloc(3)'s say the same.
@@ -53,8 +61,9 @@ struct gm_options gm_options = {
 enum kind {
     FLAG,      /* 0 or 1 */
     NUMBER,    /* a decimal number in [min, max] */
-    WORD,      /* words[0] or words[1], stored as 0 or 1 */
+    WORD,      /* one of words[], stored as its index */
     FOREIGN,   /* known, read by someone else */
+    PATH,      /* a file name, kept in path_store[min] */
 };
 
 enum {
@@ -67,6 +76,11 @@ enum {
     S_GUARD_RATE,
     S_GUARD_CATCH,
     S_VERBOSE,
+    S_STATS,
+    S_STATS_FILE,
+    S_HEAPMAP,
+    S_PROFILE,
+    S_PROFILE_RATE,
     S_LIB,
     S_COUNT
 };
@@ -75,7 +89,7 @@ struct setting {
     const char *name;
     enum kind kind;
     uint64_t min, max;
-    const char *words[2];
+    const char *words[3];   /* WORD: two or three, NULL after the last */
 };
 
 static const struct setting settings[S_COUNT] = {
@@ -88,8 +102,17 @@ static const struct setting settings[S_COUNT] = {
     [S_GUARD_RATE] = {"GOMALLOC_GUARD_RATE", NUMBER, 0, 1 << 30, {0, 0}},
     [S_GUARD_CATCH] = {"GOMALLOC_GUARD_CATCH", WORD, 0, 1, {"overflow", "underflow"}},
     [S_VERBOSE] = {"GOMALLOC_VERBOSE", FLAG, 0, 1, {0, 0}},
+    [S_STATS] = {"GOMALLOC_STATS", WORD, 0, 2, {"0", "1", "json"}},
+    [S_STATS_FILE] = {"GOMALLOC_STATS_FILE", PATH, 0, 0, {0, 0}},
+    [S_HEAPMAP] = {"GOMALLOC_HEAPMAP", PATH, 1, 0, {0, 0}},
+    [S_PROFILE] = {"GOMALLOC_PROFILE", PATH, 2, 0, {0, 0}},
+    [S_PROFILE_RATE] = {"GOMALLOC_PROFILE_RATE", NUMBER, 1, 1 << 30, {0, 0}},
     [S_LIB] = {"GOMALLOC_LIB", FOREIGN, 0, 0, {0, 0}},
 };
+
+/* The PATH settings' values, copied (/proc/self/environ is read into a
+ * stack buffer); a setting's min says which. */
+static char path_store[3][1024];
 
 /* The values being read: defaults first, then what the environment says. */
 struct reading {
@@ -155,19 +178,32 @@ static void take(struct reading *r, uint32_t i, const char *value) {
         }
         break;
     case WORD: {
-        for (uint32_t w = 0; w < 2; w++)
+        uint32_t nwords = s->words[2] ? 3 : 2;
+        for (uint32_t w = 0; w < nwords; w++)
             if (strcmp(value, s->words[w]) == 0) {
                 r->value[i] = w;
                 r->set[i] = true;
                 return;
             }
-        char problem[64] = "not ";
+        char problem[96] = "not ";
         strncat(problem, s->words[0], 24);
-        strcat(problem, " or ");
+        strcat(problem, nwords == 3 ? ", " : " or ");
         strncat(problem, s->words[1], 24);
+        if (nwords == 3) {
+            strcat(problem, " or ");
+            strncat(problem, s->words[2], 24);
+        }
         report_value(s, problem, false, value);
         break;
     }
+    case PATH:
+        if (!value[0] || strlen(value) >= sizeof path_store[0]) {
+            report_value(s, "empty or longer than 1023 bytes", false, value);
+        } else {
+            memcpy(path_store[s->min], value, strlen(value) + 1);   /* min: the slot */
+            r->set[i] = true;
+        }
+        break;
     case NUMBER: {
         bool negative;
         uint64_t v;
@@ -319,7 +355,9 @@ static void print_settings(const struct reading *r) {
         gm_line_put(&l, s->name);
         gm_line_put(&l, "=");
         if (s->kind == WORD)
-            gm_line_put(&l, s->words[r->value[i] != 0]);
+            gm_line_put(&l, s->words[r->value[i]]);
+        else if (s->kind == PATH)
+            gm_line_put(&l, r->set[i] ? path_store[s->min] : "");
         else
             gm_line_dec(&l, r->value[i]);
         gm_line_put(&l, r->set[i] ? " (environment)" : " (default)");
@@ -339,6 +377,7 @@ void gm_options_init(void) {
     r.value[S_GUARD_RATE] = gm_options.guard_rate;
     r.value[S_GUARD_CATCH] = gm_options.guard_underflow;
     r.value[S_VERBOSE] = 0;
+    r.value[S_PROFILE_RATE] = 512 << 10;
 
     if (environ) {
         for (char **e = environ; *e; e++)
@@ -355,6 +394,13 @@ void gm_options_init(void) {
     gm_options.debug = r.value[S_DEBUG] != 0;
     gm_options.guard_rate = (uint32_t)r.value[S_GUARD_RATE];
     gm_options.guard_underflow = r.value[S_GUARD_CATCH] != 0;
+    gm_options.stats = (uint8_t)r.value[S_STATS];
+    gm_options.stats_file = r.set[S_STATS_FILE] ? path_store[0] : NULL;
+    gm_options.heapmap = r.set[S_HEAPMAP] ? path_store[1] : NULL;
+    gm_options.profile = r.set[S_PROFILE] ? path_store[2] : NULL;
+    /* Sampling needs the thread caches' slow paths: none in debug mode. */
+    bool sample = (r.set[S_PROFILE] || r.set[S_PROFILE_RATE]) && !gm_options.debug;
+    gm_options.profile_rate = sample ? r.value[S_PROFILE_RATE] : 0;
     if (r.value[S_VERBOSE])
         print_settings(&r);
 }

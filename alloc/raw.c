@@ -52,6 +52,9 @@ void *gm_raw_alloc_large(size_t size, size_t align, bool zero) {
     }
     if (!p)
         return gm_fail_nomem();
+    gm_mheap_count_trip(gm_pagemap_huge((uintptr_t)p) != NULL, true);
+    if (GM_UNLIKELY(gm_options.profile_rate))
+        gm_profile_note_large(p, size);
     if (zero && dirty)   /* pages known zero are not cleared again */
         memset(p, 0, dirty < size ? dirty : size);
     return p;
@@ -140,6 +143,9 @@ void gm_raw_free(void *ptr, const char *call) {
             gm_invalid_pointer(call, ptr);
         if (__atomic_load_n(&d->cached, __ATOMIC_RELAXED))
             gm_report_sized(call, "double free of", ptr, d->size);
+        gm_mheap_count_trip(true, false);
+        if (GM_UNLIKELY(gm_options.profile_rate))
+            gm_profile_forget(ptr);
         gm_huge_free(d);
         return;
     }
@@ -151,9 +157,13 @@ void gm_raw_free(void *ptr, const char *call) {
     if (!s->cls) {
         if (s->thread_cached)
             gm_report_sized(call, "double free of", ptr, s->large_size);
+        if (GM_UNLIKELY(gm_options.profile_rate))
+            gm_profile_forget(ptr);
         gm_mcache_t *c = gm_mcache_for_thread();
-        if (!c || !gm_pagecache_put(&c->pages, s))
+        if (!c || !gm_pagecache_put(&c->pages, s)) {
+            gm_mheap_count_trip(false, false);
             gm_mheap_free_span(s);
+        }
         return;
     }
     if (gm_block_is_free(ptr))

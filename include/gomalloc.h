@@ -104,8 +104,90 @@ struct gm_stats {
 void gm_get_stats(struct gm_stats *out);
 
 /* Writes a human-readable report (malloc_stats format) to file descriptor fd
- * without allocating. */
+ * without allocating: the totals and a table per size class. */
 void gm_print_stats(int fd);
+
+/* Detailed statistics, in the spirit of Go's runtime.MemStats.
+ *
+ * Versioned: the caller passes the size of the struct it was compiled with
+ * (gm_read_memstats does), the library fills that much of it, sets version
+ * and size to what it filled, and zeroes any part it does not know.  Fields
+ * are only ever added at the end (GM_MEMSTATS_VERSION then grows), so a
+ * program built against an older header keeps working with a newer library
+ * and the other way round.  Returns the number of bytes filled.
+ *
+ * Exactness (see gomalloc(3), STATISTICS): byte and object figures that
+ * describe the heap (in spans, idle, released, obtained, metadata, spans
+ * per class) are exact when taken; figures about what the program holds
+ * (in use, objects in use, in thread caches) are exact when no other thread
+ * is inside an allocation call, and otherwise off by what those calls moved.
+ * Allocation and free counts are folded in when a thread's cache goes to
+ * the central lists (as Go's mcache does), so each is a lower bound, an
+ * allocation and a free that one thread's cache served on its own between
+ * two such trips cancelling out; allocations - frees is exact. */
+#define GM_MEMSTATS_VERSION 1
+#define GM_MEMSTATS_MAX_CLASSES 96   /* room for the size-class table to grow */
+
+struct gm_class_stats {
+    uint64_t object_size;     /* bytes per object in this class */
+    uint64_t objects_in_use;  /* handed to the program, not freed */
+    uint64_t spans;           /* spans of this class */
+    uint64_t span_bytes;      /* bytes in those spans */
+    uint64_t unused_bytes;    /* span bytes not in use: free slots, cached objects, tails */
+    uint64_t allocs, frees;   /* counts, see above */
+};
+
+struct gm_block_stats {       /* large (> 32 KiB, in arenas) or huge (own mapping) */
+    uint64_t blocks;          /* blocks out of the page heap (incl. a thread's page cache) */
+    uint64_t bytes;           /* their bytes */
+    uint64_t cached_bytes;    /* of which freed, kept in threads' page caches */
+    uint64_t allocs, frees;   /* trips to the page heap */
+};
+
+struct gm_memstats {
+    uint32_t version;         /* GM_MEMSTATS_VERSION of the library that filled it */
+    uint32_t size;            /* bytes it filled */
+    /* Totals, bytes. */
+    uint64_t in_use;          /* handed to the program: small + large + huge */
+    uint64_t in_spans;        /* pages in small spans and large/huge blocks */
+    uint64_t idle;            /* free pages still backed by memory */
+    uint64_t released;        /* free pages given back to the OS (reserved, no memory) */
+    uint64_t obtained;        /* address space reserved from the OS, incl. metadata */
+    uint64_t committed;       /* of which readable and writable */
+    uint64_t metadata;        /* gomalloc's own structures */
+    uint64_t thread_caches;   /* free objects and pages in live threads' caches */
+    uint64_t parked_caches;   /* free objects in caches of exited threads, kept */
+    uint64_t parked_batches;  /* free objects in the central lists' ready batches */
+    uint64_t peak_in_spans;   /* highest in_spans so far */
+    uint64_t allocs, frees;   /* counts over every class, large and huge */
+    uint64_t threads;         /* live thread caches */
+    /* Per size class, 1 .. nclasses - 1 (class 0 is unused). */
+    uint32_t nclasses;
+    uint32_t reserved0;
+    struct gm_class_stats classes[GM_MEMSTATS_MAX_CLASSES];
+    struct gm_block_stats large, huge;
+};
+size_t gm_get_memstats(struct gm_memstats *out, size_t size);
+#define gm_read_memstats(p) gm_get_memstats((p), sizeof *(p))
+
+/* The report of gm_print_stats as one JSON object (the fields above). */
+void gm_print_stats_json(int fd);
+
+/* Writes an SVG map of the process's address space to path: the mappings
+ * of /proc/self/maps, gomalloc's arenas with their spans coloured by size
+ * class and shaded by occupancy, free and released pages, a legend and
+ * scales (what GOMALLOC_HEAPMAP=path writes at exit).  Returns 0, or -1 with
+ * errno set.  Allocates nothing through malloc. */
+int gm_heapmap_write(const char *path);
+
+/* Writes the sampled heap profile to path (a %p in it becomes the pid) in
+ * pprof's format (profile.proto): alloc_objects, alloc_space, inuse_objects
+ * and inuse_space per stack, scaled up for sampling, with the process's
+ * mappings, for `go tool pprof PROGRAM path`.  Sampling is on when
+ * GOMALLOC_PROFILE or GOMALLOC_PROFILE_RATE is set (one block per 512 KiB
+ * allocated on average); otherwise the profile is empty.  Returns 0, or -1
+ * with errno set.  Allocates nothing through malloc. */
+int gm_profile_write(const char *path);
 
 #ifdef __cplusplus
 }

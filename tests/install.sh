@@ -76,7 +76,7 @@ fi
 ok "make install DESTDIR=$dest"
 
 layout() {
-    for f in bin/gomalloc-run include/gomalloc.h lib/libgomalloc.a lib/libgomalloc.so.$version \
+    for f in bin/gomalloc-run bin/gomalloc-stat include/gomalloc.h lib/libgomalloc.a lib/libgomalloc.so.$version \
              lib/pkgconfig/gomalloc.pc lib/cmake/gomalloc/gomalloc-config.cmake \
              lib/cmake/gomalloc/gomalloc-config-version.cmake share/man/man3/gomalloc.3 \
              share/man/man1/gomalloc-run.1 share/man/man3/gm_malloc.3; do
@@ -301,7 +301,12 @@ gomalloc:   GOMALLOC_THREAD_CACHE_KIB=0 (environment)
 gomalloc:   GOMALLOC_DEBUG=0 (default)
 gomalloc:   GOMALLOC_GUARD_RATE=200000 (default)
 gomalloc:   GOMALLOC_GUARD_CATCH=overflow (default)
-gomalloc:   GOMALLOC_VERBOSE=1 (environment)" GOMALLOC_VERBOSE=1 GOMALLOC_DECAY_MS=250 \
+gomalloc:   GOMALLOC_VERBOSE=1 (environment)
+gomalloc:   GOMALLOC_STATS=0 (default)
+gomalloc:   GOMALLOC_STATS_FILE= (default)
+gomalloc:   GOMALLOC_HEAPMAP= (default)
+gomalloc:   GOMALLOC_PROFILE= (default)
+gomalloc:   GOMALLOC_PROFILE_RATE=524288 (default)" GOMALLOC_VERBOSE=1 GOMALLOC_DECAY_MS=250 \
         GOMALLOC_THREAD_CACHE_KIB=0
 }
 check "settings: out of range names the range, unknown names the nearest, GOMALLOC_VERBOSE=1" settings
@@ -324,6 +329,9 @@ check "gomalloc-run of the installed tree preloads the installed library" sh -c 
      GOMALLOC_VERBOSE=1 '$run' /bin/true 2>&1 | grep -qx 'gomalloc: version $version, settings in force:'"
 check "gomalloc-run with no library says so (status 127)" sh -c \
     "GOMALLOC_LIB=/nonexistent/libgomalloc.so '$run' true 2>&1; test \$? = 127"
+check "gomalloc-stat, installed: the report on stderr, report and heap map in its folder" sh -c \
+    "'$dest$prefix/bin/gomalloc-stat' -o '$tmp/gs' '$tmp/cxx_plain' >/dev/null 2>'$tmp/gs.err' &&
+     grep -q '^class  object' '$tmp/gs.err' && ls '$tmp'/gs/stats.*.txt '$tmp'/gs/heapmap.*.svg >/dev/null"
 
 # ---- dlopen ------------------------------------------------------------------------------
 check "dlopen: gm_ functions through dlsym; dlclose leaves it loaded" sh -c \

@@ -129,7 +129,7 @@ case_exports() {
     for s in malloc free calloc realloc reallocarray aligned_alloc posix_memalign memalign \
         valloc pvalloc malloc_usable_size __libc_malloc __libc_free __libc_calloc \
         __libc_realloc __libc_memalign __libc_valloc __libc_pvalloc mallinfo mallinfo2 \
-        malloc_trim malloc_stats mallopt gm_malloc gm_free gm_usable_size; do
+        malloc_trim malloc_stats malloc_info mallopt gm_malloc gm_free gm_usable_size; do
         printf '%s\n' "$syms" | grep -qx "$s" || missing="$missing $s"
     done
     if [ -n "$missing" ]; then fail exports "not exported:$missing"; else ok exports; fi
