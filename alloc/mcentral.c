@@ -101,7 +101,8 @@ static struct parked stocks[GM_SHARDS_MAX][GM_NUM_CLASSES][MAX_BATCHES];
 uint32_t gm_shards = 1;   /* immutable after init */
 
 static struct parked *stock_of(const gm_mcentral_t *c) {
-    return stocks[0][0] + (c - &centrals[0][0]) * MAX_BATCHES;
+    size_t i = (size_t)(c - &centrals[0][0]);   /* row by row: one index per array level */
+    return stocks[i / GM_NUM_CLASSES][i % GM_NUM_CLASSES];
 }
 
 static uint8_t shard_of(const gm_mcentral_t *c) {
