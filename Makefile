@@ -311,7 +311,7 @@ test-tsan: $(addprefix build/tsan/tests/,$(TSAN_TESTS))
 
 test-valgrind: $(UNIT_BINS) $(STRESS_BINS)
 	@set -e; for t in $^; do echo "== valgrind $$t"; \
-	  GM_STRESS_SCALE=0.05 valgrind -q --error-exitcode=99 --leak-check=no $$t; done
+	  GM_STRESS_SCALE=0.05 valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=no $$t; done
 
 # A program linked with -lgomalloc, shared and static, gets gomalloc.
 build/tests/link_shared: tests/link_smoke.c $(LIB_SO) | build/tests

@@ -80,7 +80,7 @@ fuzz: $(FUZZ_BIN)
 test-oom: build/tests/test_oom build/asan/tests/test_oom
 	@echo "== build/tests/test_oom"; build/tests/test_oom
 	@echo "== valgrind build/tests/test_oom"; \
-	  valgrind -q --error-exitcode=99 --leak-check=no build/tests/test_oom
+	  valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=no build/tests/test_oom
 	@echo "== asan build/asan/tests/test_oom"; \
 	  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 build/asan/tests/test_oom
 
