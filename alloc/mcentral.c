@@ -97,12 +97,11 @@ struct gm_mcentral {
 
 static gm_mcentral_t centrals[GM_SHARDS_MAX][GM_NUM_CLASSES];   /* locks start free (0) */
 /* Each mcentral's parked batches, under its lock. */
-static struct parked stocks[GM_SHARDS_MAX][GM_NUM_CLASSES][MAX_BATCHES];
+static struct parked stocks[GM_SHARDS_MAX * GM_NUM_CLASSES][MAX_BATCHES];
 uint32_t gm_shards = 1;   /* immutable after init */
 
 static struct parked *stock_of(const gm_mcentral_t *c) {
-    size_t i = (size_t)(c - &centrals[0][0]);   /* row by row: one index per array level */
-    return stocks[i / GM_NUM_CLASSES][i % GM_NUM_CLASSES];
+    return stocks[c - &centrals[0][0]];
 }
 
 static uint8_t shard_of(const gm_mcentral_t *c) {
