@@ -304,8 +304,10 @@ int main(int argc, char **argv) {
     if (n <= 0)
         return 1;
     self[n] = '\0';
-    /* The settings are read before main: run again with the rate set. */
-    if (!getenv("GOMALLOC_GUARD_RATE")) {
+    /* The settings are read before main: run again with the rate set (also
+     * when the caller set another: make test-unit turns sampling off). */
+    const char *rate = getenv("GOMALLOC_GUARD_RATE");
+    if (!rate || strcmp(rate, "1") != 0) {
         setenv("GOMALLOC_GUARD_RATE", "1", 1);
         execv(self, argv);
         return 1;
