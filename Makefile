@@ -306,7 +306,7 @@ test-valgrind-client: build/vgclient/valgrind_client
 
 test-asan: $(addprefix build/asan/tests/,$(ASAN_TESTS))
 	@set -e; for t in $^; do echo "== asan $$t"; \
-	  GM_STRESS_SCALE=0.2 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+	  GM_STRESS_SCALE=0.2 GOMALLOC_GUARD_RATE=0 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
 test-tsan: $(addprefix build/tsan/tests/,$(TSAN_TESTS))
 	@set -e; for t in $^; do echo "== tsan $$t"; \
@@ -314,7 +314,7 @@ test-tsan: $(addprefix build/tsan/tests/,$(TSAN_TESTS))
 
 test-valgrind: $(UNIT_BINS) $(STRESS_BINS)
 	@set -e; for t in $^; do echo "== valgrind $$t"; \
-	  GM_STRESS_SCALE=0.05 valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=no $$t; done
+	  GM_STRESS_SCALE=0.05 GOMALLOC_GUARD_RATE=0 valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=no $$t; done
 
 # A program linked with -lgomalloc, shared and static, gets gomalloc.
 build/tests/link_shared: tests/link_smoke.c $(LIB_SO) | build/tests
