@@ -24,7 +24,9 @@
  *
  * The background scavenger is switched off (GOMALLOC_SCAVENGE=0, set before
  * gomalloc initialises) so no page leaves or joins the free set behind a
- * test's back.
+ * test's back, and so is guarded sampling (GOMALLOC_GUARD_RATE=0): its pool
+ * reserves address space at a random first sample, which the fault
+ * injection would count and the RLIMIT_AS cases could not give back.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,6 +64,7 @@
 __attribute__((constructor(101))) static void no_scavenger(void)
 {
     setenv("GOMALLOC_SCAVENGE", "0", 1);
+    setenv("GOMALLOC_GUARD_RATE", "0", 1);
 }
 
 /* ---- heap filler ------------------------------------------------------------ */
