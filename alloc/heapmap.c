@@ -23,8 +23,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -222,16 +220,5 @@ GM_EXPORT int gm_heapmap_write(const char *path) {
         return -1;
     }
     gm_init();
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    char name[1100];
-    int fd = gm_report_path(path, name, sizeof name)
-                 ? open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-    int rc = fd < 0 ? -1 : gm_heapmap_write_fd(fd);
-    int saved = errno;
-    if (fd >= 0 && close(fd) < 0)
-        rc = -1;
-    errno = saved;
-    pthread_setcancelstate(cancel_state, NULL);
-    return rc;
+    return gm_report_write_file(path, gm_heapmap_write_fd);
 }

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -409,4 +410,24 @@ bool gm_report_path(const char *path, char *out, size_t cap) {
     }
     out[n] = '\0';
     return true;
+}
+
+int gm_report_open(const char *path) {
+    char name[1100];
+    if (!gm_report_path(path, name, sizeof name))
+        return -1;
+    return open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+int gm_report_write_file(const char *path, int (*write_fd)(int fd)) {
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    int fd = gm_report_open(path);
+    int rc = fd < 0 ? -1 : write_fd(fd);
+    int saved = errno;
+    if (fd >= 0 && close(fd) < 0)
+        rc = -1;
+    errno = saved;
+    pthread_setcancelstate(cancel_state, NULL);
+    return rc;
 }

@@ -111,5 +111,12 @@ size_t gm_rio_self_exe(char *buf, size_t cap);
  * program that forks and execs writes its own file), into out; false, with
  * errno ENAMETOOLONG, if it does not fit. */
 bool gm_report_path(const char *path, char *out, size_t cap);
+/* Opens (creates, truncates) the file path names, "%p" expanded; -1 with
+ * errno on failure. */
+int gm_report_open(const char *path);
+/* Writes a file with write_fd (0 on success, -1 on error), not a thread
+ * cancellation point, closing it and keeping write_fd's errno; -1 when the
+ * file cannot be opened or written.  The public gm_*_write(path) calls. */
+int gm_report_write_file(const char *path, int (*write_fd)(int fd));
 
 #endif

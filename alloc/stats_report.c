@@ -16,7 +16,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -313,13 +312,11 @@ static void cannot_write(const char *what) {
 
 /* The report at exit: on stderr, or into path (%p: the pid). */
 static void report_at_exit_to(const char *path, enum report_kind kind) {
-    char name[1100];
     if (!path) {
         report_to_fd(2, kind);
         return;
     }
-    int fd = gm_report_path(path, name, sizeof name)
-                 ? open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    int fd = gm_report_open(path);
     if (fd < 0) {
         cannot_write("GOMALLOC_STATS_FILE");
         return;
@@ -347,23 +344,12 @@ __attribute__((destructor)) static void report_at_exit(void) {
 /* ---- the sampled profile (profile.c keeps the samples) ----------------------- */
 
 GM_EXPORT int gm_profile_write(const char *path) {
-    char name[1100];
     if (!path) {
         errno = EINVAL;
         return -1;
     }
     gm_init();
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    int fd = gm_report_path(path, name, sizeof name)
-                 ? open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-    int rc = fd < 0 ? -1 : gm_profile_write_fd(fd);
-    int saved = errno;
-    if (fd >= 0 && close(fd) < 0)
-        rc = -1;
-    errno = saved;
-    pthread_setcancelstate(cancel_state, NULL);
-    return rc;
+    return gm_report_write_file(path, gm_profile_write_fd);
 }
 
 /* glibc's backtrace loads libgcc_s (dlopen, malloc) on its first call: it is
