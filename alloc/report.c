@@ -100,15 +100,20 @@ void gm_check_failed(const char *file, int line, const char *what) {
 }
 #endif
 
+/* "gomalloc: CALL: WHAT 0x...", the start of every report of a block. */
+static void report_start(gm_line_t *l, const char *call, const char *what, const void *p) {
+    gm_line_put(l, "gomalloc: ");
+    gm_line_put(l, call);
+    gm_line_put(l, ": ");
+    gm_line_put(l, what);
+    gm_line_put(l, " ");
+    gm_line_hex(l, (uintptr_t)p);
+}
+
 void gm_report(const char *call, const char *what, const void *p, uint8_t cls,
                size_t requested) {
     gm_line_t l = GM_LINE_INIT;
-    gm_line_put(&l, "gomalloc: ");
-    gm_line_put(&l, call);
-    gm_line_put(&l, ": ");
-    gm_line_put(&l, what);
-    gm_line_put(&l, " ");
-    gm_line_hex(&l, (uintptr_t)p);
+    report_start(&l, call, what, p);
     if (cls) {
         gm_line_put(&l, " (size class ");
         gm_line_dec(&l, cls);
@@ -132,12 +137,7 @@ void gm_report_block(const char *call, const char *what, const void *p, uint8_t 
 
 void gm_report_sized(const char *call, const char *what, const void *p, size_t size) {
     gm_line_t l = GM_LINE_INIT;
-    gm_line_put(&l, "gomalloc: ");
-    gm_line_put(&l, call);
-    gm_line_put(&l, ": ");
-    gm_line_put(&l, what);
-    gm_line_put(&l, " ");
-    gm_line_hex(&l, (uintptr_t)p);
+    report_start(&l, call, what, p);
     gm_line_put(&l, " (");
     gm_line_dec(&l, size);
     gm_line_put(&l, " bytes)");
