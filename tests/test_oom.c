@@ -524,12 +524,12 @@ static size_t vm_size(void)
 static void **child_blocks;
 static size_t max_blocks;
 
-/* Allocates blocks of size until NULL (at most max_blocks - from); returns how
+/* Allocates blocks of size into arr until NULL (at most cap); returns how
  * many it got. */
-static size_t child_fill(size_t from, size_t size)
+static size_t fill_into(void **arr, size_t cap, size_t size)
 {
-    size_t n = from;
-    for (; n < max_blocks; n++) {
+    size_t n = 0;
+    for (; n < cap; n++) {
         errno = 0;
         void *p = gm_malloc(size);
         if (!p) {
@@ -538,10 +538,17 @@ static size_t child_fill(size_t from, size_t size)
         }
         ((volatile char *)p)[0] = 1;
         ((volatile char *)p)[size - 1] = 2;
-        child_blocks[n] = p;
+        arr[n] = p;
     }
-    CHILD_CHECK(n < max_blocks, 11);
-    return n - from;
+    CHILD_CHECK(n < cap, 11);
+    return n;
+}
+
+/* Allocates blocks of size until NULL (at most max_blocks - from); returns how
+ * many it got. */
+static size_t child_fill(size_t from, size_t size)
+{
+    return fill_into(child_blocks + from, max_blocks - from, size);
 }
 
 static void child_free(size_t n)
@@ -640,25 +647,6 @@ static size_t largest_fit(size_t cap)
     return lo * PROBE_STEP;
 }
 
-/* Allocates blocks of size into arr until NULL (at most cap); returns how
- * many it got. */
-static size_t fill_into(void **arr, size_t cap, size_t size)
-{
-    size_t n = 0;
-    for (; n < cap; n++) {
-        errno = 0;
-        void *p = gm_malloc(size);
-        if (!p) {
-            CHILD_CHECK(errno == ENOMEM, 10);
-            break;
-        }
-        ((volatile char *)p)[0] = 1;
-        ((volatile char *)p)[size - 1] = 2;
-        arr[n] = p;
-    }
-    CHILD_CHECK(n < cap, 11);
-    return n;
-}
 
 struct filler {
     pthread_t thread;
