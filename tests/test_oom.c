@@ -650,31 +650,42 @@ static size_t largest_fit(size_t cap)
 
 struct filler {
     pthread_t thread;
+    pthread_barrier_t *filled;   /* NULL: one filler */
     void **arr;
     size_t cap, size, got;
 };
 
+/* Fills, waits until every filler has, then frees its own blocks (a thread
+ * that is alive keeps freed large blocks in its page cache, which another
+ * thread's refused request cannot take back: see the README). */
 static void *filler_main(void *arg)
 {
     struct filler *f = arg;
     f->got = fill_into(f->arr, f->cap, f->size);
+    if (f->filled)
+        pthread_barrier_wait(f->filled);
+    for (size_t j = 0; j < f->got; j++)
+        gm_free(f->arr[j]);
     return NULL;
 }
 
 #define MAX_FILLERS 4
 
 /* Fills with blocks of size until the kernel refuses, in threads threads at
- * once (each with its own block array; they exit before this returns, so
- * their caches are parked), then frees every block from this thread.
- * Returns the bytes the fill reached. */
+ * once (each with its own block array), then each frees its own blocks and
+ * exits (its caches are parked).  Returns the bytes the fill reached. */
 static size_t fill_and_free(size_t size, int threads)
 {
     struct filler f[MAX_FILLERS];
+    pthread_barrier_t filled;
     size_t bytes = 0;
+    if (threads > 1)
+        CHILD_CHECK(pthread_barrier_init(&filled, NULL, (unsigned)threads) == 0, 52);
     for (int i = 0; i < threads; i++) {
         f[i].arr = child_blocks + (size_t)i * max_blocks;
         f[i].cap = max_blocks;
         f[i].size = size;
+        f[i].filled = threads > 1 ? &filled : NULL;
         if (threads > 1)
             CHILD_CHECK(pthread_create(&f[i].thread, NULL, filler_main, &f[i]) == 0, 50);
         else
@@ -682,11 +693,10 @@ static size_t fill_and_free(size_t size, int threads)
     }
     for (int i = 0; threads > 1 && i < threads; i++)
         CHILD_CHECK(pthread_join(f[i].thread, NULL) == 0, 51);
-    for (int i = 0; i < threads; i++) {
+    if (threads > 1)
+        pthread_barrier_destroy(&filled);
+    for (int i = 0; i < threads; i++)
         bytes += f[i].got * size;
-        for (size_t j = 0; j < f[i].got; j++)
-            gm_free(f[i].arr[j]);
-    }
     return bytes;
 }
 
