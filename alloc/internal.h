@@ -694,8 +694,7 @@ struct gm_mcache {
     gm_pagecache_t pages;           /* owner: freed large blocks (pagecache.c) */
     uint8_t shard;                  /* immutable while the cache lives: its mcentral shard */
     size_t max_bytes;               /* owner: sum over classes of max * size */
-    size_t bound;                   /* immutable: the limit once the heap is big */
-    size_t limit;                   /* owner: bound on max_bytes, rises with the heap */
+    size_t bound;                   /* immutable: the limit on max_bytes */
     uint64_t refilled[2];           /* owner: classes refilled this epoch */
     uint64_t overflowed[2];         /* owner: classes whose list overflowed this epoch */
     uint16_t overages[GM_NUM_CLASSES]; /* owner: overflows since the last refill */
