@@ -9,6 +9,9 @@
 #                              compared with bench/insn-baseline.csv
 #   make bench-insn-baseline   rewrite bench/insn-baseline.csv (also:
 #                              make bench-insn UPDATE=1)
+#   make bench-fork            fork() time beside a 230 MiB heap, idle and
+#                              with 1 and 4 busy threads (bench/forkcmp.py,
+#                              ~3 min); writes bench/results/fork.{md,csv}
 #   make bench-clean           remove built workloads and generated inputs
 #
 # Variables: ALLOCS=glibc,gomalloc,...  (subset of allocators)
@@ -30,7 +33,7 @@ BENCH_ARGS := $(if $(QUICK),--quick) $(if $(ALLOCS),--allocs $(ALLOCS)) \
               $(if $(ONLY),--only $(ONLY)) $(if $(RUNS),--runs $(RUNS)) \
               $(if $(SCALE),--scale $(SCALE)) $(if $(OUTPUT),--output $(OUTPUT))
 
-.PHONY: bench bench-insn bench-insn-baseline bench-clean bench-deps
+.PHONY: bench bench-insn bench-insn-baseline bench-clean bench-deps bench-fork
 
 # Installs only what is missing; apt-get update runs only if an install is
 # needed.  Waits for a concurrent apt/dpkg instead of failing on its lock.
@@ -52,6 +55,10 @@ bench-deps:
 
 bench: bench-deps $(LIB_SO)
 	$(BENCH_PY) bench/run.py bench $(BENCH_ARGS)
+
+bench-fork: bench-deps $(LIB_SO)
+	$(BENCH_PY) bench/forkcmp.py $(if $(QUICK),--quick) \
+	    $(if $(ALLOCS),--allocs $(ALLOCS)) $(if $(RUNS),--runs $(RUNS))
 
 bench-insn: bench-deps $(LIB_SO)
 	$(BENCH_PY) bench/run.py insn $(if $(ALLOCS),--allocs $(ALLOCS)) \
