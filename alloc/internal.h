@@ -40,7 +40,8 @@
  *
  * Beside them, headers of constants and inline helpers only: config.h,
  * sizeclasses.h (generated), lock.h, pagebits.h, mcache.h (the fast paths),
- * and testing.h, which only tests include.
+ * hardening.h (free-list links and free marks, included only by the files
+ * that use them), and testing.h, which only tests include.
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
@@ -202,92 +203,7 @@ bool gm_scavenger_thread_exists(void);
 gm_lock_t *gm_scavenger_lockp(void);   /* for fork (malloc.c) */
 void gm_scavenger_after_fork_child(void);
 
-/* ---- free-list hardening (report.c) --------------------------------- */
-/* Every free list (thread caches, parked batches, span free lists) links
- * blocks through their first word, stored XORed with a per-process secret:
- * a use-after-free write cannot aim the allocator at an address of its
- * choosing without the secret, and a link that does not decode to a 16-byte
- * aligned address is reported, not followed.
- *
- * The second word of a free block holds its free mark, gm_free_key plus the
- * block's own address; free() of a block that holds its mark is a double
- * free.  Every path that hands a block out clears that word.  The mark is
- * bound to the address so that copying bytes cannot forge it: freed blocks
- * leave their marks behind in recycled memory, and a program may copy such
- * stale bytes into a live block without any fault of its own (realloc of a
- * block whose tail was never written, a struct copied with its padding), but
- * a mark copied from block X to block Y reads as X's, never as Y's.  So a
- * live block holds its own mark only if gomalloc wrote it there when the
- * block was freed and no hand-out has happened since: the report is proof,
- * barring a program that restores a saved image of freed memory to the very
- * address it was taken from. */
-extern uintptr_t gm_secret, gm_free_key;   /* fixed before the first link */
-void gm_hardening_init(void);
-__attribute__((noreturn)) void gm_corrupt_link(const void *block);
-
-#if GM_VALGRIND
-#include <valgrind/memcheck.h>
-/* gomalloc's own words in a block the program freed: not the program's. */
-#define GM_VG_OWN_WORDS(block) VALGRIND_MAKE_MEM_DEFINED((block), 2 * sizeof(uintptr_t))
-#else
-#define GM_VG_OWN_WORDS(block) ((void)0)
-#endif
-
-static inline void *gm_link_get(const void *block) {
-    uintptr_t next = *(const uintptr_t *)block ^ gm_secret;
-    if (GM_UNLIKELY(next & 15))
-        gm_corrupt_link(block);
-    return (void *)next;
-}
-static inline void gm_link_set(void *block, const void *next) {
-    GM_VG_OWN_WORDS(block);
-    *(uintptr_t *)block = (uintptr_t)next ^ gm_secret;
-}
-/* The free mark of block, for the per-process key. */
-static inline uintptr_t gm_free_mark(const void *block, uintptr_t key) {
-    return key + (uintptr_t)block;
-}
-/* Marks a block free (for double-free detection) and links it.  The _key
- * forms take gm_free_key already loaded: a store through block could alias
- * it as far as the compiler knows, so the fast path reads it once. */
-static inline void gm_block_free_link_key(void *block, const void *next, uintptr_t key) {
-    GM_VG_OWN_WORDS(block);
-    ((uintptr_t *)block)[0] = (uintptr_t)next ^ gm_secret;
-    /* volatile keeps the two stores two plain moves: gcc would otherwise
-     * pair them into a vector store that takes four instructions. */
-    ((volatile uintptr_t *)block)[1] = gm_free_mark(block, key);
-}
-static inline void gm_block_free_link(void *block, const void *next) {
-    gm_block_free_link_key(block, next, gm_free_key);
-}
-/* Under memcheck the mark is not read: memcheck reports double frees itself,
- * and a live block's second word is the program's (maybe undefined). */
-static inline bool gm_block_is_free_key(const void *block, uintptr_t key) {
-#if GM_VALGRIND
-    (void)block;
-    (void)key;
-    return false;
-#else
-    return ((const uintptr_t *)block)[1] == gm_free_mark(block, key);
-#endif
-}
-static inline bool gm_block_is_free(const void *block) {
-    return gm_block_is_free_key(block, gm_free_key);
-}
-static inline void gm_block_handout(void *block) { ((uintptr_t *)block)[1] = 0; }
-
-/* Cuts the first n (>= 1) blocks off the list at head (linked through word
- * 0): ends them at the last of them, which it returns, and the rest of the
- * list to *rest. */
-static inline void *gm_list_cut(void *head, uint32_t n, void **rest) {
-    void *last = head;
-    for (uint32_t i = 1; i < n; i++)
-        last = gm_link_get(last);
-    *rest = gm_link_get(last);
-    gm_link_set(last, NULL);
-    return last;
-}
-
+/* ---- doubly linked lists --------------------------------------------- */
 /* An intrusive doubly linked list of structs with next and prev fields,
  * from *head (mcentral's partial spans, mcache's registry). */
 #define GM_DLIST_PUSH(head, node)                                   \
