@@ -41,7 +41,9 @@
  * Beside them, headers of constants and inline helpers only: config.h,
  * sizeclasses.h (generated), lock.h, pagebits.h, mcache.h (the fast paths),
  * hardening.h (free-list links and free marks, included only by the files
- * that use them), and testing.h, which only tests include.
+ * that use them), and testing.h, which only tests include.  mheap.h holds
+ * what the page heap's own files (mheap.c, pageplace.c, heapcheck.c) call
+ * in one another: no other file includes it.
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
@@ -381,48 +383,6 @@ gm_span_t *gm_pagemap_span_of(uintptr_t addr);
  * heap, if no block or span has started there since; else 0 (pagemap.c,
  * invariant 4). */
 size_t gm_pagemap_freed_large(uintptr_t addr);
-
-/* ---- heapcheck.c (GM_CHECKS) ----------------------------------------- */
-#if GM_CHECKS
-/* The arenas' invariants and the heap's page totals against their bits:
- * pages in use, free and backed, on the single-page stack, in flight in a
- * release step. */
-void gm_heapcheck_locked(const gm_arena_t *arenas, uint64_t pages_in_use,
-                         uint64_t pages_free_backed, uint32_t page_stack_len, uint32_t in_flight);
-#endif
-
-/* ---- pageplace.c ----------------------------------------------------- */
-/* Close fits: runs of GM_FIT_MIN_PAGES (the shortest large block: 32 KiB <
- * size) to GM_FIT_MAX_PAGES (1 MiB) recorded as freed, by length; a request
- * for n pages looks for one of n to n + gm_fit_slack(n) pages. */
-#define GM_FIT_MIN_PAGES 5
-#define GM_FIT_MAX_PAGES 128
-static inline uint32_t gm_fit_slack(uint32_t n) { return 2 + n / 8; }
-void gm_place_fit_push_locked(gm_arena_t *a, uintptr_t start, uint32_t length);
-/* The first page of the most recent recorded run of length pages that is
- * still free (its arena to *out), dropping stale records; -1 if none. */
-long gm_place_fit_pop_locked(uint32_t length, gm_arena_t **out);
-/* Drops every close-fit hint (an arena they may name is going away). */
-void gm_place_forget_fits_locked(void);
-/* Fewest faults: n free pages of the arenas (a list linked through next) that
- * fault in the fewest pages, into *best; best->arena stays NULL if no arena
- * has a free run of n pages. */
-struct gm_placement {
-    gm_arena_t *arena;
-    uint32_t start, faults, run;
-};
-void gm_place_fewest_faults_locked(gm_arena_t *arenas, uint32_t n, struct gm_placement *best);
-/* One pool for big blocks: whether a block of n pages (huge: at or above
- * GM_HUGE_THRESHOLD) goes to arena pages that fault in arena_faults pages
- * rather than a cached reservation that faults in reuse_faults (UINT32_MAX:
- * none of either). */
-bool gm_place_big_in_arena(bool huge, uint32_t n, uint32_t arena_faults, uint32_t reuse_faults);
-/* Release: the highest chunk with backed free pages idle for idle_ms, in
- * runs of min_run or more (not dense unless force): its arena, index and
- * those pages' masks; returns how many pages they are, 0 if none. */
-uint32_t gm_place_release_chunk_locked(gm_arena_t *arenas, bool force, uint32_t idle_ms,
-                                       uint32_t min_run, gm_arena_t **out, uint32_t *chunk,
-                                       uint64_t masks[4]);
 
 /* ---- huge.c ---------------------------------------------------------- */
 /* The heap lock: mheap.c's structures and the huge blocks (huge.c). */

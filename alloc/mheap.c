@@ -69,6 +69,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "mheap.h"
 #include "pagebits.h"
 
 #define PAGE GM_PAGE_SIZE

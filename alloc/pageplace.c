@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "mheap.h"
 #include "pagebits.h"
 
 /* ---- close fits ---------------------------------------------------------- */
