@@ -24,7 +24,8 @@
  *   mcentral    per-class span lists and parked batches, one lock per class
  *   span        carving a span into objects, returning objects to it
  *   scavenger   returns free pages to the OS in the background
- *   mheap       arenas, page runs, spans, large blocks, the release step
+ *   release     the release step and unused arenas: memory back to the OS
+ *   mheap       arenas, page runs, spans, large blocks
  *   heapcheck   the page heap's validators (GM_CHECKS builds only)
  *   pageplace   which pages: close fits, fewest faults, the big-block pool, release
  *   huge        huge blocks' reservations and their cache; the heap lock
@@ -42,8 +43,8 @@
  * sizeclasses.h (generated), lock.h, pagebits.h, mcache.h (the fast paths),
  * hardening.h (free-list links and free marks, included only by the files
  * that use them), and testing.h, which only tests include.  mheap.h holds
- * what the page heap's own files (mheap.c, pageplace.c, heapcheck.c) call
- * in one another: no other file includes it.
+ * what the page heap's own files (mheap.c, release.c, pageplace.c,
+ * heapcheck.c) call in one another: no other file includes it.
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
@@ -465,18 +466,6 @@ bool gm_mheap_resize_large(gm_span_t *s, size_t size);
  * start, below the old one, and the caller moves the contents (memmove); 0,
  * changing nothing, when the free pages around it are too few. */
 uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size);
-/* Unmaps one cached huge reservation, or else gives the backed free pages of
- * one 2 MiB chunk back to the OS (the highest such chunk), those in runs of at
- * least min_run pages; returns the bytes released.  Unless force, only memory
- * idle for idle_ms (chunks no page of which was taken or freed since) and
- * chunks not dense. */
-size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run);
-/* Gives every free, still-backed page back to the OS; returns bytes given. */
-size_t gm_mheap_release_all(void);
-/* Unmaps arenas with no page in use: all of them (idle_ms 0), or those
- * wholly given back and idle for idle_ms but the lowest; returns the bytes
- * of address space given back. */
-size_t gm_mheap_unmap_unused(uint32_t idle_ms);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
 /* Statistics: a large or huge block's trip out of (alloc) or back to the
@@ -484,10 +473,6 @@ void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
 void gm_mheap_count_trip(bool huge, bool alloc);
 void gm_mheap_trips(uint64_t out[2][2]);
 gm_lock_t *gm_mheap_lockp(void);   /* for fork (malloc.c) */
-/* In a fork child: pages a release step had taken out of the free set when
- * the fork came (the scavenger thread that held them does not exist here)
- * go back to it, as free and backed. */
-void gm_mheap_after_fork_child(void);
 
 struct gm_heap_stats {
     uint64_t mapped, committed, released, in_use, free, huge;
@@ -500,6 +485,24 @@ void gm_mheap_stats(struct gm_heap_stats *out);
  * info and spans, and must neither allocate nor take a lock.  For the
  * statistics and the heap map (stats.c, heapmap.c). */
 void gm_mheap_visit(void (*fn)(const gm_arena_t *a, void *arg), void *arg);
+
+/* ---- release.c ------------------------------------------------------- */
+/* Unmaps one cached huge reservation, or else gives the backed free pages of
+ * one 2 MiB chunk back to the OS (the highest such chunk), those in runs of at
+ * least min_run pages; returns the bytes released.  Unless force, only memory
+ * idle for idle_ms (chunks no page of which was taken or freed since) and
+ * chunks not dense. */
+size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run);
+/* Gives every free, still-backed page back to the OS; returns bytes given. */
+size_t gm_mheap_release_all(void);
+/* Unmaps arenas with no page in use: all of them (idle_ms 0), or those
+ * wholly given back and idle for idle_ms but the lowest; returns the bytes
+ * of address space given back. */
+size_t gm_mheap_unmap_unused(uint32_t idle_ms);
+/* In a fork child: pages a release step had taken out of the free set when
+ * the fork came (the scavenger thread that held them does not exist here)
+ * go back to it, as free and backed. */
+void gm_mheap_after_fork_child(void);
 
 /* ---- mcentral.c ------------------------------------------------------ */
 /* Objects moved between a thread cache and the mcentral at a time: the size

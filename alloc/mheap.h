@@ -1,13 +1,21 @@
 /*
  * mheap.h — the page heap's inside: what its own files call in one another
  * and no other layer calls.  mheap.c takes, frees and counts pages;
- * pageplace.c chooses them; heapcheck.c checks the arenas against the
- * counts (GM_CHECKS builds).  The calls the other layers make into the page
- * heap are in internal.h ("mheap.c").  Only those three files include this
- * header.
+ * pageplace.c chooses them; release.c gives them back to the OS; heapcheck.c
+ * checks the arenas against the counts (GM_CHECKS builds).  The calls the
+ * other layers make into the page heap are in internal.h ("mheap.c",
+ * "release.c").  Only those four files include this header.
+ *
+ * The primitives mheap.c exports for release.c keep every count in mheap.c:
+ * release.c decides what goes back and calls the OS, as pageplace.c decides
+ * where pages come from.  Pages withdrawn from the free set for a release
+ * step are in flight until put back: out of the free bits and counted
+ * neither free nor in use, which heapcheck.c knows.
  *
  * Locking: every function here named _locked runs with the heap lock
- * (gm_heap_lock, huge.c) held and leaves it held; none takes another lock.
+ * (gm_heap_lock, huge.c) held and leaves it held; gm_mheap_unlock drops it.
+ * Under it, only gm_mheap_unmap_arena_locked takes another lock (fixalloc's,
+ * next in the lock order).
  */
 #ifndef GM_MHEAP_H
 #define GM_MHEAP_H
@@ -57,6 +65,37 @@ uint32_t gm_place_release_chunk_locked(gm_arena_t *arenas, bool force, uint32_t 
 void gm_heapcheck_locked(const gm_arena_t *arenas, uint64_t pages_in_use,
                          uint64_t pages_free_backed, uint32_t page_stack_len, uint32_t in_flight);
 #endif
+
+/* ---- mheap.c: the primitives release.c works with ---------------------- */
+/* The head of the list of heap arenas (address order, linked through next),
+ * to walk, and to unlink from through gm_mheap_unmap_arena_locked. */
+gm_arena_t **gm_mheap_arenas_locked(void);
+/* Puts the freed single pages waiting on page_stack back into their arenas'
+ * bitmaps (mheap.c, "freed single pages"), so that the bitmaps show every
+ * free page. */
+void gm_mheap_flush_pages_locked(void);
+/* Drops the heap lock, which the caller holds; a GM_CHECKS build first
+ * checks the heap (heapcheck.c). */
+void gm_mheap_unlock(void);
+/* Pages of one 2 MiB chunk of arena: page chunk * GM_CHUNK_PAGES + i for each
+ * bit i set in masks, n in all. */
+struct gm_chunk_pages {
+    gm_arena_t *arena;
+    uint32_t chunk, n;
+    uint64_t masks[4];
+};
+/* Takes the free, backed pages c out of the free set, so that nobody takes
+ * them while a release step gives them back outside the lock; they are in
+ * flight until gm_mheap_put_back_locked. */
+void gm_mheap_withdraw_locked(const struct gm_chunk_pages *c);
+/* Puts the withdrawn pages c back into the free set: released, and clean
+ * when zeroed (MADV_DONTNEED dropped them), after a release step; else
+ * backed as they were (a fork child, where the step never ends). */
+void gm_mheap_put_back_locked(const struct gm_chunk_pages *c, bool released, bool zeroed);
+/* Takes the arena at *link, every page of it free and none in flight, out
+ * of the heap and unmaps it (see mheap.c for the free fast path that may be
+ * reading its pagemap slot); returns its size.  Takes the fixalloc lock. */
+size_t gm_mheap_unmap_arena_locked(gm_arena_t **link);
 
 #pragma GCC visibility pop
 
