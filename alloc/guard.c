@@ -64,6 +64,7 @@
 #include <unwind.h>
 
 #include "guard.h"
+#include "hardening.h"
 
 #pragma weak _Unwind_Backtrace
 #pragma weak _Unwind_GetIP

@@ -15,6 +15,7 @@
  * Locking: the caller holds the heap lock.
  */
 #include "internal.h"
+#include "mheap.h"
 #include "pagebits.h"
 
 #if GM_CHECKS

@@ -24,7 +24,8 @@
  *   mcentral    per-class span lists and parked batches, one lock per class
  *   span        carving a span into objects, returning objects to it
  *   scavenger   returns free pages to the OS in the background
- *   mheap       arenas, page runs, spans, large blocks, the release step
+ *   release     the release step and unused arenas: memory back to the OS
+ *   mheap       arenas, page runs, spans, large blocks
  *   heapcheck   the page heap's validators (GM_CHECKS builds only)
  *   pageplace   which pages: close fits, fewest faults, the big-block pool, release
  *   huge        huge blocks' reservations and their cache; the heap lock
@@ -40,7 +41,10 @@
  *
  * Beside them, headers of constants and inline helpers only: config.h,
  * sizeclasses.h (generated), lock.h, pagebits.h, mcache.h (the fast paths),
- * and testing.h, which only tests include.
+ * hardening.h (free-list links and free marks, included only by the files
+ * that use them), and testing.h, which only tests include.  mheap.h holds
+ * what the page heap's own files (mheap.c, release.c, pageplace.c,
+ * heapcheck.c) call in one another: no other file includes it.
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
@@ -202,92 +206,7 @@ bool gm_scavenger_thread_exists(void);
 gm_lock_t *gm_scavenger_lockp(void);   /* for fork (malloc.c) */
 void gm_scavenger_after_fork_child(void);
 
-/* ---- free-list hardening (report.c) --------------------------------- */
-/* Every free list (thread caches, parked batches, span free lists) links
- * blocks through their first word, stored XORed with a per-process secret:
- * a use-after-free write cannot aim the allocator at an address of its
- * choosing without the secret, and a link that does not decode to a 16-byte
- * aligned address is reported, not followed.
- *
- * The second word of a free block holds its free mark, gm_free_key plus the
- * block's own address; free() of a block that holds its mark is a double
- * free.  Every path that hands a block out clears that word.  The mark is
- * bound to the address so that copying bytes cannot forge it: freed blocks
- * leave their marks behind in recycled memory, and a program may copy such
- * stale bytes into a live block without any fault of its own (realloc of a
- * block whose tail was never written, a struct copied with its padding), but
- * a mark copied from block X to block Y reads as X's, never as Y's.  So a
- * live block holds its own mark only if gomalloc wrote it there when the
- * block was freed and no hand-out has happened since: the report is proof,
- * barring a program that restores a saved image of freed memory to the very
- * address it was taken from. */
-extern uintptr_t gm_secret, gm_free_key;   /* fixed before the first link */
-void gm_hardening_init(void);
-__attribute__((noreturn)) void gm_corrupt_link(const void *block);
-
-#if GM_VALGRIND
-#include <valgrind/memcheck.h>
-/* gomalloc's own words in a block the program freed: not the program's. */
-#define GM_VG_OWN_WORDS(block) VALGRIND_MAKE_MEM_DEFINED((block), 2 * sizeof(uintptr_t))
-#else
-#define GM_VG_OWN_WORDS(block) ((void)0)
-#endif
-
-static inline void *gm_link_get(const void *block) {
-    uintptr_t next = *(const uintptr_t *)block ^ gm_secret;
-    if (GM_UNLIKELY(next & 15))
-        gm_corrupt_link(block);
-    return (void *)next;
-}
-static inline void gm_link_set(void *block, const void *next) {
-    GM_VG_OWN_WORDS(block);
-    *(uintptr_t *)block = (uintptr_t)next ^ gm_secret;
-}
-/* The free mark of block, for the per-process key. */
-static inline uintptr_t gm_free_mark(const void *block, uintptr_t key) {
-    return key + (uintptr_t)block;
-}
-/* Marks a block free (for double-free detection) and links it.  The _key
- * forms take gm_free_key already loaded: a store through block could alias
- * it as far as the compiler knows, so the fast path reads it once. */
-static inline void gm_block_free_link_key(void *block, const void *next, uintptr_t key) {
-    GM_VG_OWN_WORDS(block);
-    ((uintptr_t *)block)[0] = (uintptr_t)next ^ gm_secret;
-    /* volatile keeps the two stores two plain moves: gcc would otherwise
-     * pair them into a vector store that takes four instructions. */
-    ((volatile uintptr_t *)block)[1] = gm_free_mark(block, key);
-}
-static inline void gm_block_free_link(void *block, const void *next) {
-    gm_block_free_link_key(block, next, gm_free_key);
-}
-/* Under memcheck the mark is not read: memcheck reports double frees itself,
- * and a live block's second word is the program's (maybe undefined). */
-static inline bool gm_block_is_free_key(const void *block, uintptr_t key) {
-#if GM_VALGRIND
-    (void)block;
-    (void)key;
-    return false;
-#else
-    return ((const uintptr_t *)block)[1] == gm_free_mark(block, key);
-#endif
-}
-static inline bool gm_block_is_free(const void *block) {
-    return gm_block_is_free_key(block, gm_free_key);
-}
-static inline void gm_block_handout(void *block) { ((uintptr_t *)block)[1] = 0; }
-
-/* Cuts the first n (>= 1) blocks off the list at head (linked through word
- * 0): ends them at the last of them, which it returns, and the rest of the
- * list to *rest. */
-static inline void *gm_list_cut(void *head, uint32_t n, void **rest) {
-    void *last = head;
-    for (uint32_t i = 1; i < n; i++)
-        last = gm_link_get(last);
-    *rest = gm_link_get(last);
-    gm_link_set(last, NULL);
-    return last;
-}
-
+/* ---- doubly linked lists --------------------------------------------- */
 /* An intrusive doubly linked list of structs with next and prev fields,
  * from *head (mcentral's partial spans, mcache's registry). */
 #define GM_DLIST_PUSH(head, node)                                   \
@@ -466,48 +385,6 @@ gm_span_t *gm_pagemap_span_of(uintptr_t addr);
  * invariant 4). */
 size_t gm_pagemap_freed_large(uintptr_t addr);
 
-/* ---- heapcheck.c (GM_CHECKS) ----------------------------------------- */
-#if GM_CHECKS
-/* The arenas' invariants and the heap's page totals against their bits:
- * pages in use, free and backed, on the single-page stack, in flight in a
- * release step. */
-void gm_heapcheck_locked(const gm_arena_t *arenas, uint64_t pages_in_use,
-                         uint64_t pages_free_backed, uint32_t page_stack_len, uint32_t in_flight);
-#endif
-
-/* ---- pageplace.c ----------------------------------------------------- */
-/* Close fits: runs of GM_FIT_MIN_PAGES (the shortest large block: 32 KiB <
- * size) to GM_FIT_MAX_PAGES (1 MiB) recorded as freed, by length; a request
- * for n pages looks for one of n to n + gm_fit_slack(n) pages. */
-#define GM_FIT_MIN_PAGES 5
-#define GM_FIT_MAX_PAGES 128
-static inline uint32_t gm_fit_slack(uint32_t n) { return 2 + n / 8; }
-void gm_place_fit_push_locked(gm_arena_t *a, uintptr_t start, uint32_t length);
-/* The first page of the most recent recorded run of length pages that is
- * still free (its arena to *out), dropping stale records; -1 if none. */
-long gm_place_fit_pop_locked(uint32_t length, gm_arena_t **out);
-/* Drops every close-fit hint (an arena they may name is going away). */
-void gm_place_forget_fits_locked(void);
-/* Fewest faults: n free pages of the arenas (a list linked through next) that
- * fault in the fewest pages, into *best; best->arena stays NULL if no arena
- * has a free run of n pages. */
-struct gm_placement {
-    gm_arena_t *arena;
-    uint32_t start, faults, run;
-};
-void gm_place_fewest_faults_locked(gm_arena_t *arenas, uint32_t n, struct gm_placement *best);
-/* One pool for big blocks: whether a block of n pages (huge: at or above
- * GM_HUGE_THRESHOLD) goes to arena pages that fault in arena_faults pages
- * rather than a cached reservation that faults in reuse_faults (UINT32_MAX:
- * none of either). */
-bool gm_place_big_in_arena(bool huge, uint32_t n, uint32_t arena_faults, uint32_t reuse_faults);
-/* Release: the highest chunk with backed free pages idle for idle_ms, in
- * runs of min_run or more (not dense unless force): its arena, index and
- * those pages' masks; returns how many pages they are, 0 if none. */
-uint32_t gm_place_release_chunk_locked(gm_arena_t *arenas, bool force, uint32_t idle_ms,
-                                       uint32_t min_run, gm_arena_t **out, uint32_t *chunk,
-                                       uint64_t masks[4]);
-
 /* ---- huge.c ---------------------------------------------------------- */
 /* The heap lock: mheap.c's structures and the huge blocks (huge.c). */
 extern gm_lock_t gm_heap_lock;
@@ -589,18 +466,6 @@ bool gm_mheap_resize_large(gm_span_t *s, size_t size);
  * start, below the old one, and the caller moves the contents (memmove); 0,
  * changing nothing, when the free pages around it are too few. */
 uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size);
-/* Unmaps one cached huge reservation, or else gives the backed free pages of
- * one 2 MiB chunk back to the OS (the highest such chunk), those in runs of at
- * least min_run pages; returns the bytes released.  Unless force, only memory
- * idle for idle_ms (chunks no page of which was taken or freed since) and
- * chunks not dense. */
-size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run);
-/* Gives every free, still-backed page back to the OS; returns bytes given. */
-size_t gm_mheap_release_all(void);
-/* Unmaps arenas with no page in use: all of them (idle_ms 0), or those
- * wholly given back and idle for idle_ms but the lowest; returns the bytes
- * of address space given back. */
-size_t gm_mheap_unmap_unused(uint32_t idle_ms);
 /* Bytes in use (spans, large and huge blocks) and free but still backed. */
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
 /* Statistics: a large or huge block's trip out of (alloc) or back to the
@@ -608,10 +473,6 @@ void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed);
 void gm_mheap_count_trip(bool huge, bool alloc);
 void gm_mheap_trips(uint64_t out[2][2]);
 gm_lock_t *gm_mheap_lockp(void);   /* for fork (malloc.c) */
-/* In a fork child: pages a release step had taken out of the free set when
- * the fork came (the scavenger thread that held them does not exist here)
- * go back to it, as free and backed. */
-void gm_mheap_after_fork_child(void);
 
 struct gm_heap_stats {
     uint64_t mapped, committed, released, in_use, free, huge;
@@ -624,6 +485,24 @@ void gm_mheap_stats(struct gm_heap_stats *out);
  * info and spans, and must neither allocate nor take a lock.  For the
  * statistics and the heap map (stats.c, heapmap.c). */
 void gm_mheap_visit(void (*fn)(const gm_arena_t *a, void *arg), void *arg);
+
+/* ---- release.c ------------------------------------------------------- */
+/* Unmaps one cached huge reservation, or else gives the backed free pages of
+ * one 2 MiB chunk back to the OS (the highest such chunk), those in runs of at
+ * least min_run pages; returns the bytes released.  Unless force, only memory
+ * idle for idle_ms (chunks no page of which was taken or freed since) and
+ * chunks not dense. */
+size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run);
+/* Gives every free, still-backed page back to the OS; returns bytes given. */
+size_t gm_mheap_release_all(void);
+/* Unmaps arenas with no page in use: all of them (idle_ms 0), or those
+ * wholly given back and idle for idle_ms but the lowest; returns the bytes
+ * of address space given back. */
+size_t gm_mheap_unmap_unused(uint32_t idle_ms);
+/* In a fork child: pages a release step had taken out of the free set when
+ * the fork came (the scavenger thread that held them does not exist here)
+ * go back to it, as free and backed. */
+void gm_mheap_after_fork_child(void);
 
 /* ---- mcentral.c ------------------------------------------------------ */
 /* Objects moved between a thread cache and the mcentral at a time: the size

@@ -248,7 +248,7 @@ __attribute__((constructor)) static void gm_constructor(void) { gm_init(); }
  * so memcheck reports use after free, reads and writes past the requested
  * size (the rest of the block is marked inaccessible) and leaks in a program
  * linked with gomalloc.  gomalloc's own use of a free block's first two words
- * is marked defined by the link helpers (internal.h). */
+ * is marked defined by the link helpers (hardening.h). */
 #if GM_VALGRIND
 #include <valgrind/memcheck.h>
 

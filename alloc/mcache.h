@@ -13,11 +13,12 @@
  * push it on the thread's list.  Falls back when the block is not small
  * (large, huge, foreign), is not an object start or is already free (the
  * slow path reports it), or the list is full (the slow path flushes a
- * batch).  Links are encoded (see internal.h).
+ * batch).  Links are encoded (see hardening.h).
  */
 #ifndef GM_MCACHE_H
 #define GM_MCACHE_H
 
+#include "hardening.h"
 #include "internal.h"
 
 extern __thread gm_mcache_t *gm_tls_cache __attribute__((tls_model("initial-exec")));

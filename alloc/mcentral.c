@@ -59,6 +59,7 @@
  * holds at most one mcentral lock (the fork handlers take all, shard by
  * shard, in ascending class order) and may take the mheap lock inside it.
  */
+#include "hardening.h"
 #include "internal.h"
 
 #define MAX_BATCHES 64

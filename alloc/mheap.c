@@ -52,23 +52,24 @@
  * count pages in use and free-but-backed pages (the scavenger's measure);
  * a page on page_stack is clear in free_bits but counted free and backed.
  *
- * Returning pages (gm_mheap_release_step, driven by scavenger.c): first idle
- * huge memory (huge.c); else, page_stack first put back into the bitmaps,
- * the backed free pages of one 2 MiB chunk (the highest with pages idle for
- * the caller's time, in runs of at least its min_run: pageplace.c) are taken
- * out of the free set under the lock, released with madvise outside it, and
- * put back as free and released.  Every free stamps its pages
- * (page_freed_ms).
+ * Returning pages to the OS and unmapping unused arenas are release.c's,
+ * through the locked primitives below that mheap.h declares; the counts stay
+ * here.  Pages a release step has withdrawn from the free set while it gives
+ * them back outside the lock are in flight: neither free nor in use.  Every
+ * free stamps its pages (page_freed_ms), which is how release.c tells idle
+ * pages.
  *
  * Locking: the heap lock (gm_heap_lock, which huge.c defines and takes for
  * the huge blocks) guards every arena's bitmaps, commit_end, page counts,
  * max_run_hint and run_from, the arena list, the pagemap writes,
  * span state, the spare span structs, page_stack and the statistics below.
- * The lock is taken after any mcentral lock and before fixalloc's.
+ * The lock is taken after any mcentral lock and before fixalloc's; the
+ * functions named _locked that mheap.h declares run with it held.
  */
 #include <string.h>
 
 #include "internal.h"
+#include "mheap.h"
 #include "pagebits.h"
 
 #define PAGE GM_PAGE_SIZE
@@ -85,9 +86,6 @@ static uint64_t large_bytes, large_count;   /* heap lock */
 static uint64_t pages_in_use;               /* heap lock: in spans and blocks */
 static uint64_t pages_free_backed;          /* heap lock: free, not released */
 uint64_t gm_heap_committed;                 /* atomic, written under the heap lock: heap arenas */
-
-/* Drops the heap lock; a GM_CHECKS build first checks the heap (heapcheck.c). */
-static void unlock_heap(void);
 
 /* ---- arenas ------------------------------------------------------------ */
 
@@ -327,9 +325,9 @@ static gm_span_t *new_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t n, uin
  * and the scavenger see it as free; its pagemap entries are cleared
  * as for any freed span, and its dirty bit stays set (reuse is not fresh).
  * Any other page allocation, in-place growth and every release step first
- * put the stacked pages back into the bitmaps (flush_pages_locked), so first
- * fit for longer runs, coalescing and returning memory are as without the
- * stack; only single pages are reused last-freed first. */
+ * put the stacked pages back into the bitmaps (gm_mheap_flush_pages_locked),
+ * so first fit for longer runs, coalescing and returning memory are as
+ * without the stack; only single pages are reused last-freed first. */
 #define PAGE_STACK_MAX 1024   /* 8 MiB; a full flush costs what 1024 frees would */
 static gm_span_t *page_stack[PAGE_STACK_MAX];   /* heap lock */
 static uint32_t page_stack_len;                  /* heap lock */
@@ -366,7 +364,7 @@ static gm_span_t *pop_page_locked(uint8_t cls) {
 
 /* Puts every stacked page back into its arena's bitmaps (its chunk's stamp
  * stays the time it was freed). */
-static void flush_pages_locked(void) {
+void gm_mheap_flush_pages_locked(void) {
     while (page_stack_len > 0) {
         gm_span_t *s = page_stack[--page_stack_len];
         pages_in_use++;   /* put_pages_locked counts it free again */
@@ -381,7 +379,7 @@ static void flush_pages_locked(void) {
 static gm_span_t *alloc_span_locked(uint32_t npages, uint8_t cls) {
     if (npages == 1 && page_stack_len > 0)
         return pop_page_locked(cls);
-    flush_pages_locked();
+    gm_mheap_flush_pages_locked();
     gm_arena_t *a;
     uintptr_t addr = alloc_pages_locked(npages, 1, &a);
     if (!addr)
@@ -397,7 +395,7 @@ static gm_span_t *alloc_span_locked(uint32_t npages, uint8_t cls) {
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls) {
     gm_lock(&gm_heap_lock);
     gm_span_t *s = alloc_span_locked(npages, cls);
-    unlock_heap();
+    gm_mheap_unlock();
     return s;
 }
 
@@ -409,7 +407,7 @@ uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_
     gm_lock(&gm_heap_lock);
     while (got < n && (out[got] = alloc_span_locked(npages, cls)) != NULL)
         got++;
-    unlock_heap();
+    gm_mheap_unlock();
     return got;
 }
 
@@ -436,11 +434,11 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
     gm_arena_t *a;
     gm_span_t *s = NULL;
     gm_lock(&gm_heap_lock);
-    flush_pages_locked();
+    gm_mheap_flush_pages_locked();
     uintptr_t addr = alloc_pages_locked(npages, align_pages, &a);
     if (addr)
         s = large_span_locked(a, addr, npages);
-    unlock_heap();
+    gm_mheap_unlock();
     return s;
 }
 
@@ -471,7 +469,7 @@ static void set_large_pages_locked(gm_span_t *s, uint32_t npages) {
  * be free pages of its arena; a shrink gives the tail back. */
 static bool resize_large_locked(gm_span_t *s, uint32_t npages) {
     if (npages > s->npages) {
-        flush_pages_locked();
+        gm_mheap_flush_pages_locked();
         if (!take_pages_after_locked(s, npages - s->npages))
             return false;
     } else if (npages < s->npages) {
@@ -489,7 +487,7 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
     uintptr_t first = gm_page_index(s->base), end = first + s->npages;
     if (npages > s->npages) {
         uint32_t need = npages - s->npages;
-        flush_pages_locked();
+        gm_mheap_flush_pages_locked();
         uint32_t below = gm_bits_run_next_to(a->free_bits, GM_ARENA_PAGES, first, true, need);
         uint32_t above = below < need ? gm_bits_run_next_to(a->free_bits, GM_ARENA_PAGES, end, false, need - below) : 0;
         /* The pages above may need committing, which can fail: take them
@@ -505,7 +503,7 @@ uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
             base = s->base;
         }
     }
-    unlock_heap();
+    gm_mheap_unlock();
     return base;
 }
 
@@ -515,7 +513,7 @@ bool gm_mheap_resize_large(gm_span_t *s, size_t size) {
     uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
     gm_lock(&gm_heap_lock);
     bool ok = resize_large_locked(s, npages);
-    unlock_heap();
+    gm_mheap_unlock();
     return ok;
 }
 
@@ -536,7 +534,7 @@ static void free_span_locked(gm_span_t *s) {
 void gm_mheap_free_span(gm_span_t *s) {
     gm_lock(&gm_heap_lock);
     free_span_locked(s);
-    unlock_heap();
+    gm_mheap_unlock();
 }
 
 /* Frees a list of spans linked through next, in one trip through the lock. */
@@ -547,7 +545,7 @@ void gm_mheap_free_spans(gm_span_t *list) {
         list = s->next;
         free_span_locked(s);
     }
-    unlock_heap();
+    gm_mheap_unlock();
 }
 
 /* ---- one pool for big blocks (the choice: pageplace.c) --------------------- */
@@ -557,7 +555,7 @@ void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
     uint32_t n = size <= GM_ARENA_SIZE ? (uint32_t)(size / PAGE) : UINT32_MAX;
     struct gm_placement w = {NULL, 0, UINT32_MAX, 0};
     gm_lock(&gm_heap_lock);
-    flush_pages_locked();
+    gm_mheap_flush_pages_locked();
     if (n != UINT32_MAX)
         gm_place_fewest_faults_locked(arenas, n, &w);
     gm_huge_t *c = gm_huge_best_cached_locked(size, PAGE);
@@ -574,7 +572,7 @@ void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
     }
     if (!arena && c)
         gm_huge_take_cached_locked(c);
-    unlock_heap();
+    gm_mheap_unlock();
     if (!arena)
         return gm_huge_hand_out(c, size, PAGE, dirty);
     if (!s)
@@ -583,103 +581,43 @@ void *gm_mheap_alloc_big(size_t size, size_t *dirty) {
     return (void *)s->base;
 }
 
-/* ---- returning memory -------------------------------------------------- */
+/* ---- pages in flight (the release step: release.c) ----------------------- */
 
-/* The pages a release step has taken out of the free set while it gives
- * them back, outside the lock (n == 0: none).  Heap lock. */
-static struct {
-    gm_arena_t *arena;
-    uint32_t chunk, n;
-    uint64_t masks[4];
-} in_flight;
+static uint32_t pages_in_flight;   /* heap lock: withdrawn, not yet put back */
 
-/* Gives back the backed free pages of one chunk (those in runs of min_run
- * pages or more); returns the bytes released, 0 when there is nothing
- * (eligible) left. */
-size_t gm_mheap_release_step(bool force, uint32_t idle_ms, uint32_t min_run) {
-    size_t dropped = gm_huge_release_idle(force ? 0 : idle_ms);
-    if (dropped)
-        return dropped;
-    gm_arena_t *a = NULL;
-    uint32_t chunk;
-    uint64_t masks[4];
-    gm_lock(&gm_heap_lock);
-    flush_pages_locked();
-    uint32_t n = gm_place_release_chunk_locked(arenas, force, idle_ms, min_run, &a, &chunk, masks);
-    if (!n) {
-        unlock_heap();
-        return 0;
-    }
+void gm_mheap_withdraw_locked(const struct gm_chunk_pages *c) {
+    gm_arena_t *a = c->arena;
     for (uint32_t k = 0; k < 4; k++)
-        a->free_bits[chunk * 4 + k] &= ~masks[k];   /* nobody may take them now */
-    a->free_pages -= n;
-    pages_free_backed -= n;
-    in_flight.arena = a;
-    in_flight.chunk = chunk;
-    in_flight.n = n;
-    memcpy(in_flight.masks, masks, sizeof in_flight.masks);
-    unlock_heap();
+        a->free_bits[c->chunk * 4 + k] &= ~c->masks[k];   /* nobody may take them now */
+    a->free_pages -= c->n;
+    pages_free_backed -= c->n;
+    pages_in_flight += c->n;
+}
 
-    uintptr_t first = (uintptr_t)chunk * GM_CHUNK_PAGES;
-    bool zeroed = true;
-    for (uint32_t i = gm_bits_next(masks, GM_CHUNK_PAGES, 0, true); i < GM_CHUNK_PAGES;) {
-        uint32_t end = gm_bits_next(masks, GM_CHUNK_PAGES, i, false);
-        zeroed &= gm_os_release((void *)(a->base + (first + i) * PAGE), (size_t)(end - i) * PAGE);
-        i = gm_bits_next(masks, GM_CHUNK_PAGES, end, true);
-    }
-
-    gm_lock(&gm_heap_lock);
+/* Free pages came back in the chunk, where runs may merge with them: the
+ * arena's search hints start over. */
+void gm_mheap_put_back_locked(const struct gm_chunk_pages *c, bool released, bool zeroed) {
+    gm_arena_t *a = c->arena;
     for (uint32_t k = 0; k < 4; k++) {
-        a->free_bits[chunk * 4 + k] |= masks[k];
-        a->released_bits[chunk * 4 + k] |= masks[k];
-        if (zeroed)
-            a->dirty_bits[chunk * 4 + k] &= ~masks[k];
+        a->free_bits[c->chunk * 4 + k] |= c->masks[k];
+        if (released)
+            a->released_bits[c->chunk * 4 + k] |= c->masks[k];
+        if (released && zeroed)
+            a->dirty_bits[c->chunk * 4 + k] &= ~c->masks[k];
     }
-    a->free_pages += n;
-    a->released_pages += n;
+    a->free_pages += c->n;
+    if (released)
+        a->released_pages += c->n;
+    else
+        pages_free_backed += c->n;
+    pages_in_flight -= c->n;
     note_free_run_locked(a, 0, (uint32_t)GM_ARENA_PAGES);
     a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
-    in_flight.n = 0;
-    unlock_heap();
-    return (size_t)n * PAGE;
 }
 
-/* Whether madvise ran on them or not, the pages hold no data of the
- * program's: free and backed (and dirty, as they were) is true either way. */
-void gm_mheap_after_fork_child(void) {
-    gm_lock(&gm_heap_lock);
-    gm_arena_t *a = in_flight.arena;
-    if (in_flight.n) {
-        for (uint32_t k = 0; k < 4; k++)
-            a->free_bits[in_flight.chunk * 4 + k] |= in_flight.masks[k];
-        a->free_pages += in_flight.n;
-        pages_free_backed += in_flight.n;
-        note_free_run_locked(a, 0, (uint32_t)GM_ARENA_PAGES);
-        a->max_run_hint = (uint32_t)GM_ARENA_PAGES;
-        in_flight.n = 0;
-    }
-    unlock_heap();
-}
+/* ---- giving arenas back (the choice: release.c) ---------------------------- */
 
-/* ---- giving arenas back -------------------------------------------------- */
-
-/* Whether every page of arena a is free and, with idle_ms, given back and
- * freed at least idle_ms ago (page_stack flushed by the caller). */
-static bool arena_unused_locked(const gm_arena_t *a, uint32_t idle_ms, uint32_t now) {
-    uint32_t pages = (uint32_t)((a->hi - a->lo) / PAGE);
-    if (a->free_pages != pages || (in_flight.n && in_flight.arena == a))
-        return false;
-    if (!idle_ms)
-        return true;
-    if (a->released_pages != pages)
-        return false;
-    uint32_t first = (uint32_t)gm_page_index(a->lo);
-    uint32_t end = (uint32_t)gm_page_index(a->commit_end - 1) + 1;
-    for (uint32_t i = first; a->commit_end > a->lo && i < end; i++)
-        if (now - a->page_freed_ms[i] < idle_ms)
-            return false;
-    return true;
-}
+gm_arena_t **gm_mheap_arenas_locked(void) { return &arenas; }
 
 /* Takes arena a out of the heap: the pagemap first, then the address space,
  * then the descriptor.  The free fast path reads the pagemap without the
@@ -690,7 +628,7 @@ static bool arena_unused_locked(const gm_arena_t *a, uint32_t idle_ms, uint32_t 
  * finds no arena under the lock and reports the pointer; the descriptor
  * stays readable (fixalloc never unmaps) and is zeroed when handed out
  * again. */
-static size_t unmap_arena_locked(gm_arena_t **link) {
+size_t gm_mheap_unmap_arena_locked(gm_arena_t **link) {
     gm_arena_t *a = *link;
     size_t size = a->hi - a->lo;
     *link = a->next;
@@ -703,48 +641,13 @@ static size_t unmap_arena_locked(gm_arena_t **link) {
     return size;
 }
 
-/* Unmaps the arenas with no page in use: every one (idle_ms 0, when the OS
- * refused address space), or those wholly given back and idle for idle_ms,
- * keeping the lowest arena (the scavenger: a heap that shrank to nothing
- * will likely grow again, and one arena's metadata is cheap to keep).  The
- * close-fit hints may name an arena that goes: they are dropped.  Returns
- * the bytes of address space given back. */
-size_t gm_mheap_unmap_unused(uint32_t idle_ms) {
-    size_t total = 0;
-    uint32_t now = gm_os_clock_ms();
-    gm_lock(&gm_heap_lock);
-    flush_pages_locked();
-    gm_arena_t **link = &arenas;
-    if (idle_ms && *link)
-        link = &(*link)->next;
-    while (*link) {
-        if (arena_unused_locked(*link, idle_ms, now))
-            total += unmap_arena_locked(link);
-        else
-            link = &(*link)->next;
-    }
-    if (total)
-        gm_place_forget_fits_locked();
-    if (!idle_ms && gm_huge_drop_cached_locked())
-        total++;   /* their size was counted as idle huge memory, not here */
-    unlock_heap();
-    return total;
-}
-
-size_t gm_mheap_release_all(void) {
-    size_t total = 0, step;
-    while ((step = gm_mheap_release_step(true, 0, 1)) > 0)
-        total += step;
-    return total;
-}
-
 void gm_mheap_usage(uint64_t *in_use, uint64_t *free_backed) {
     struct gm_huge_stats h;
     gm_lock(&gm_heap_lock);
     gm_huge_stats_locked(&h);
     *in_use = (pages_in_use * PAGE) + h.bytes;
     *free_backed = pages_free_backed * PAGE + h.idle;
-    unlock_heap();
+    gm_mheap_unlock();
 }
 
 void gm_mheap_stats(struct gm_heap_stats *out) {
@@ -766,14 +669,14 @@ void gm_mheap_stats(struct gm_heap_stats *out) {
     out->large_bytes = large_bytes + h.bytes;
     out->huge_blocks = h.count;
     out->peak_in_use = h.peak_in_use;
-    unlock_heap();
+    gm_mheap_unlock();
 }
 
 void gm_mheap_visit(void (*fn)(const gm_arena_t *a, void *arg), void *arg) {
     gm_lock(&gm_heap_lock);
     for (gm_arena_t *a = arenas; a; a = a->next)
         fn(a, arg);
-    unlock_heap();
+    gm_mheap_unlock();
 }
 
 /* [0] large, [1] huge; [.][0] allocations, [.][1] frees.  Relaxed atomic
@@ -793,8 +696,9 @@ void gm_mheap_trips(uint64_t out[2][2]) {
 
 gm_lock_t *gm_mheap_lockp(void) { return &gm_heap_lock; }
 
-static void unlock_heap(void) {
-    GM_CHECK(gm_heapcheck_locked(arenas, pages_in_use, pages_free_backed, page_stack_len, in_flight.n));
+/* A GM_CHECKS build checks the heap before the lock goes (heapcheck.c). */
+void gm_mheap_unlock(void) {
+    GM_CHECK(gm_heapcheck_locked(arenas, pages_in_use, pages_free_backed, page_stack_len, pages_in_flight));
     GM_CHECK(gm_huge_check_locked());
     gm_unlock(&gm_heap_lock);
 }

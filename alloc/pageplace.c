@@ -41,7 +41,7 @@
  * Release: the highest 2 MiB chunk with backed free pages that idled for the
  * decay time, in runs of at least the caller's length; chunks at least 96.9%
  * in use are left alone unless asked (their huge page is worth more than a
- * few free pages).  See mheap.c, "returning memory".
+ * few free pages).  See release.c.
  *
  * Locking: everything here runs under the heap lock (gm_heap_lock), which
  * guards the fit stacks and the arenas it reads.
@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "mheap.h"
 #include "pagebits.h"
 
 /* ---- close fits ---------------------------------------------------------- */

@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "gomalloc.h"
+#include "hardening.h"
 #include "internal.h"
 #include "profile_pb.h"
 #include "report_io.h"

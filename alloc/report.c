@@ -13,7 +13,7 @@
  * ...)"), then abort(), as glibc does.  gm_fatal_msg is the same for a
  * failed gm_assert, gm_check_failed for a validator of a GM_CHECKS build.
  *
- * Hardening (see internal.h, "free-list hardening"): the per-process secret
+ * Hardening (see hardening.h): the per-process secret
  * that free-list links are XORed with and the key of the free marks, both
  * from the kernel's AT_RANDOM bytes; a link that does not decode to a
  * 16-byte aligned address is reported here (gm_corrupt_link), not followed.
@@ -26,9 +26,10 @@
 #include <string.h>
 #include <sys/auxv.h>
 
+#include "hardening.h"
 #include "internal.h"
 
-uintptr_t gm_secret, gm_free_key;   /* written once, release; see internal.h */
+uintptr_t gm_secret, gm_free_key;   /* written once, release; see hardening.h */
 
 /* ---- the line builder ---------------------------------------------------- */
 

@@ -5,7 +5,7 @@
  * can: objects at or above freeindex have never been handed out (carved on
  * demand, so a fresh span costs nothing until used), and objects that came
  * back sit on free_list, linked through their first word (encoded, see
- * internal.h).  nalloc counts the
+ * hardening.h).  nalloc counts the
  * objects out of the span, in thread caches, central batches or the program.
  *
  * Invariants (gm_span_check_locked checks them in a GM_CHECKS build):
@@ -15,6 +15,7 @@
  * Locking: every field that changes is guarded by the mcentral lock of the
  * span's class; base, npages and cls are immutable while the span is in use.
  */
+#include "hardening.h"
 #include "internal.h"
 
 /* A list under construction, linked through the objects' first words. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gomalloc.h"
+#include "hardening.h"
 #include "internal.h"
 #include "testutil.h"
 

@@ -7,6 +7,7 @@
  * does.  Every test loops over every class and gives back all it took, then
  * drains the class, so each test starts with no object of any class out.
  */
+#include "hardening.h"
 #include "internal.h"
 #include "testutil.h"
 

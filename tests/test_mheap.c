@@ -1,5 +1,6 @@
 /*
- * test_mheap.c — the page heap (alloc/mheap.c) through its own functions.
+ * test_mheap.c — the page heap (alloc/mheap.c, release.c) through its own
+ * functions.
  *
  * Page runs come from gm_mheap_alloc_span / gm_mheap_alloc_large and go back
  * with gm_mheap_free_span; nothing else in this program uses the heap, so
