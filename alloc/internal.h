@@ -102,9 +102,9 @@ void gm_os_decommit(void *addr, size_t size);
  * may now be another mapping's, so it must not be unmapped. */
 typedef enum { GM_MOVE_DONE, GM_MOVE_FAILED, GM_MOVE_LOST } gm_move_result_t;
 gm_move_result_t gm_os_move(void *from, size_t size, void *to);
-/* CPUs this process may run on (1 if the kernel does not say). */
 /* The process's address-space limit (RLIMIT_AS), SIZE_MAX if none. */
 size_t gm_os_address_limit(void);
+/* CPUs this process may run on (1 if the kernel does not say). */
 uint32_t gm_os_cpu_count(void);
 /* Threads in the process (0 when /proc cannot tell). */
 uint32_t gm_os_thread_count(void);
@@ -188,7 +188,9 @@ void gm_options_init(void);
  * paths start the background scavenger: 32 MiB until it is started, then
  * UINT64_MAX (again 32 MiB in a fork child, which has no scavenger). */
 extern uint64_t gm_scavenger_start_at;
-extern uint64_t gm_heap_committed;   /* mheap.c */
+/* Bytes the heap arenas have committed (mheap.c; it falls only when an arena
+ * is unmapped): relaxed loads. */
+extern uint64_t gm_heap_committed;
 /* Advances about once a second while the scavenger runs; thread caches trim
  * lists they did not need when they see it change. */
 extern uint32_t gm_scavenger_epoch;
@@ -440,9 +442,7 @@ void gm_huge_check_locked(void);
 #endif
 
 /* ---- mheap.c --------------------------------------------------------- */
-/* Bytes the heap arenas have committed (it only grows); relaxed loads.  The
- * scavenger reads it to know when to start (gm_scavenger_check). */
-extern uint64_t gm_heap_committed;
+/* gm_heap_committed: declared with the scavenger's start check above. */
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
 /* Up to n spans of npages pages for class cls into out[], under one lock
  * round trip; returns how many (fewer only when memory runs out). */
@@ -656,9 +656,6 @@ size_t gm_raw_usable(const void *ptr, const char *call, uint8_t *cls_out);
 size_t gm_raw_usable_size(const void *ptr, uint8_t *cls_out);
 
 /* ---- stats.c, stats_report.c ------------------------------------------------ */
-/* A large (huge: with its own mapping) block's trip from or to the page
- * heap, for the statistics; slow paths only. */
-
 /* malloc_info's XML in fresh mmap'd memory (see stats_report.c); NULL on failure. */
 char *gm_malloc_info_xml(size_t *len, size_t *cap);
 void gm_malloc_info_done(char *xml, size_t cap);
