@@ -180,6 +180,14 @@ static void text_at(struct hm *h, int64_t x, int64_t y, const char *cls, const c
     put(h, "\">");
 }
 
+/* A whole <text> element holding s (which must need no escaping). */
+static void label(struct hm *h, int64_t x, int64_t y, const char *cls, const char *anchor,
+                  const char *s) {
+    text_at(h, x, y, cls, anchor);
+    put(h, s);
+    put(h, "</text>");
+}
+
 static void rect(struct hm *h, int64_t x, int64_t y, int64_t w, int64_t ht, const char *fill) {
     put(h, "<rect x=\"");
     putn(h, x);
@@ -391,10 +399,8 @@ static void draw_gap(struct hm *h, uint64_t bytes, int64_t y) {
 }
 
 static void draw_log_axis(struct hm *h, int64_t y, int64_t bottom, unsigned steps) {
-    text_at(h, MARGIN, y + 9, "g", NULL);
-    put(h, "address</text>");
-    text_at(h, OV_SIZE_X, y + 9, "g", "end");
-    put(h, "size</text>");
+    label(h, MARGIN, y + 9, "g", NULL, "address");
+    label(h, OV_SIZE_X, y + 9, "g", "end", "size");
     for (unsigned j = 0; j <= steps; j++) {
         int64_t x = OV_BAR_X + OV_BAR_W * (int64_t)j / steps;
         text_at(h, x, y + 9, "g", j == 0 ? "start" : "middle");
@@ -413,8 +419,7 @@ static void draw_log_axis(struct hm *h, int64_t y, int64_t bottom, unsigned step
 
 static int64_t draw_overview(struct hm *h, int64_t y) {
     int64_t bottom = y + ov_height(h) - 8;
-    text_at(h, MARGIN, y + 14, "h", NULL);
-    put(h, "Address space</text>");
+    label(h, MARGIN, y + 14, "h", NULL, "Address space");
     text_at(h, 130, y + 14, "g", NULL);
     put(h, "one row per mapping or group of neighbouring mappings, lowest address first; "
            "gaps collapsed; bar length = size on a log scale</text>\n");
@@ -578,8 +583,7 @@ static void draw_grid_axis(struct hm *h, int64_t y) {
 }
 
 static int64_t draw_grid(struct hm *h, int64_t y) {
-    text_at(h, MARGIN, y + 14, "h", NULL);
-    put(h, "gomalloc arenas</text>");
+    label(h, MARGIN, y + 14, "h", NULL, "gomalloc arenas");
     if (!h->nblocks) {
         text_at(h, 150, y + 14, "g", NULL);
         put(h, "none were given</text>\n");
@@ -620,22 +624,18 @@ static void swatch(struct hm *h, int64_t x, int64_t y, const char *fill, const c
 }
 
 static void legend_mappings(struct hm *h, int64_t y) {
-    text_at(h, MARGIN, y + 10, NULL, NULL);
-    put(h, "Mappings</text>");
+    label(h, MARGIN, y + 10, NULL, NULL, "Mappings");
     for (int k = 0; k < NMC; k++) {
         int64_t x = 130 + (k % 7) * 150, yy = y + (k / 7) * 18;
         swatch(h, x, yy, mc_color[k], NULL);
-        text_at(h, x + 17, yy + 10, NULL, NULL);
-        put(h, mc_name[k]);
-        put(h, "</text>");
+        label(h, x + 17, yy + 10, NULL, NULL, mc_name[k]);
     }
     put(h, "\n");
 }
 
 /* The class ramp, labelled at every eighth class with its object size. */
 static void legend_classes(struct hm *h, int64_t y) {
-    text_at(h, MARGIN, y + 16, NULL, NULL);
-    put(h, "Size class</text>");
+    label(h, MARGIN, y + 16, NULL, NULL, "Size class");
     unsigned n = h->nclasses > 1 ? h->nclasses - 1 : 1;
     int64_t cw = 900 / (int64_t)n > 14 ? 14 : 900 / (int64_t)n;
     for (unsigned c = 1; c <= n; c++) {
@@ -664,8 +664,7 @@ static void legend_classes(struct hm *h, int64_t y) {
 }
 
 static void legend_pages(struct hm *h, int64_t y) {
-    text_at(h, MARGIN, y + 10, NULL, NULL);
-    put(h, "Small span in use</text>");
+    label(h, MARGIN, y + 10, NULL, NULL, "Small span in use");
     unsigned mid = h->nclasses / 2;
     for (int b = 0; b < OCC_BUCKETS; b++) {
         char cls[16] = "c";
@@ -673,19 +672,14 @@ static void legend_pages(struct hm *h, int64_t y) {
         memcpy(cls + n, " o", 2);
         cls[n + 2 + gm_rio_fmt_dec(cls + n + 2, (uint64_t)b)] = '\0';
         swatch(h, 130 + b * 100, y, NULL, cls);
-        text_at(h, 147 + b * 100, y + 10, NULL, NULL);
-        put(h, occ_name[b]);
-        put(h, "</text>");
+        label(h, 147 + b * 100, y + 10, NULL, NULL, occ_name[b]);
     }
-    text_at(h, MARGIN, y + 34, NULL, NULL);
-    put(h, "Other pages</text>");
+    label(h, MARGIN, y + 34, NULL, NULL, "Other pages");
     static const int kinds[] = {HK_FREE, HK_RELEASED, HK_LARGE, HK_HUGE, HK_UNUSED};
     for (int i = 0; i < 5; i++) {
         char cls[4] = {'k', (char)('0' + kinds[i]), 0, 0};
         swatch(h, 130 + i * 180, y + 24, NULL, cls);
-        text_at(h, 147 + i * 180, y + 34, NULL, NULL);
-        put(h, hk_name[kinds[i]]);
-        put(h, "</text>");
+        label(h, 147 + i * 180, y + 34, NULL, NULL, hk_name[kinds[i]]);
     }
     put(h, "\n");
 }
