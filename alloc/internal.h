@@ -45,6 +45,8 @@
  * that use them), and testing.h, which only tests include.  mheap.h holds
  * what the page heap's own files (mheap.c, release.c, pageplace.c,
  * heapcheck.c) call in one another: no other file includes it.
+ * scavenger.h holds the scavenger's interface for the layers above it
+ * (mcache.h brings it to them), so that the page heap does not see it.
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
@@ -182,31 +184,6 @@ struct gm_options {
  * scavenge if its thread cannot be created. */
 extern struct gm_options gm_options;
 void gm_options_init(void);
-
-/* ---- scavenger.c ----------------------------------------------------- */
-/* The heap's committed bytes (gm_heap_committed) at which the API's slow
- * paths start the background scavenger: 32 MiB until it is started, then
- * UINT64_MAX (again 32 MiB in a fork child, which has no scavenger). */
-extern uint64_t gm_scavenger_start_at;
-/* Bytes the heap arenas have committed (mheap.c; it falls only when an arena
- * is unmapped): relaxed loads. */
-extern uint64_t gm_heap_committed;
-/* Advances about once a second while the scavenger runs; thread caches trim
- * lists they did not need when they see it change. */
-extern uint32_t gm_scavenger_epoch;
-void gm_scavenger_start_slow(void);
-static inline void gm_scavenger_check(void) {
-    if (GM_UNLIKELY(__atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED) >=
-                    __atomic_load_n(&gm_scavenger_start_at, __ATOMIC_RELAXED)))
-        gm_scavenger_start_slow();
-}
-/* Releases every free page now (malloc_trim); returns the bytes released. */
-size_t gm_scavenger_release_all(void);
-/* Whether the background thread exists (it never takes a lock while it
- * holds the mheap or fixalloc lock; see malloc.c, fork). */
-bool gm_scavenger_thread_exists(void);
-gm_lock_t *gm_scavenger_lockp(void);   /* for fork (malloc.c) */
-void gm_scavenger_after_fork_child(void);
 
 /* ---- doubly linked lists --------------------------------------------- */
 /* An intrusive doubly linked list of structs with next and prev fields,
@@ -442,7 +419,9 @@ void gm_huge_check_locked(void);
 #endif
 
 /* ---- mheap.c --------------------------------------------------------- */
-/* gm_heap_committed: declared with the scavenger's start check above. */
+/* Bytes the heap arenas have committed (mheap.c; it falls only when an arena
+ * is unmapped): relaxed loads. */
+extern uint64_t gm_heap_committed;
 gm_span_t *gm_mheap_alloc_span(uint32_t npages, uint8_t cls);
 /* Up to n spans of npages pages for class cls into out[], under one lock
  * round trip; returns how many (fewer only when memory runs out). */

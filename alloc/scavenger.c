@@ -42,7 +42,7 @@
 #include <signal.h>
 #include <time.h>
 
-#include "internal.h"
+#include "scavenger.h"
 
 #define START_BYTES ((uint64_t)32 << 20)
 #define BUSY_TICK_NS (20 * 1000 * 1000L)

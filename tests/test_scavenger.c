@@ -19,7 +19,7 @@
 #include <valgrind/valgrind.h>
 
 #include "gomalloc.h"
-#include "internal.h"
+#include "scavenger.h"
 #include "testing.h"
 #include "testutil.h"
 
