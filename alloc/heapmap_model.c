@@ -3,7 +3,8 @@
  * regions gomalloc reserved merged into blocks and laid out as a grid of
  * at most MAX_GRID_ROWS x GRID_W cells, every span added into the cells it
  * covers, and /proc/self/maps folded into at most MAX_OV_ROWS overview
- * rows; then hands it to heapmap_svg.c to draw.
+ * rows.  heapmap_svg.c creates it (gm_hm_new), has it built (gm_hm_build),
+ * draws it and frees it (gm_hm_free).
  *
  * Invariants: all memory is mmap'd scratch of fixed size, taken before
  * /proc/self/maps is read, so the picture leaves out exactly those ranges;
@@ -454,41 +455,35 @@ static void drop_scratch(struct hm *h) {
     gm_rio_unmap(h->blocks, h->blocks_bytes);
 }
 
-static int build(struct hm *h, int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
-                 void *ctx) {
+int gm_hm_build(struct hm *h, gm_map_next_region_fn regions, gm_map_next_fn spans, void *ctx) {
     if (read_regions(h, regions, ctx) < 0)
         return -1;
     merge_blocks(h);
     lay_out_grid(h);
-    if (take_scratch(h, fd) < 0)
+    if (take_scratch(h, h->out.fd) < 0)
         return -1;
     read_spans(h, spans, ctx);
     h->exe_len = gm_rio_self_exe(h->exe, sizeof h->exe);
     if (read_maps(h) < 0)
         return -1;
     merge_rows(h);
-    gm_hm_render(h);
     return 0;
 }
 
-int gm_heapmap_write_svg_ex(int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
-                            void *ctx, const struct gm_heapmap_opts *opts) {
+struct hm *gm_hm_new(int fd, const struct gm_heapmap_opts *opts) {
     struct hm *h = gm_rio_map(sizeof *h);
     if (!h)
-        return -1;
+        return NULL;
     h->opts = opts;
     h->nclasses = opts && opts->nclasses > 1 ? opts->nclasses : 66;
     h->out.fd = fd;
-    int rc = build(h, fd, regions, spans, ctx);
+    return h;
+}
+
+int gm_hm_free(struct hm *h, int rc) {
     if (gm_rio_close(&h->out) < 0)
         rc = -1;
     drop_scratch(h);
     gm_rio_unmap(h, sizeof *h);
     return rc;
 }
-
-int gm_heapmap_write_svg(int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
-                         void *ctx) {
-    return gm_heapmap_write_svg_ex(fd, regions, spans, ctx, NULL);
-}
-

@@ -120,7 +120,12 @@ static inline uint64_t row_total(const struct hm_row *r) {
 
 /* The first block whose end is above addr (heapmap_model.c). */
 size_t gm_hm_block_after(const struct hm *h, uintptr_t addr);
-/* Writes the whole picture of a built model to h->out (heapmap_svg.c). */
-void gm_hm_render(struct hm *h);
+/* A model writing to fd, in fresh scratch memory; NULL when none is left. */
+struct hm *gm_hm_new(int fd, const struct gm_heapmap_opts *opts);
+/* Reads every region, then every span, then /proc/self/maps into h: 0, or
+ * -1 when scratch memory or the maps file failed. */
+int gm_hm_build(struct hm *h, gm_map_next_region_fn regions, gm_map_next_fn spans, void *ctx);
+/* Flushes and closes h's output, frees h: rc, or -1 if the output failed. */
+int gm_hm_free(struct hm *h, int rc);
 
 #endif

@@ -21,7 +21,8 @@
  * the paths hold; fills are CSS classes, so the size of the file follows
  * the grid's cells, not the heap's spans.
  *
- * May call: report_io.c (output), getpid, memcpy, strlen.  Never malloc or
+ * May call: heapmap_model.c (the model it draws), report_io.c (output),
+ * getpid, memcpy, strlen.  Never malloc or
  * stdio: this runs inside malloc.
  */
 #define _GNU_SOURCE
@@ -70,6 +71,18 @@ static const char *const occ_name[OCC_BUCKETS] = {
 
 static void put(struct hm *h, const char *s) { gm_rio_str(&h->out, s); }
 static void putn(struct hm *h, int64_t v) { gm_rio_sdec(&h->out, v); }
+
+/* Close the attribute before and write name="v (the caller closes it). */
+static void attr_s(struct hm *h, const char *name, const char *v) {
+    put(h, "\" ");
+    put(h, name);
+    put(h, "=\"");
+    put(h, v);
+}
+static void attr(struct hm *h, const char *name, int64_t v) {
+    attr_s(h, name, "");
+    putn(h, v);
+}
 
 /* Text for an SVG text node or attribute: markup characters escaped, bytes
  * outside printable ASCII (a path may hold any) shown as '?', so the file
@@ -149,8 +162,7 @@ static void svg_begin(struct hm *h, int64_t height) {
     put(h, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"");
     putn(h, SVG_W);
-    put(h, "\" height=\"");
-    putn(h, height);
+    attr(h, "height", height);
     put(h, "\" viewBox=\"0 0 ");
     putn(h, SVG_W);
     put(h, " ");
@@ -167,15 +179,12 @@ static void svg_begin(struct hm *h, int64_t height) {
 static void text_at(struct hm *h, int64_t x, int64_t y, const char *cls, const char *anchor) {
     put(h, "<text x=\"");
     putn(h, x);
-    put(h, "\" y=\"");
-    putn(h, y);
+    attr(h, "y", y);
     if (cls) {
-        put(h, "\" class=\"");
-        put(h, cls);
+        attr_s(h, "class", cls);
     }
     if (anchor) {
-        put(h, "\" text-anchor=\"");
-        put(h, anchor);
+        attr_s(h, "text-anchor", anchor);
     }
     put(h, "\">");
 }
@@ -191,14 +200,10 @@ static void label(struct hm *h, int64_t x, int64_t y, const char *cls, const cha
 static void rect(struct hm *h, int64_t x, int64_t y, int64_t w, int64_t ht, const char *fill) {
     put(h, "<rect x=\"");
     putn(h, x);
-    put(h, "\" y=\"");
-    putn(h, y);
-    put(h, "\" width=\"");
-    putn(h, w);
-    put(h, "\" height=\"");
-    putn(h, ht);
-    put(h, "\" fill=\"");
-    put(h, fill);
+    attr(h, "y", y);
+    attr(h, "width", w);
+    attr(h, "height", ht);
+    attr_s(h, "fill", fill);
     put(h, "\"/>");
 }
 
@@ -354,10 +359,8 @@ static void draw_bar(struct hm *h, const struct hm_row *r, int64_t y, unsigned s
     }
     put(h, "<rect x=\"");
     putn(h, OV_BAR_X);
-    put(h, "\" y=\"");
-    putn(h, y);
-    put(h, "\" width=\"");
-    putn(h, len);
+    attr(h, "y", y);
+    attr(h, "width", len);
     put(h, "\" height=\"11\" fill=\"none\" stroke=\"#777\" stroke-width=\".5\"/>");
 }
 
@@ -385,12 +388,9 @@ static void draw_ov_row(struct hm *h, const struct hm_row *r, int64_t y, unsigne
 static void draw_gap(struct hm *h, uint64_t bytes, int64_t y) {
     put(h, "<line x1=\"");
     putn(h, OV_BAR_X);
-    put(h, "\" x2=\"");
-    putn(h, SVG_W - MARGIN);
-    put(h, "\" y1=\"");
-    putn(h, y + OV_GAP / 2);
-    put(h, "\" y2=\"");
-    putn(h, y + OV_GAP / 2);
+    attr(h, "x2", SVG_W - MARGIN);
+    attr(h, "y1", y + OV_GAP / 2);
+    attr(h, "y2", y + OV_GAP / 2);
     put(h, "\" class=\"gap\"/>");
     text_at(h, MARGIN + 100, y + 8, "g", "end");
     put(h, "&#8942; ");
@@ -407,12 +407,9 @@ static void draw_log_axis(struct hm *h, int64_t y, int64_t bottom, unsigned step
         gm_rio_bytes(&h->out, (uint64_t)4096 << (4 * j));
         put(h, "</text><line class=\"ax\" x1=\"");
         putn(h, x);
-        put(h, "\" x2=\"");
-        putn(h, x);
-        put(h, "\" y1=\"");
-        putn(h, y + 12);
-        put(h, "\" y2=\"");
-        putn(h, bottom);
+        attr(h, "x2", x);
+        attr(h, "y1", y + 12);
+        attr(h, "y2", bottom);
         put(h, "\"/>\n");
     }
 }
@@ -505,12 +502,9 @@ static int cell_style(const struct hm *h, const struct hm_cell *c, uint32_t cap,
 static void cell_run(struct hm *h, int64_t x0, int64_t x1, int64_t y, int64_t ht, int style, int occ) {
     put(h, "<rect x=\"");
     putn(h, GRID_X + x0);
-    put(h, "\" y=\"");
-    putn(h, y);
-    put(h, "\" width=\"");
-    putn(h, x1 - x0);
-    put(h, "\" height=\"");
-    putn(h, ht);
+    attr(h, "y", y);
+    attr(h, "width", x1 - x0);
+    attr(h, "height", ht);
     if (style >= NHK_BASE) {
         put(h, "\" class=\"k");
         putn(h, style - NHK_BASE);
@@ -610,8 +604,7 @@ static int64_t draw_grid(struct hm *h, int64_t y) {
 static void swatch(struct hm *h, int64_t x, int64_t y, const char *fill, const char *cls) {
     put(h, "<rect x=\"");
     putn(h, x);
-    put(h, "\" y=\"");
-    putn(h, y);
+    attr(h, "y", y);
     put(h, "\" width=\"12\" height=\"12\" stroke=\"#999\" stroke-width=\".5\"");
     if (fill) {
         put(h, " fill=\"");
@@ -642,10 +635,8 @@ static void legend_classes(struct hm *h, int64_t y) {
         int64_t x = 130 + (int64_t)(c - 1) * cw;
         put(h, "<rect x=\"");
         putn(h, x);
-        put(h, "\" y=\"");
-        putn(h, y + 6);
-        put(h, "\" width=\"");
-        putn(h, cw);
+        attr(h, "y", y + 6);
+        attr(h, "width", cw);
         put(h, "\" height=\"12\" class=\"c");
         putn(h, c);
         put(h, "\"/>");
@@ -696,7 +687,7 @@ static void draw_legend(struct hm *h, int64_t y) {
 
 /* ---- the whole picture ------------------------------------------------- */
 
-void gm_hm_render(struct hm *h) {
+static void render(struct hm *h) {
     int64_t top = 76;
     int64_t grid_top = top + ov_height(h) + 10;
     int64_t legend_top = grid_top + grid_height(h) + 10;
@@ -708,3 +699,18 @@ void gm_hm_render(struct hm *h) {
     put(h, "</svg>\n");
 }
 
+int gm_heapmap_write_svg_ex(int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
+                            void *ctx, const struct gm_heapmap_opts *opts) {
+    struct hm *h = gm_hm_new(fd, opts);
+    if (!h)
+        return -1;
+    int rc = gm_hm_build(h, regions, spans, ctx);
+    if (rc == 0)
+        render(h);
+    return gm_hm_free(h, rc);
+}
+
+int gm_heapmap_write_svg(int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
+                         void *ctx) {
+    return gm_heapmap_write_svg_ex(fd, regions, spans, ctx, NULL);
+}
