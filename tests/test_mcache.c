@@ -22,11 +22,14 @@
  * thread are fine to reuse.
  */
 #include <pthread.h>
+#include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gomalloc.h"
 #include "mcache.h"
+#include "testing.h"
 #include "testutil.h"
 
 /* Runs fn in a new thread; with adopt false its cache is a new one (parked
@@ -375,6 +378,69 @@ static void test_mcache_small_heap_gets_whole_bound(void **state)
 {
     (void)state;
     run_in_thread(small_heap_body, NULL);
+}
+
+/* A thread that recycles more small blocks than its bound allows, over a
+ * heap that no longer grows, earns a larger bound (at most twice its first);
+ * once the heap grows after it earned, it earns no more; what it earned
+ * goes back to the budget when it exits. */
+#define EARN_CLASSES 12
+static void recycle_round(void **ps, size_t per_class)
+{
+    for (size_t k = 0; k < EARN_CLASSES; k++)
+        for (size_t i = 0; i < per_class; i++)
+            assert_non_null(ps[k * per_class + i] = gm_malloc(512 + 128 * k));
+    for (size_t i = 0; i < EARN_CLASSES * per_class; i++)
+        gm_free(ps[i]);
+}
+
+static void *earn_body(void *arg)
+{
+    size_t *earned_out = arg;
+    size_t per_class = 600;   /* about 6 MiB over twelve classes of 512..1920 B */
+    void **ps = malloc(EARN_CLASSES * per_class * sizeof *ps);
+    assert_non_null(ps);
+    recycle_round(ps, per_class);   /* the heap grows to its size once */
+    gm_mcache_t *c = gm_mcache_current();
+    assert_non_null(c);
+    size_t base = c->bound;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        recycle_round(ps, per_class);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (c->bound == base &&
+             (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 5000);
+    assert_true(c->bound > base);
+    assert_true(c->max_bytes <= c->bound);
+    assert_true(gm_mcache_earned_total() >= c->bound - base);
+
+    /* The heap (its arenas: large blocks, not huge ones) grows after the
+     * thread earned: it earns no more, whatever it recycles. */
+    void *big[6];
+    for (int i = 0; i < 6; i++) {
+        assert_non_null(big[i] = gm_malloc(4 * MIB));
+        memset(big[i], 1, 4 * MIB);
+    }
+    size_t frozen_at = c->bound;
+    for (int round = 0; round < 60; round++)
+        recycle_round(ps, per_class);
+    assert_true(c->bound == frozen_at);
+    assert_true(c->bound <= 2 * base);
+    *earned_out = c->bound - base;
+    for (int i = 0; i < 6; i++)
+        gm_free(big[i]);
+    free(ps);
+    return NULL;
+}
+
+static void test_mcache_bound_earned_on_flat_heap(void **state)
+{
+    (void)state;
+    size_t before = gm_mcache_earned_total(), earned = 0;
+    run_in_thread(earn_body, &earned);
+    assert_true(earned > 0);
+    assert_int_equal(gm_mcache_earned_total(), before);   /* given back at exit */
 }
 
 static void test_mcache_thread_bound_after_heavy_use(void **state)
@@ -815,6 +881,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mcache_small_heap_gets_whole_bound),   /* first: a small heap */
+        cmocka_unit_test(test_mcache_bound_earned_on_flat_heap),
         cmocka_unit_test(test_mcache_first_malloc_creates_cache_and_refills),
         cmocka_unit_test(test_mcache_slow_start_grows_max),
         cmocka_unit_test(test_mcache_bursts_grow_list_and_frees_shrink_it),
