@@ -224,7 +224,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 # ---- unit tests (cmocka, one file per layer) --------------------------------
 UNIT_NAMES := test_sizeclass test_lock test_pagebits test_fixalloc test_pagemap test_mheap test_mcentral \
               test_mcache test_pagecache test_scavenger test_detect test_api test_options test_guard \
-              test_report_io test_stats test_heapmap_svg test_profile_pb
+              test_report_io test_stats test_heapmap_svg test_profile_pb test_unwind
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
 build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests

@@ -21,6 +21,7 @@
  *   pagecache   per-thread freed large blocks, kept in the thread's cache
  *   profile     the sampled heap profile: which allocations, their stacks
  *   profile_pb  pprof's profile.proto, encoded and streamed
+ *   unwind      the calling thread's stack from the unwind tables, without malloc
  *   mcentral    per-class span lists and parked batches, one lock per class
  *   span        carving a span into objects, returning objects to it
  *   scavenger   returns free pages to the OS in the background
@@ -795,12 +796,18 @@ uint32_t gm_profile_trim(uint8_t cls, uint32_t want);  /* a refill's size */
 void gm_profile_refilled(uint8_t cls, uint32_t got);   /* charges what it got */
 void *gm_profile_alloc_small(size_t size);             /* a sampled small block */
 void gm_profile_note_large(void *p, size_t size);      /* a large block was handed out */
-void gm_profile_forget(void *p);
+void gm_profile_forget(void *p);                       /* a large block is being freed */
 /* Writes the profile to fd (pprof's format); -1 on error. */
 int gm_profile_write_fd(int fd);
-/* Makes backtrace's first call (it loads libgcc_s) when sampling is on; at
- * load time, from stats_report.c. */
-void gm_profile_load_unwinder(void);                       /* a large block is being freed */
+/* Readies the stack walk when sampling is on; at load time, from
+ * stats_report.c. */
+void gm_profile_load_unwinder(void);
+
+/* ---- unwind.c ------------------------------------------------------------ */
+/* Up to max return addresses, gm_unwind's caller's first; never mallocs. */
+uint32_t gm_unwind(uintptr_t *pcs, uint32_t max);
+/* Whatever the walk needs loaded before the first sample (at load time). */
+void gm_unwind_load(void);
 
 /* ---- debug.c --------------------------------------------------------- */
 void *gm_debug_alloc(size_t size, size_t align, bool zero);

@@ -26,15 +26,11 @@
  * without a free (grown into the pages before it, a huge block remapped)
  * keeps its sample at the old address until then.
  *
- * Stacks: glibc's backtrace(3), which is libgcc_s's DWARF unwinder: it reads
- * the unwind tables, so frames compiled without frame pointers (glibc, most
- * distribution binaries, gomalloc itself) do not cut the stack short, and it
- * takes no malloc once loaded.  Its first call loads libgcc_s with dlopen
- * (and malloc), so the library makes that call when it is loaded, outside
- * any allocation (gm_profile_load_unwinder, called at load time by
- * stats_report.c); a sample taken before that walks the
- * frame-pointer chain instead, each frame read with process_vm_readv so that
- * a frame without a frame pointer ends the walk rather than faulting.  The
+ * Stacks: unwind.c's walk of the unwind tables (.eh_frame), so frames
+ * compiled without frame pointers (glibc, most distribution binaries,
+ * gomalloc itself) do not cut the stack short; it takes no malloc and no
+ * lock that could wait, and keeps each frame's decoded rule, so that a
+ * sample from a known call site costs a few hundred instructions.  The
  * frames inside gomalloc's own text are left out, and the profile's
  * drop_frames names the entry points for a static link, where the program
  * and gomalloc are one object.
@@ -50,11 +46,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <execinfo.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,7 +82,6 @@ static struct live *live;             /* set once; entries: addr atomic, rest pr
 static uint32_t nlive;                /* prof_lock: slots in use, tombstones included */
 static pid_t prof_pid;                /* the process prof_lock belongs to */
 
-static bool unwinder_ready;           /* backtrace's first call made (gm_profile_load_unwinder) */
 static __thread int64_t tls_left __attribute__((tls_model("initial-exec")));
 static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
 
@@ -147,28 +140,6 @@ static bool charge(size_t size) {
 
 /* ---- stacks --------------------------------------------------------------- */
 
-/* Reads two words at fp without faulting: false if they are not readable. */
-static bool read_frame(uintptr_t fp, uintptr_t out[2]) {
-    struct iovec local = {out, 2 * sizeof(uintptr_t)}, remote = {(void *)fp, 2 * sizeof(uintptr_t)};
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)(2 * sizeof(uintptr_t));
-}
-
-static __attribute__((noinline)) uint32_t walk_frame_pointers(uintptr_t *pcs) {
-    enum { MAX_WALK = MAX_DEPTH + 8 };
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0), frame[2];
-    uint32_t n = 0;
-    int saved = errno;
-    while (n < MAX_WALK && fp && !(fp & 7) && read_frame(fp, frame)) {
-        if (frame[1])
-            pcs[n++] = frame[1];
-        if (frame[0] <= fp || frame[0] - fp > ((uintptr_t)64 << 20))
-            break;   /* the chain must climb the stack */
-        fp = frame[0];
-    }
-    errno = saved;
-    return n;
-}
-
 /* This object's text, from the ELF header the linker places first to the
  * end of its code: the frames to leave out, gomalloc's own. */
 extern char __ehdr_start[] __attribute__((visibility("hidden")));
@@ -183,12 +154,7 @@ static bool own_pc(uintptr_t pc) {
  * profile's drop_frames then removes the entry points by name). */
 static uint32_t capture(uintptr_t *pcs) {
     uintptr_t raw[MAX_DEPTH + 8];
-    int n = 0;
-    if (__atomic_load_n(&unwinder_ready, __ATOMIC_ACQUIRE))
-        n = backtrace((void **)raw, MAX_DEPTH + 8);
-    if (n <= 1)
-        n = (int)walk_frame_pointers(raw);
-    int first = 0;
+    int n = (int)gm_unwind(raw, MAX_DEPTH + 8), first = 0;
     while (first < n && own_pc(raw[first]))
         first++;
     if (first == n)
@@ -198,18 +164,9 @@ static uint32_t capture(uintptr_t *pcs) {
     return depth;
 }
 
-/* glibc's backtrace loads libgcc_s (dlopen, malloc) on its first call: that
- * call is made here, at load time (stats_report.c's constructor), outside
- * any allocation, when sampling is on; every later call only reads unwind
- * tables.  A sample taken before
- * (a malloc from the dynamic loader or an earlier constructor) walks the
- * frame pointers instead: a dlopen from there would break the loader. */
 void gm_profile_load_unwinder(void) {
-    if (gm_options.profile_rate) {
-        void *pcs[2];
-        backtrace(pcs, 2);
-        __atomic_store_n(&unwinder_ready, true, __ATOMIC_RELEASE);
-    }
+    if (gm_options.profile_rate)
+        gm_unwind_load();
 }
 
 /* prof_lock held: the stack's index, made on first sight; -1 when full. */
