@@ -794,7 +794,8 @@ int gm_heapmap_write_fd(int fd);
 bool gm_profile_due(size_t size);                      /* sample this allocation? */
 uint32_t gm_profile_trim(uint8_t cls, uint32_t want);  /* a refill's size */
 void gm_profile_refilled(uint8_t cls, uint32_t got);   /* charges what it got */
-void *gm_profile_alloc_small(size_t size);             /* a sampled small block */
+/* A sampled small block: page, a thread's cached one, or NULL for new pages. */
+void *gm_profile_alloc_small(void *page, size_t size);
 void gm_profile_note_large(void *p, size_t size);      /* a large block was handed out */
 void gm_profile_forget(void *p);                       /* a large block is being freed */
 /* Writes the profile to fd (pprof's format); -1 on error. */

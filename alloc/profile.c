@@ -17,8 +17,9 @@
  * or a heap profile is about, is not affected that way).
  *
  * A sampled small block is served from a page of its own (a one-page large
- * span, or as many pages as the size needs), so its free takes the slow
- * path of free, where gm_profile_forget notices it; about 8 KiB per sample,
+ * span, or as many pages as the size needs: first one the thread freed,
+ * from its page cache, else a page off the heap's stack of freed pages), so
+ * its free takes the slow path of free, where gm_profile_forget notices it; about 8 KiB per sample,
  * 1.6% of the memory at the default rate.  Large blocks are charged and
  * sampled where they come from the page heap (alloc_large), not when a
  * thread's page cache hands one out again, as a small object taken again
@@ -274,14 +275,17 @@ void gm_profile_refilled(uint8_t cls, uint32_t got) {
     tls_left -= (int64_t)((uint64_t)(got - 1) * gm_class_size[cls]);
 }
 
-void *gm_profile_alloc_small(size_t size) {
-    size_t bytes = (size + GM_PAGE_SIZE - 1) & ~(size_t)(GM_PAGE_SIZE - 1);
-    gm_span_t *s = gm_mheap_alloc_large(bytes ? bytes : GM_PAGE_SIZE, GM_PAGE_SIZE);
-    if (!s)
-        return NULL;
-    gm_mheap_count_trip(false, true);
-    record((void *)s->base, gm_class_size[gm_size_to_class[(size + 15) >> 4]]);   /* as charged */
-    return (void *)s->base;
+void *gm_profile_alloc_small(void *page, size_t size) {
+    if (!page) {
+        size_t bytes = (size + GM_PAGE_SIZE - 1) & ~(size_t)(GM_PAGE_SIZE - 1);
+        gm_span_t *s = gm_mheap_alloc_large(bytes ? bytes : GM_PAGE_SIZE, GM_PAGE_SIZE);
+        if (!s)
+            return NULL;
+        gm_mheap_count_trip(false, true);
+        page = (void *)s->base;
+    }
+    record(page, gm_class_size[gm_size_to_class[(size + 15) >> 4]]);   /* as charged */
+    return page;
 }
 
 void gm_profile_note_large(void *p, size_t size) {
