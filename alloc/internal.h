@@ -337,6 +337,7 @@ struct gm_span {
     uint8_t fresh_zero;       /* pages were all zero when the span was made */
     uint8_t thread_cached;    /* large, freed: on its thread's page cache */
     uint8_t shard;            /* small: immutable while in use, its mcentral's shard */
+    uint8_t sampled;          /* large: the heap profile holds a sample of it (profile.c) */
     /* Small spans, all under the class's mcentral lock: */
     uint32_t nalloc;          /* objects out of the span (caches or program) */
     uint32_t freeindex;       /* objects at or above it were never handed out */
@@ -522,6 +523,7 @@ struct gm_huge {
     size_t dirty;             /* [lo, lo + dirty) may hold non-zero bytes */
     uint32_t idle_since_ms;   /* gm_os_clock_ms() when cached or given slack */
     bool cached;              /* freed, kept for reuse (atomic stores) */
+    bool sampled;             /* the heap profile holds a sample of it (profile.c) */
 };
 /* A huge block of at least size bytes aligned to align; *dirty: how many of
  * its first bytes may be non-zero.  NULL when the OS refuses. */
@@ -794,10 +796,9 @@ int gm_heapmap_write_fd(int fd);
 bool gm_profile_due(size_t size);                      /* sample this allocation? */
 uint32_t gm_profile_trim(uint8_t cls, uint32_t want);  /* a refill's size */
 void gm_profile_refilled(uint8_t cls, uint32_t got);   /* charges what it got */
-/* A sampled small block: page, a thread's cached one, or NULL for new pages. */
-void *gm_profile_alloc_small(void *page, size_t size);
+void *gm_profile_alloc_small(size_t size);             /* a sampled small block */
 void gm_profile_note_large(void *p, size_t size);      /* a large block was handed out */
-void gm_profile_forget(void *p);                       /* a large block is being freed */
+void gm_profile_forget(void *p);                       /* a sampled block is being freed */
 /* Writes the profile to fd (pprof's format); -1 on error. */
 int gm_profile_write_fd(int fd);
 /* Readies the stack walk when sampling is on; at load time, from

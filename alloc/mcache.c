@@ -500,10 +500,8 @@ void *gm_mcache_alloc_slow(size_t size) {
         return head;
     }
     fold(c, cls);
-    /* Sampled: a page of its own, first from the thread's freed ones (an
-     * earlier sample's, as no larger block is this few pages). */
     if (GM_UNLIKELY(gm_options.profile_rate) && gm_profile_due(gm_class_size[cls]))
-        return gm_profile_alloc_small(gm_pagecache_take(&c->pages, size), size);
+        return gm_profile_alloc_small(size);   /* sampled: a page of its own */
     if (!c->head[cls]) {
         uint32_t batch = gm_transfer_count(cls);
         uint32_t want = gm_guard_budget(c->max[cls] < batch ? c->max[cls] : batch);

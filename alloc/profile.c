@@ -17,15 +17,20 @@
  * or a heap profile is about, is not affected that way).
  *
  * A sampled small block is served from a page of its own (a one-page large
- * span, or as many pages as the size needs: first one the thread freed,
- * from its page cache, else a page off the heap's stack of freed pages), so
- * its free takes the slow path of free, where gm_profile_forget notices it; about 8 KiB per sample,
- * 1.6% of the memory at the default rate.  Large blocks are charged and
+ * span, or as many pages as the size needs), so its free takes the slow
+ * path of free; about 8 KiB per sampled block in use, 1.6% of the memory at
+ * the default rate.  Its page goes back to the heap's stack of freed single
+ * pages, where the next sample of any thread takes it, not to the freeing
+ * thread's page cache, where it would wait for a sample of that thread
+ * (bench/prodcons-4: 4 MiB in the consumers' caches).  Large blocks are charged and
  * sampled where they come from the page heap (alloc_large), not when a
  * thread's page cache hands one out again, as a small object taken again
- * from a thread's own list is not; their frees are always slow.  A large block that realloc moves
- * without a free (grown into the pages before it, a huge block remapped)
- * keeps its sample at the old address until then.
+ * from a thread's own list is not.  A sampled block's span (or huge block)
+ * is marked sampled, and raw.c's free calls gm_profile_forget for marked
+ * ones only, so the frees of other large blocks look nothing up.  A large
+ * block that realloc moves without a free (grown into the pages before it,
+ * a huge block remapped) keeps its sample at the old address, counted as
+ * freed when another sample lands there.
  *
  * Stacks: unwind.c's walk of the unwind tables (.eh_frame), so frames
  * compiled without frame pointers (glibc, most distribution binaries,
@@ -36,19 +41,19 @@
  * drop_frames names the entry points for a static link, where the program
  * and gomalloc are one object.
  *
- * Records, in mmap'd tables: one per distinct stack (sampled allocations and
- * frees, counts and bytes) and one per sampled block still in use (address,
- * size, stack), found by address without a lock on free; changed under
- * prof_lock, which nothing else is taken under.  A fork child resets it
- * (the holder may not have come along) before its first use.
+ * Records, in mmap'd tables mapped untouched, so that memory is used only
+ * as they fill: one per distinct stack (sampled allocations and frees,
+ * counts and bytes), found through a hash of chains, and one per sampled
+ * block still in use (address, size, stack), in an open-addressed table that
+ * starts at 1,024 slots and is rebuilt at four times the blocks it holds
+ * when half full.  All under prof_lock, which nothing else is taken under.
+ * A fork child resets it (the holder may not have come along) before its
+ * first use.
  *
  * Written out by profile_pb.c: scaled up as pprof expects (Go's
  * scaleHeapSample: counts times 1 / (1 - e^(-avg/rate))).
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,27 +65,33 @@
 
 #define MAX_DEPTH 32
 #define MAX_STACKS 8192
-#define LIVE_BITS 20   /* 2^20 slots, 24 MiB touched as used: up to 2^19 sampled blocks live */
+#define STACK_BUCKETS 4096   /* chains of stacks by hash: 16 KiB */
+#define LIVE_MIN_BITS 10     /* the in-use table's first size: 1,024 slots, 24 KiB */
+#define LIVE_MAX_BITS 20     /* its largest: 24 MiB, up to 2^19 sampled blocks in use */
 #define TOMBSTONE ((uintptr_t)1)
 
 struct stack {
     uint64_t hash;
     uint32_t depth;
+    uint32_t next;                    /* the next in its bucket's chain, plus one; 0: none */
     uintptr_t pcs[MAX_DEPTH];
     uint64_t allocs, alloc_bytes, frees, free_bytes;
 };
 
 struct live {
-    uintptr_t addr;                   /* 0 empty, TOMBSTONE removed; atomic */
+    uintptr_t addr;                   /* 0 empty, TOMBSTONE removed */
     uint64_t size;
     uint32_t stack;
 };
 
+/* All of these under prof_lock. */
 static gm_lock_t prof_lock = GM_LOCK_INIT;
-static struct stack *stacks;          /* prof_lock */
-static uint32_t nstacks;              /* prof_lock */
-static struct live *live;             /* set once; entries: addr atomic, rest prof_lock */
-static uint32_t nlive;                /* prof_lock: slots in use, tombstones included */
+static struct stack *stacks;          /* in order of first sight */
+static uint32_t nstacks;
+static uint32_t *stack_buckets;       /* by hash: the chain's first stack, plus one */
+static struct live *live;             /* open addressing, 2^live_bits slots */
+static uint32_t live_bits;
+static uint32_t nlive, nused;         /* entries; slots not empty (tombstones too) */
 static pid_t prof_pid;                /* the process prof_lock belongs to */
 
 static __thread int64_t tls_left __attribute__((tls_model("initial-exec")));
@@ -175,26 +186,31 @@ static int64_t stack_index_locked(const uintptr_t *pcs, uint32_t depth) {
     uint64_t h = depth;
     for (uint32_t i = 0; i < depth; i++)
         h = (h ^ pcs[i]) * 0x100000001b3ull;
-    for (uint32_t i = 0; i < nstacks; i++)   /* samples are rare; stacks few */
-        if (stacks[i].hash == h && stacks[i].depth == depth &&
-            !memcmp(stacks[i].pcs, pcs, depth * sizeof *pcs))
-            return i;
+    uint32_t *bucket = &stack_buckets[(h * 0x9e3779b97f4a7c15ull) >> 52];
+    for (uint32_t i = *bucket; i; i = stacks[i - 1].next) {
+        const struct stack *s = &stacks[i - 1];
+        if (s->hash == h && s->depth == depth && !memcmp(s->pcs, pcs, depth * sizeof *pcs))
+            return i - 1;
+    }
     if (nstacks == MAX_STACKS)
         return -1;
     struct stack *s = &stacks[nstacks];
     s->hash = h;
     s->depth = depth;
+    s->next = *bucket;
     memcpy(s->pcs, pcs, depth * sizeof *pcs);
-    return nstacks++;
+    *bucket = ++nstacks;
+    return nstacks - 1;
 }
 
 /* ---- the tables ------------------------------------------------------------- */
 
-static size_t live_slot(uintptr_t addr) {
-    return (size_t)((addr * 0x9e3779b97f4a7c15ull) >> (64 - LIVE_BITS));
+static size_t live_slot(uintptr_t addr, uint32_t bits) {
+    return (size_t)((addr * 0x9e3779b97f4a7c15ull) >> (64 - bits));
 }
 
-/* Takes prof_lock; maps the tables on first use; false if they cannot be. */
+/* Takes prof_lock; maps the tables on first use; false if they cannot be.
+ * Each is mapped untouched: what a run never uses costs no memory. */
 static bool lock_tables(void) {
     pid_t self = getpid();
     if (__atomic_load_n(&prof_pid, __ATOMIC_RELAXED) != self) {
@@ -202,42 +218,67 @@ static bool lock_tables(void) {
         __atomic_store_n(&prof_pid, self, __ATOMIC_RELAXED);
     }
     gm_lock(&prof_lock);
-    if (!stacks) {
+    if (!stacks)
         stacks = gm_os_map(MAX_STACKS * sizeof *stacks);
-        struct live *l = gm_os_map(sizeof *live << LIVE_BITS);
-        __atomic_store_n(&live, l, __ATOMIC_RELEASE);
-    }
-    if (stacks && live)
+    if (!stack_buckets)
+        stack_buckets = gm_os_map(STACK_BUCKETS * sizeof *stack_buckets);
+    if (!live && (live = gm_os_map(sizeof *live << LIVE_MIN_BITS)) != NULL)
+        live_bits = LIVE_MIN_BITS;
+    if (stacks && stack_buckets && live)
         return true;
     gm_unlock(&prof_lock);
     return false;
 }
 
-/* prof_lock held: the table, full of removed entries, rebuilt with the live
- * ones only.  A free racing with it may miss its block's entry (the block
- * then stays in the in-use view): rare, and only in a long-lived program
- * that took half a million samples. */
-static void compact_live_locked(void) {
-    size_t bytes = sizeof *live << LIVE_BITS, mask = ((size_t)1 << LIVE_BITS) - 1;
-    struct live *old = gm_os_map(bytes);
-    if (!old)
-        return;
-    memcpy(old, live, bytes);
-    for (size_t i = 0; i <= mask; i++)
-        __atomic_store_n(&live[i].addr, 0, __ATOMIC_RELAXED);
-    nlive = 0;
-    for (size_t i = 0; i <= mask; i++) {
-        if (old[i].addr <= TOMBSTONE)
-            continue;
-        size_t j = live_slot(old[i].addr);
-        while (live[j].addr)
-            j = (j + 1) & mask;
-        live[j].size = old[i].size;
-        live[j].stack = old[i].stack;
-        __atomic_store_n(&live[j].addr, old[i].addr, __ATOMIC_RELEASE);
-        nlive++;
+/* prof_lock held: the slot holding addr, or of the first empty slot or
+ * tombstone on its probe sequence (for an insert) when it is not there. */
+static struct live *live_find_locked(uintptr_t addr) {
+    size_t mask = ((size_t)1 << live_bits) - 1, i = live_slot(addr, live_bits);
+    struct live *reuse = NULL;
+    for (; live[i].addr; i = (i + 1) & mask) {
+        if (live[i].addr == addr)
+            return &live[i];
+        if (live[i].addr == TOMBSTONE && !reuse)
+            reuse = &live[i];
     }
-    gm_os_unmap(old, bytes);
+    return reuse ? reuse : &live[i];
+}
+
+/* prof_lock held: room for one more entry, the table kept at most half
+ * full: rebuilt without tombstones, at four times the entries in use (so
+ * it grows with the samples a program holds, and shrinks back after a
+ * peak); false when that would pass LIVE_MAX_BITS or cannot be mapped. */
+static bool live_room_locked(void) {
+    if (nused + 1 <= (1u << live_bits) / 2)
+        return true;
+    uint32_t bits = LIVE_MIN_BITS;
+    while (bits < LIVE_MAX_BITS && (1u << bits) < 4 * (nlive + 1))
+        bits++;
+    struct live *old = live, *fresh;
+    uint32_t old_bits = live_bits;
+    if (nlive + 1 > (1u << bits) / 2 || !(fresh = gm_os_map(sizeof *live << bits)))
+        return false;
+    live = fresh;
+    live_bits = bits;
+    for (size_t i = 0; i < (size_t)1 << old_bits; i++)
+        if (old[i].addr > TOMBSTONE)
+            *live_find_locked(old[i].addr) = old[i];
+    nused = nlive;
+    gm_os_unmap(old, sizeof *live << old_bits);
+    return true;
+}
+
+/* The page-heap record of the block at p: its free then calls
+ * gm_profile_forget (raw.c); frees of other blocks look nothing up. */
+static void mark_sampled(void *p) {
+    gm_huge_t *d = gm_pagemap_huge((uintptr_t)p);
+    if (d) {
+        d->sampled = true;
+        return;
+    }
+    gm_span_t *s = gm_pagemap_span_of((uintptr_t)p);
+    if (s)
+        s->sampled = 1;
 }
 
 static void record(void *p, size_t size) {
@@ -246,18 +287,21 @@ static void record(void *p, size_t size) {
     if (!p || !lock_tables())
         return;
     int64_t s = stack_index_locked(pcs, depth);
-    if (nlive >= (1u << LIVE_BITS) / 2)
-        compact_live_locked();
-    if (s >= 0 && nlive < (1u << LIVE_BITS) / 2) {
-        size_t i = live_slot((uintptr_t)p), mask = ((size_t)1 << LIVE_BITS) - 1;
-        while (live[i].addr > TOMBSTONE)
-            i = (i + 1) & mask;
-        nlive += live[i].addr == 0;
-        live[i].size = size;
-        live[i].stack = (uint32_t)s;
-        __atomic_store_n(&live[i].addr, (uintptr_t)p, __ATOMIC_RELEASE);
+    if (s >= 0 && live_room_locked()) {
+        struct live *l = live_find_locked((uintptr_t)p);
+        if (l->addr == (uintptr_t)p) {   /* a block realloc moved onto a sample's old address */
+            stacks[l->stack].frees++;
+            stacks[l->stack].free_bytes += l->size;
+        } else {
+            nused += l->addr == 0;
+            nlive++;
+        }
+        l->addr = (uintptr_t)p;
+        l->size = size;
+        l->stack = (uint32_t)s;
         stacks[s].allocs++;
         stacks[s].alloc_bytes += size;
+        mark_sampled(p);
     }
     gm_unlock(&prof_lock);
 }
@@ -275,17 +319,14 @@ void gm_profile_refilled(uint8_t cls, uint32_t got) {
     tls_left -= (int64_t)((uint64_t)(got - 1) * gm_class_size[cls]);
 }
 
-void *gm_profile_alloc_small(void *page, size_t size) {
-    if (!page) {
-        size_t bytes = (size + GM_PAGE_SIZE - 1) & ~(size_t)(GM_PAGE_SIZE - 1);
-        gm_span_t *s = gm_mheap_alloc_large(bytes ? bytes : GM_PAGE_SIZE, GM_PAGE_SIZE);
-        if (!s)
-            return NULL;
-        gm_mheap_count_trip(false, true);
-        page = (void *)s->base;
-    }
-    record(page, gm_class_size[gm_size_to_class[(size + 15) >> 4]]);   /* as charged */
-    return page;
+void *gm_profile_alloc_small(size_t size) {
+    size_t bytes = (size + GM_PAGE_SIZE - 1) & ~(size_t)(GM_PAGE_SIZE - 1);
+    gm_span_t *s = gm_mheap_alloc_large(bytes ? bytes : GM_PAGE_SIZE, GM_PAGE_SIZE);
+    if (!s)
+        return NULL;
+    gm_mheap_count_trip(false, true);
+    record((void *)s->base, gm_class_size[gm_size_to_class[(size + 15) >> 4]]);   /* as charged */
+    return (void *)s->base;
 }
 
 void gm_profile_note_large(void *p, size_t size) {
@@ -294,19 +335,14 @@ void gm_profile_note_large(void *p, size_t size) {
 }
 
 void gm_profile_forget(void *p) {
-    struct live *l = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
-    if (!l)
+    if (!lock_tables())
         return;
-    size_t i = live_slot((uintptr_t)p), mask = ((size_t)1 << LIVE_BITS) - 1;
-    uintptr_t a;
-    while ((a = __atomic_load_n(&l[i].addr, __ATOMIC_ACQUIRE)) != 0 && a != (uintptr_t)p)
-        i = (i + 1) & mask;
-    if (!a || !lock_tables())
-        return;
-    if (l[i].addr == (uintptr_t)p) {   /* still there under the lock */
-        stacks[l[i].stack].frees++;
-        stacks[l[i].stack].free_bytes += l[i].size;
-        __atomic_store_n(&l[i].addr, TOMBSTONE, __ATOMIC_RELEASE);
+    struct live *l = live_find_locked((uintptr_t)p);
+    if (l->addr == (uintptr_t)p) {
+        stacks[l->stack].frees++;
+        stacks[l->stack].free_bytes += l->size;
+        l->addr = TOMBSTONE;
+        nlive--;
     }
     gm_unlock(&prof_lock);
 }
