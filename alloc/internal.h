@@ -45,11 +45,12 @@
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
- *            -> ... -> mcentral[last shard][N-1] -> mheap -> fixalloc -> guard
+ *            -> ... -> mcentral[last shard][N-1] -> mheap -> fixalloc -> guard -> profile
  * At most one mcentral lock is held at a time, except in the fork handlers,
  * which take them all, shard by shard in ascending class order, after
- * glibc's stdio list lock (malloc.c).  The guard lock (guard.c) is a leaf:
- * taken with no other held, none taken under it.  Every lock is a gm_lock_t
+ * glibc's stdio list lock (malloc.c).  The guard lock (guard.c) and the
+ * profile's (profile.c) are leaves: taken with no other held, none taken
+ * under them.  Every lock is a gm_lock_t
  * (lock.h), which knows its holder; the scavenger thread never waits for a
  * lock while it holds the mheap or fixalloc lock.
  */
@@ -799,6 +800,7 @@ void gm_profile_refilled(uint8_t cls, uint32_t got);   /* charges what it got */
 void *gm_profile_alloc_small(size_t size);             /* a sampled small block */
 void gm_profile_note_large(void *p, size_t size);      /* a large block was handed out */
 void gm_profile_forget(void *p);                       /* a sampled block is being freed */
+gm_lock_t *gm_profile_lockp(void);                     /* for fork (malloc.c) */
 /* Writes the profile to fd (pprof's format); -1 on error. */
 int gm_profile_write_fd(int fd);
 /* Readies the stack walk when sampling is on; at load time, from

@@ -46,9 +46,8 @@
  * counts and bytes), found through a hash of chains, and one per sampled
  * block still in use (address, size, stack), in an open-addressed table that
  * starts at 1,024 slots and is rebuilt at four times the blocks it holds
- * when half full.  All under prof_lock, which nothing else is taken under.
- * A fork child resets it (the holder may not have come along) before its
- * first use.
+ * when half full.  All under prof_lock, a leaf that fork's handlers take
+ * with the others (malloc.c), so a fork child finds the tables whole.
  *
  * Written out by profile_pb.c: scaled up as pprof expects (Go's
  * scaleHeapSample: counts times 1 / (1 - e^(-avg/rate))).
@@ -56,7 +55,6 @@
 #define _GNU_SOURCE
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "gomalloc.h"
 #include "internal.h"
@@ -92,7 +90,6 @@ static uint32_t *stack_buckets;       /* by hash: the chain's first stack, plus 
 static struct live *live;             /* open addressing, 2^live_bits slots */
 static uint32_t live_bits;
 static uint32_t nlive, nused;         /* entries; slots not empty (tombstones too) */
-static pid_t prof_pid;                /* the process prof_lock belongs to */
 
 static __thread int64_t tls_left __attribute__((tls_model("initial-exec")));
 static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
@@ -212,11 +209,6 @@ static size_t live_slot(uintptr_t addr, uint32_t bits) {
 /* Takes prof_lock; maps the tables on first use; false if they cannot be.
  * Each is mapped untouched: what a run never uses costs no memory. */
 static bool lock_tables(void) {
-    pid_t self = getpid();
-    if (__atomic_load_n(&prof_pid, __ATOMIC_RELAXED) != self) {
-        gm_lock_reset(&prof_lock);   /* a fork child: the holder did not come along */
-        __atomic_store_n(&prof_pid, self, __ATOMIC_RELAXED);
-    }
     gm_lock(&prof_lock);
     if (!stacks)
         stacks = gm_os_map(MAX_STACKS * sizeof *stacks);
@@ -390,6 +382,4 @@ int gm_profile_write_fd(int fd) {
     return rc;
 }
 
-
-/* The process the tables' lock belongs to, noted before any thread. */
-__attribute__((constructor)) static void note_pid(void) { prof_pid = getpid(); }
+gm_lock_t *gm_profile_lockp(void) { return &prof_lock; }
