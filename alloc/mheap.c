@@ -14,9 +14,9 @@
  * coalesce by construction and no free-run structure needs splitting or
  * merging.  max_run_hint lets a search skip arenas that cannot serve it.
  * The bitmap operations and the run search are pure functions over words
- * (pagebits.h, Go's mpallocbits.go).  Freed 1-page small spans wait on a
- * short stack (page_stack, "freed single pages" below) for the next 1-page
- * span, bits untouched.  A request of 5 to 128 pages first tries a recently
+ * (pagebits.h, Go's mpallocbits.go).  Freed 1-page spans wait on a short
+ * stack (page_stack, "freed single pages" below) for the next 1-page span
+ * or block, bits untouched.  A request of 5 to 128 pages first tries a recently
  * freed run of its length or up to 2 + n/8 pages longer, one above 1 MiB the
  * free run that faults in the fewest pages (pageplace.c chooses both).
  *

@@ -22,14 +22,14 @@
  * the default rate.  Its page goes back to the heap's stack of freed single
  * pages, where the next sample of any thread takes it, not to the freeing
  * thread's page cache, where it would wait for a sample of that thread
- * (bench/prodcons-4: 4 MiB in the consumers' caches).  Large blocks are charged and
- * sampled where they come from the page heap (alloc_large), not when a
- * thread's page cache hands one out again, as a small object taken again
- * from a thread's own list is not.  A sampled block's span (or huge block)
- * is marked sampled, and raw.c's free calls gm_profile_forget for marked
- * ones only, so the frees of other large blocks look nothing up.  A large
- * block that realloc moves without a free (grown into the pages before it,
- * a huge block remapped) keeps its sample at the old address, counted as
+ * (bench/prodcons-4: 4 MiB in the consumers' caches).  Large blocks are
+ * charged and sampled where they come from the page heap (alloc_large), not
+ * when a thread's page cache hands one out again, as a small object taken
+ * again from a thread's own list is not.  A sampled block's span (or huge
+ * block) is marked sampled, and raw.c's free calls gm_profile_forget for
+ * marked ones only, so the frees of other large blocks look nothing up.  A
+ * large block that realloc moves without a free (grown into the pages before
+ * it, a huge block remapped) keeps its sample at the old address, counted as
  * freed when another sample lands there.
  *
  * Stacks: unwind.c's walk of the unwind tables (.eh_frame), so frames
