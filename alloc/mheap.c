@@ -14,9 +14,9 @@
  * coalesce by construction and no free-run structure needs splitting or
  * merging.  max_run_hint lets a search skip arenas that cannot serve it.
  * The bitmap operations and the run search are pure functions over words
- * (pagebits.h, Go's mpallocbits.go).  Freed 1-page spans wait on a short
- * stack (page_stack, "freed single pages" below) for the next 1-page span
- * or block, bits untouched.  A request of 5 to 128 pages first tries a recently
+ * (pagebits.h, Go's mpallocbits.go).  Freed 1-page small spans wait on a
+ * short stack (page_stack, "freed single pages" below) for the next 1-page
+ * span or block, bits untouched.  A request of 5 to 128 pages first tries a recently
  * freed run of its length or up to 2 + n/8 pages longer, one above 1 MiB the
  * free run that faults in the fewest pages (pageplace.c chooses both).
  *
@@ -317,10 +317,12 @@ static gm_span_t *new_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t n, uin
 }
 
 /* ---- freed single pages ---------------------------------------------------
- * A freed 1-page span goes on page_stack, span struct and all, instead of
- * back into the bitmaps; the next 1-page span request (or 1-page large block
- * with no alignment beyond a page: the heap profile's sampled small blocks)
- * pops it.  Most size
+ * A freed 1-page small span goes on page_stack, span struct and all,
+ * instead of back into the bitmaps; the next 1-page span request (or 1-page
+ * large block with no alignment beyond a page: the heap profile's sampled
+ * small blocks) pops it.  A freed large block never goes there: its page
+ * keeps the tag that names it freed (pagemap.c), and code that walks the
+ * pages reads a stacked page's span entry as empty.  Most size
  * classes have 1-page spans, and the 8 KiB class one object per span, so this
  * is the common trip through the heap: a pop skips the bitmap search and
  * updates, the run merging and the span struct recycling.  A stacked page
@@ -337,10 +339,10 @@ static gm_span_t *page_stack[PAGE_STACK_MAX];   /* heap lock */
 static uint32_t page_stack_len;                  /* heap lock */
 
 static bool push_page_locked(gm_span_t *s) {
-    if (s->npages != 1 || page_stack_len == PAGE_STACK_MAX)
+    if (s->npages != 1 || s->cls == 0 || page_stack_len == PAGE_STACK_MAX)
         return false;
-    s->state = GM_SPAN_FREE;   /* first: a large block's page keeps its freed tag */
     gm_pagemap_clear_span(s->arena, s);
+    s->state = GM_SPAN_FREE;
     page_stack[page_stack_len++] = s;
     pages_in_use--;
     gm_heap_note_in_use_locked(-(int64_t)PAGE, false);

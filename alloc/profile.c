@@ -19,10 +19,11 @@
  * A sampled small block is served from a page of its own (a one-page large
  * span, or as many pages as the size needs), so its free takes the slow
  * path of free; about 8 KiB per sampled block in use, 1.6% of the memory at
- * the default rate.  Its page goes back to the heap's stack of freed single
- * pages, where the next sample of any thread takes it, not to the freeing
- * thread's page cache, where it would wait for a sample of that thread
- * (bench/prodcons-4: 4 MiB in the consumers' caches).  Large blocks are
+ * the default rate.  Its page goes back to the page heap, where the next
+ * sample of any thread can take it, not to the freeing thread's page cache,
+ * where it would wait for a sample of that thread (bench/prodcons-4: 4 MiB
+ * in the consumers' caches); the next sampled block takes a page off the
+ * heap's stack of freed single pages when there is one.  Large blocks are
  * charged and sampled where they come from the page heap (alloc_large), not
  * when a thread's page cache hands one out again, as a small object taken
  * again from a thread's own list is not.  A sampled block's span (or huge

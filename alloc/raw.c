@@ -165,8 +165,8 @@ void gm_raw_free(void *ptr, const char *call) {
             sampled_small = s->large_size <= GM_MAX_SMALL_SIZE;
             gm_profile_forget(ptr);
         }
-        /* A sampled small block's page goes to the heap's page stack, for
-         * the next sample of any thread (profile.c). */
+        /* A sampled small block's page goes back to the heap, for the next
+         * sample of any thread (profile.c). */
         gm_mcache_t *c = sampled_small ? NULL : gm_mcache_for_thread();
         if (!c || !gm_pagecache_put(&c->pages, s)) {
             gm_mheap_count_trip(false, false);
