@@ -224,7 +224,7 @@ build/mksizeclasses: tools/mksizeclasses.c | $(OBJ_DIR)
 # ---- unit tests (cmocka, one file per layer) --------------------------------
 UNIT_NAMES := test_sizeclass test_lock test_pagebits test_fixalloc test_pagemap test_mheap test_mcentral \
               test_mcache test_pagecache test_scavenger test_detect test_api test_options test_guard \
-              test_report_io test_stats test_heapmap_svg test_profile_pb
+              test_report_io test_stats test_heapmap_svg test_profile_pb test_unwind
 UNIT_BINS  := $(addprefix build/tests/,$(UNIT_NAMES))
 
 build/tests/test_sizeclass: tests/test_sizeclass.c alloc/sizeclasses.h build/mksizeclasses | build/tests
@@ -266,9 +266,9 @@ SAN_FLAGS_vgclient := -DGM_VALGRIND=1
 # stress_fork is left out: gcc 12's ASan runtime does not lock its own allocator
 # around fork(), so a child can deadlock inside ASan's malloc (seen with gdb:
 # SizeClassAllocator64::GetFromAllocator waiting on a mutex a parent thread held).
-# test_heapmap_svg and test_profile_pb count malloc calls by defining malloc itself, which ASan's
-# own malloc forbids.
-ASAN_TESTS := $(filter-out test_sizeclass test_detect test_guard test_heapmap_svg test_profile_pb,$(UNIT_NAMES)) \
+# test_heapmap_svg, test_profile_pb and test_unwind count malloc calls by defining malloc itself,
+# which ASan's own malloc forbids.
+ASAN_TESTS := $(filter-out test_sizeclass test_detect test_guard test_heapmap_svg test_profile_pb test_unwind,$(UNIT_NAMES)) \
               stress_threads stress_thread_churn
 # TSan cannot follow a child that starts threads after a multithreaded fork.
 TSAN_TESTS := test_lock stress_threads stress_thread_churn

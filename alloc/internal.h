@@ -21,6 +21,7 @@
  *   pagecache   per-thread freed large blocks, kept in the thread's cache
  *   profile     the sampled heap profile: which allocations, their stacks
  *   profile_pb  pprof's profile.proto, encoded and streamed
+ *   unwind      the calling thread's stack from the unwind tables, without malloc
  *   mcentral    per-class span lists and parked batches, one lock per class
  *   span        carving a span into objects, returning objects to it
  *   scavenger   returns free pages to the OS in the background
@@ -50,11 +51,12 @@
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
- *            -> ... -> mcentral[last shard][N-1] -> mheap -> fixalloc -> guard
+ *            -> ... -> mcentral[last shard][N-1] -> mheap -> fixalloc -> guard -> profile
  * At most one mcentral lock is held at a time, except in the fork handlers,
  * which take them all, shard by shard in ascending class order, after
- * glibc's stdio list lock (malloc.c).  The guard lock (guard.c) is a leaf:
- * taken with no other held, none taken under it.  Every lock is a gm_lock_t
+ * glibc's stdio list lock (malloc.c).  The guard lock (guard.c) and the
+ * profile's (profile.c) are leaves: taken with no other held, none taken
+ * under them.  Every lock is a gm_lock_t
  * (lock.h), which knows its holder; the scavenger thread never waits for a
  * lock while it holds the mheap or fixalloc lock.
  */
@@ -234,6 +236,7 @@ struct gm_span {
     uint8_t fresh_zero;       /* pages were all zero when the span was made */
     uint8_t thread_cached;    /* large, freed: on its thread's page cache */
     uint8_t shard;            /* small: immutable while in use, its mcentral's shard */
+    uint8_t sampled;          /* large: the heap profile holds a sample of it (profile.c) */
     /* Small spans, all under the class's mcentral lock: */
     uint32_t nalloc;          /* objects out of the span (caches or program) */
     uint32_t freeindex;       /* objects at or above it were never handed out */
@@ -377,6 +380,7 @@ struct gm_huge {
     size_t dirty;             /* [lo, lo + dirty) may hold non-zero bytes */
     uint32_t idle_since_ms;   /* gm_os_clock_ms() when cached or given slack */
     bool cached;              /* freed, kept for reuse (atomic stores) */
+    bool sampled;             /* the heap profile holds a sample of it (profile.c) */
 };
 /* A huge block of at least size bytes aligned to align; *dirty: how many of
  * its first bytes may be non-zero.  NULL when the OS refuses. */
@@ -654,12 +658,19 @@ uint32_t gm_profile_trim(uint8_t cls, uint32_t want);  /* a refill's size */
 void gm_profile_refilled(uint8_t cls, uint32_t got);   /* charges what it got */
 void *gm_profile_alloc_small(size_t size);             /* a sampled small block */
 void gm_profile_note_large(void *p, size_t size);      /* a large block was handed out */
-void gm_profile_forget(void *p);
+void gm_profile_forget(void *p);                       /* a sampled block is being freed */
+gm_lock_t *gm_profile_lockp(void);                     /* for fork (malloc.c) */
 /* Writes the profile to fd (pprof's format); -1 on error. */
 int gm_profile_write_fd(int fd);
-/* Makes backtrace's first call (it loads libgcc_s) when sampling is on; at
- * load time, from stats_report.c. */
-void gm_profile_load_unwinder(void);                       /* a large block is being freed */
+/* Readies the stack walk when sampling is on; at load time, from
+ * stats_report.c. */
+void gm_profile_load_unwinder(void);
+
+/* ---- unwind.c ------------------------------------------------------------ */
+/* Up to max return addresses, gm_unwind's caller's first; never mallocs. */
+uint32_t gm_unwind(uintptr_t *pcs, uint32_t max);
+/* Whatever the walk needs loaded before the first sample (at load time). */
+void gm_unwind_load(void);
 
 /* ---- debug.c --------------------------------------------------------- */
 void *gm_debug_alloc(size_t size, size_t align, bool zero);

@@ -89,7 +89,7 @@ extern void _IO_list_lock(void) __attribute__((weak));
 extern void _IO_list_unlock(void) __attribute__((weak));
 extern char __libc_single_threaded __attribute__((weak));
 
-#define FORK_LOCKS (GM_SHARDS_MAX * GM_NUM_CLASSES + 5)
+#define FORK_LOCKS (GM_SHARDS_MAX * GM_NUM_CLASSES + 6)
 static gm_lock_t *fork_locks[FORK_LOCKS];   /* immutable after init, lock order */
 static uint32_t fork_nlocks, fork_heap_at;  /* immutable after init */
 #define FORK_NESTING 4
@@ -121,6 +121,7 @@ static void fork_locks_init(void) {
     fork_locks[n++] = gm_mheap_lockp();
     fork_locks[n++] = gm_fixalloc_lockp();
     fork_locks[n++] = gm_guard_lockp();   /* a leaf: held with no other */
+    fork_locks[n++] = gm_profile_lockp(); /* a leaf too */
     fork_nlocks = n;
 }
 

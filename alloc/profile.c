@@ -18,45 +18,44 @@
  *
  * A sampled small block is served from a page of its own (a one-page large
  * span, or as many pages as the size needs), so its free takes the slow
- * path of free, where gm_profile_forget notices it; about 8 KiB per sample,
- * 1.6% of the memory at the default rate.  Large blocks are charged and
- * sampled where they come from the page heap (alloc_large), not when a
- * thread's page cache hands one out again, as a small object taken again
- * from a thread's own list is not; their frees are always slow.  A large block that realloc moves
- * without a free (grown into the pages before it, a huge block remapped)
- * keeps its sample at the old address until then.
+ * path of free; about 8 KiB per sampled block in use, 1.6% of the memory at
+ * the default rate.  Its page goes back to the page heap, where the next
+ * sample of any thread can take it, not to the freeing thread's page cache,
+ * where it would wait for a sample of that thread (bench/prodcons-4: 4 MiB
+ * in the consumers' caches); the next sampled block takes a page off the
+ * heap's stack of freed single pages when there is one.  Large blocks are
+ * charged and sampled where they come from the page heap (alloc_large), not
+ * when a thread's page cache hands one out again, as a small object taken
+ * again from a thread's own list is not.  A sampled block's span (or huge
+ * block) is marked sampled, and raw.c's free calls gm_profile_forget for
+ * marked ones only, so the frees of other large blocks look nothing up.  A
+ * large block that realloc moves without a free (grown into the pages before
+ * it, a huge block remapped) keeps its sample at the old address, counted as
+ * freed when another sample lands there.
  *
- * Stacks: glibc's backtrace(3), which is libgcc_s's DWARF unwinder: it reads
- * the unwind tables, so frames compiled without frame pointers (glibc, most
- * distribution binaries, gomalloc itself) do not cut the stack short, and it
- * takes no malloc once loaded.  Its first call loads libgcc_s with dlopen
- * (and malloc), so the library makes that call when it is loaded, outside
- * any allocation (gm_profile_load_unwinder, called at load time by
- * stats_report.c); a sample taken before that walks the
- * frame-pointer chain instead, each frame read with process_vm_readv so that
- * a frame without a frame pointer ends the walk rather than faulting.  The
+ * Stacks: unwind.c's walk of the unwind tables (.eh_frame), so frames
+ * compiled without frame pointers (glibc, most distribution binaries,
+ * gomalloc itself) do not cut the stack short; it takes no malloc and no
+ * lock that could wait, and keeps each frame's decoded rule, so that a
+ * sample from a known call site costs a few hundred instructions.  The
  * frames inside gomalloc's own text are left out, and the profile's
  * drop_frames names the entry points for a static link, where the program
  * and gomalloc are one object.
  *
- * Records, in mmap'd tables: one per distinct stack (sampled allocations and
- * frees, counts and bytes) and one per sampled block still in use (address,
- * size, stack), found by address without a lock on free; changed under
- * prof_lock, which nothing else is taken under.  A fork child resets it
- * (the holder may not have come along) before its first use.
+ * Records, in mmap'd tables mapped untouched, so that memory is used only
+ * as they fill: one per distinct stack (sampled allocations and frees,
+ * counts and bytes), found through a hash of chains, and one per sampled
+ * block still in use (address, size, stack), in an open-addressed table that
+ * starts at 1,024 slots and is rebuilt at four times the blocks it holds
+ * when half full.  All under prof_lock, a leaf that fork's handlers take
+ * with the others (malloc.c), so a fork child finds the tables whole.
  *
  * Written out by profile_pb.c: scaled up as pprof expects (Go's
  * scaleHeapSample: counts times 1 / (1 - e^(-avg/rate))).
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <execinfo.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "gomalloc.h"
 #include "hardening.h"
@@ -66,30 +65,34 @@
 
 #define MAX_DEPTH 32
 #define MAX_STACKS 8192
-#define LIVE_BITS 20   /* 2^20 slots, 24 MiB touched as used: up to 2^19 sampled blocks live */
+#define STACK_BUCKETS 4096   /* chains of stacks by hash: 16 KiB */
+#define LIVE_MIN_BITS 10     /* the in-use table's first size: 1,024 slots, 24 KiB */
+#define LIVE_MAX_BITS 20     /* its largest: 24 MiB, up to 2^19 sampled blocks in use */
 #define TOMBSTONE ((uintptr_t)1)
 
 struct stack {
     uint64_t hash;
     uint32_t depth;
+    uint32_t next;                    /* the next in its bucket's chain, plus one; 0: none */
     uintptr_t pcs[MAX_DEPTH];
     uint64_t allocs, alloc_bytes, frees, free_bytes;
 };
 
 struct live {
-    uintptr_t addr;                   /* 0 empty, TOMBSTONE removed; atomic */
+    uintptr_t addr;                   /* 0 empty, TOMBSTONE removed */
     uint64_t size;
     uint32_t stack;
 };
 
+/* All of these under prof_lock. */
 static gm_lock_t prof_lock = GM_LOCK_INIT;
-static struct stack *stacks;          /* prof_lock */
-static uint32_t nstacks;              /* prof_lock */
-static struct live *live;             /* set once; entries: addr atomic, rest prof_lock */
-static uint32_t nlive;                /* prof_lock: slots in use, tombstones included */
-static pid_t prof_pid;                /* the process prof_lock belongs to */
+static struct stack *stacks;          /* in order of first sight */
+static uint32_t nstacks;
+static uint32_t *stack_buckets;       /* by hash: the chain's first stack, plus one */
+static struct live *live;             /* open addressing, 2^live_bits slots */
+static uint32_t live_bits;
+static uint32_t nlive, nused;         /* entries; slots not empty (tombstones too) */
 
-static bool unwinder_ready;           /* backtrace's first call made (gm_profile_load_unwinder) */
 static __thread int64_t tls_left __attribute__((tls_model("initial-exec")));
 static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
 
@@ -148,28 +151,6 @@ static bool charge(size_t size) {
 
 /* ---- stacks --------------------------------------------------------------- */
 
-/* Reads two words at fp without faulting: false if they are not readable. */
-static bool read_frame(uintptr_t fp, uintptr_t out[2]) {
-    struct iovec local = {out, 2 * sizeof(uintptr_t)}, remote = {(void *)fp, 2 * sizeof(uintptr_t)};
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)(2 * sizeof(uintptr_t));
-}
-
-static __attribute__((noinline)) uint32_t walk_frame_pointers(uintptr_t *pcs) {
-    enum { MAX_WALK = MAX_DEPTH + 8 };
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0), frame[2];
-    uint32_t n = 0;
-    int saved = errno;
-    while (n < MAX_WALK && fp && !(fp & 7) && read_frame(fp, frame)) {
-        if (frame[1])
-            pcs[n++] = frame[1];
-        if (frame[0] <= fp || frame[0] - fp > ((uintptr_t)64 << 20))
-            break;   /* the chain must climb the stack */
-        fp = frame[0];
-    }
-    errno = saved;
-    return n;
-}
-
 /* This object's text, from the ELF header the linker places first to the
  * end of its code: the frames to leave out, gomalloc's own. */
 extern char __ehdr_start[] __attribute__((visibility("hidden")));
@@ -184,12 +165,7 @@ static bool own_pc(uintptr_t pc) {
  * profile's drop_frames then removes the entry points by name). */
 static uint32_t capture(uintptr_t *pcs) {
     uintptr_t raw[MAX_DEPTH + 8];
-    int n = 0;
-    if (__atomic_load_n(&unwinder_ready, __ATOMIC_ACQUIRE))
-        n = backtrace((void **)raw, MAX_DEPTH + 8);
-    if (n <= 1)
-        n = (int)walk_frame_pointers(raw);
-    int first = 0;
+    int n = (int)gm_unwind(raw, MAX_DEPTH + 8), first = 0;
     while (first < n && own_pc(raw[first]))
         first++;
     if (first == n)
@@ -199,18 +175,9 @@ static uint32_t capture(uintptr_t *pcs) {
     return depth;
 }
 
-/* glibc's backtrace loads libgcc_s (dlopen, malloc) on its first call: that
- * call is made here, at load time (stats_report.c's constructor), outside
- * any allocation, when sampling is on; every later call only reads unwind
- * tables.  A sample taken before
- * (a malloc from the dynamic loader or an earlier constructor) walks the
- * frame pointers instead: a dlopen from there would break the loader. */
 void gm_profile_load_unwinder(void) {
-    if (gm_options.profile_rate) {
-        void *pcs[2];
-        backtrace(pcs, 2);
-        __atomic_store_n(&unwinder_ready, true, __ATOMIC_RELEASE);
-    }
+    if (gm_options.profile_rate)
+        gm_unwind_load();
 }
 
 /* prof_lock held: the stack's index, made on first sight; -1 when full. */
@@ -218,69 +185,94 @@ static int64_t stack_index_locked(const uintptr_t *pcs, uint32_t depth) {
     uint64_t h = depth;
     for (uint32_t i = 0; i < depth; i++)
         h = (h ^ pcs[i]) * 0x100000001b3ull;
-    for (uint32_t i = 0; i < nstacks; i++)   /* samples are rare; stacks few */
-        if (stacks[i].hash == h && stacks[i].depth == depth &&
-            !memcmp(stacks[i].pcs, pcs, depth * sizeof *pcs))
-            return i;
+    uint32_t *bucket = &stack_buckets[(h * 0x9e3779b97f4a7c15ull) >> 52];
+    for (uint32_t i = *bucket; i; i = stacks[i - 1].next) {
+        const struct stack *s = &stacks[i - 1];
+        if (s->hash == h && s->depth == depth && !memcmp(s->pcs, pcs, depth * sizeof *pcs))
+            return i - 1;
+    }
     if (nstacks == MAX_STACKS)
         return -1;
     struct stack *s = &stacks[nstacks];
     s->hash = h;
     s->depth = depth;
+    s->next = *bucket;
     memcpy(s->pcs, pcs, depth * sizeof *pcs);
-    return nstacks++;
+    *bucket = ++nstacks;
+    return nstacks - 1;
 }
 
 /* ---- the tables ------------------------------------------------------------- */
 
-static size_t live_slot(uintptr_t addr) {
-    return (size_t)((addr * 0x9e3779b97f4a7c15ull) >> (64 - LIVE_BITS));
+static size_t live_slot(uintptr_t addr, uint32_t bits) {
+    return (size_t)((addr * 0x9e3779b97f4a7c15ull) >> (64 - bits));
 }
 
-/* Takes prof_lock; maps the tables on first use; false if they cannot be. */
+/* Takes prof_lock; maps the tables on first use; false if they cannot be.
+ * Each is mapped untouched: what a run never uses costs no memory. */
 static bool lock_tables(void) {
-    pid_t self = getpid();
-    if (__atomic_load_n(&prof_pid, __ATOMIC_RELAXED) != self) {
-        gm_lock_reset(&prof_lock);   /* a fork child: the holder did not come along */
-        __atomic_store_n(&prof_pid, self, __ATOMIC_RELAXED);
-    }
     gm_lock(&prof_lock);
-    if (!stacks) {
+    if (!stacks)
         stacks = gm_os_map(MAX_STACKS * sizeof *stacks);
-        struct live *l = gm_os_map(sizeof *live << LIVE_BITS);
-        __atomic_store_n(&live, l, __ATOMIC_RELEASE);
-    }
-    if (stacks && live)
+    if (!stack_buckets)
+        stack_buckets = gm_os_map(STACK_BUCKETS * sizeof *stack_buckets);
+    if (!live && (live = gm_os_map(sizeof *live << LIVE_MIN_BITS)) != NULL)
+        live_bits = LIVE_MIN_BITS;
+    if (stacks && stack_buckets && live)
         return true;
     gm_unlock(&prof_lock);
     return false;
 }
 
-/* prof_lock held: the table, full of removed entries, rebuilt with the live
- * ones only.  A free racing with it may miss its block's entry (the block
- * then stays in the in-use view): rare, and only in a long-lived program
- * that took half a million samples. */
-static void compact_live_locked(void) {
-    size_t bytes = sizeof *live << LIVE_BITS, mask = ((size_t)1 << LIVE_BITS) - 1;
-    struct live *old = gm_os_map(bytes);
-    if (!old)
-        return;
-    memcpy(old, live, bytes);
-    for (size_t i = 0; i <= mask; i++)
-        __atomic_store_n(&live[i].addr, 0, __ATOMIC_RELAXED);
-    nlive = 0;
-    for (size_t i = 0; i <= mask; i++) {
-        if (old[i].addr <= TOMBSTONE)
-            continue;
-        size_t j = live_slot(old[i].addr);
-        while (live[j].addr)
-            j = (j + 1) & mask;
-        live[j].size = old[i].size;
-        live[j].stack = old[i].stack;
-        __atomic_store_n(&live[j].addr, old[i].addr, __ATOMIC_RELEASE);
-        nlive++;
+/* prof_lock held: the slot holding addr, or of the first empty slot or
+ * tombstone on its probe sequence (for an insert) when it is not there. */
+static struct live *live_find_locked(uintptr_t addr) {
+    size_t mask = ((size_t)1 << live_bits) - 1, i = live_slot(addr, live_bits);
+    struct live *reuse = NULL;
+    for (; live[i].addr; i = (i + 1) & mask) {
+        if (live[i].addr == addr)
+            return &live[i];
+        if (live[i].addr == TOMBSTONE && !reuse)
+            reuse = &live[i];
     }
-    gm_os_unmap(old, bytes);
+    return reuse ? reuse : &live[i];
+}
+
+/* prof_lock held: room for one more entry, the table kept at most half
+ * full: rebuilt without tombstones, at four times the entries in use (so
+ * it grows with the samples a program holds, and shrinks back after a
+ * peak); false when that would pass LIVE_MAX_BITS or cannot be mapped. */
+static bool live_room_locked(void) {
+    if (nused + 1 <= (1u << live_bits) / 2)
+        return true;
+    uint32_t bits = LIVE_MIN_BITS;
+    while (bits < LIVE_MAX_BITS && (1u << bits) < 4 * (nlive + 1))
+        bits++;
+    struct live *old = live, *fresh;
+    uint32_t old_bits = live_bits;
+    if (nlive + 1 > (1u << bits) / 2 || !(fresh = gm_os_map(sizeof *live << bits)))
+        return false;
+    live = fresh;
+    live_bits = bits;
+    for (size_t i = 0; i < (size_t)1 << old_bits; i++)
+        if (old[i].addr > TOMBSTONE)
+            *live_find_locked(old[i].addr) = old[i];
+    nused = nlive;
+    gm_os_unmap(old, sizeof *live << old_bits);
+    return true;
+}
+
+/* The page-heap record of the block at p: its free then calls
+ * gm_profile_forget (raw.c); frees of other blocks look nothing up. */
+static void mark_sampled(void *p) {
+    gm_huge_t *d = gm_pagemap_huge((uintptr_t)p);
+    if (d) {
+        d->sampled = true;
+        return;
+    }
+    gm_span_t *s = gm_pagemap_span_of((uintptr_t)p);
+    if (s)
+        s->sampled = 1;
 }
 
 static void record(void *p, size_t size) {
@@ -289,18 +281,21 @@ static void record(void *p, size_t size) {
     if (!p || !lock_tables())
         return;
     int64_t s = stack_index_locked(pcs, depth);
-    if (nlive >= (1u << LIVE_BITS) / 2)
-        compact_live_locked();
-    if (s >= 0 && nlive < (1u << LIVE_BITS) / 2) {
-        size_t i = live_slot((uintptr_t)p), mask = ((size_t)1 << LIVE_BITS) - 1;
-        while (live[i].addr > TOMBSTONE)
-            i = (i + 1) & mask;
-        nlive += live[i].addr == 0;
-        live[i].size = size;
-        live[i].stack = (uint32_t)s;
-        __atomic_store_n(&live[i].addr, (uintptr_t)p, __ATOMIC_RELEASE);
+    if (s >= 0 && live_room_locked()) {
+        struct live *l = live_find_locked((uintptr_t)p);
+        if (l->addr == (uintptr_t)p) {   /* a block realloc moved onto a sample's old address */
+            stacks[l->stack].frees++;
+            stacks[l->stack].free_bytes += l->size;
+        } else {
+            nused += l->addr == 0;
+            nlive++;
+        }
+        l->addr = (uintptr_t)p;
+        l->size = size;
+        l->stack = (uint32_t)s;
         stacks[s].allocs++;
         stacks[s].alloc_bytes += size;
+        mark_sampled(p);
     }
     gm_unlock(&prof_lock);
 }
@@ -334,19 +329,14 @@ void gm_profile_note_large(void *p, size_t size) {
 }
 
 void gm_profile_forget(void *p) {
-    struct live *l = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
-    if (!l)
+    if (!lock_tables())
         return;
-    size_t i = live_slot((uintptr_t)p), mask = ((size_t)1 << LIVE_BITS) - 1;
-    uintptr_t a;
-    while ((a = __atomic_load_n(&l[i].addr, __ATOMIC_ACQUIRE)) != 0 && a != (uintptr_t)p)
-        i = (i + 1) & mask;
-    if (!a || !lock_tables())
-        return;
-    if (l[i].addr == (uintptr_t)p) {   /* still there under the lock */
-        stacks[l[i].stack].frees++;
-        stacks[l[i].stack].free_bytes += l[i].size;
-        __atomic_store_n(&l[i].addr, TOMBSTONE, __ATOMIC_RELEASE);
+    struct live *l = live_find_locked((uintptr_t)p);
+    if (l->addr == (uintptr_t)p) {
+        stacks[l->stack].frees++;
+        stacks[l->stack].free_bytes += l->size;
+        l->addr = TOMBSTONE;
+        nlive--;
     }
     gm_unlock(&prof_lock);
 }
@@ -394,6 +384,4 @@ int gm_profile_write_fd(int fd) {
     return rc;
 }
 
-
-/* The process the tables' lock belongs to, noted before any thread. */
-__attribute__((constructor)) static void note_pid(void) { prof_pid = getpid(); }
+gm_lock_t *gm_profile_lockp(void) { return &prof_lock; }

@@ -144,8 +144,10 @@ void gm_raw_free(void *ptr, const char *call) {
         if (__atomic_load_n(&d->cached, __ATOMIC_RELAXED))
             gm_report_sized(call, "double free of", ptr, d->size);
         gm_mheap_count_trip(true, false);
-        if (GM_UNLIKELY(gm_options.profile_rate))
+        if (GM_UNLIKELY(d->sampled)) {
+            d->sampled = false;
             gm_profile_forget(ptr);
+        }
         gm_huge_free(d);
         return;
     }
@@ -157,9 +159,15 @@ void gm_raw_free(void *ptr, const char *call) {
     if (!s->cls) {
         if (s->thread_cached)
             gm_report_sized(call, "double free of", ptr, s->large_size);
-        if (GM_UNLIKELY(gm_options.profile_rate))
+        bool sampled_small = false;
+        if (GM_UNLIKELY(s->sampled)) {
+            s->sampled = 0;
+            sampled_small = s->large_size <= GM_MAX_SMALL_SIZE;
             gm_profile_forget(ptr);
-        gm_mcache_t *c = gm_mcache_for_thread();
+        }
+        /* A sampled small block's page goes back to the heap, for the next
+         * sample of any thread (profile.c). */
+        gm_mcache_t *c = sampled_small ? NULL : gm_mcache_for_thread();
         if (!c || !gm_pagecache_put(&c->pages, s)) {
             gm_mheap_count_trip(false, false);
             gm_mheap_free_span(s);

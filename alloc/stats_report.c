@@ -352,8 +352,9 @@ GM_EXPORT int gm_profile_write(const char *path) {
     return gm_report_write_file(path, gm_profile_write_fd);
 }
 
-/* glibc's backtrace loads libgcc_s (dlopen, malloc) on its first call: it is
- * made here, at load time, outside any allocation, when sampling is on. */
+/* The stack walk may need loading (glibc's backtrace, where unwind.c has no
+ * walk of its own, loads libgcc_s with dlopen and malloc on its first call):
+ * done here, at load time, outside any allocation, when sampling is on. */
 __attribute__((constructor)) static void profile_start(void) {
     gm_init();
     gm_profile_load_unwinder();
