@@ -26,6 +26,7 @@
  *   span        carving a span into objects, returning objects to it
  *   scavenger   returns free pages to the OS in the background
  *   release     the release step and unused arenas: memory back to the OS
+ *   resize      large blocks resized in place (realloc)
  *   mheap       arenas, page runs, spans, large blocks
  *   heapcheck   the page heap's validators (GM_CHECKS builds only)
  *   pageplace   which pages: close fits, fewest faults, the big-block pool, release
@@ -44,8 +45,8 @@
  * sizeclasses.h (generated), lock.h, pagebits.h, mcache.h (the fast paths),
  * hardening.h (free-list links and free marks, included only by the files
  * that use them), and testing.h, which only tests include.  mheap.h holds
- * what the page heap's own files (mheap.c, release.c, pageplace.c,
- * heapcheck.c) call in one another: no other file includes it.
+ * what the page heap's own files (mheap.c, release.c, resize.c,
+ * pageplace.c, heapcheck.c) call in one another: no other file includes it.
  * scavenger.h holds the scavenger's interface for the layers above it
  * (mcache.h brings it to them), so that the page heap does not see it.
  *

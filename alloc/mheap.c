@@ -24,13 +24,8 @@
  * spans of one size in one lock round trip: an mcentral whose spans hold one
  * or two objects needs several for one transfer (see mcentral.c).
  *
- * realloc resizes a large block in place when it can: growing takes the free
- * pages right after it, shrinking frees its tail (gm_mheap_resize_large).
- * When the pages after it are too few, a growing block may take the free
- * pages just before it as well (gm_mheap_grow_large_down; the caller moves
- * the contents down): a block that moves away leaves a hole its growing
- * neighbour then fills, where a move to a new run would leave a second hole
- * (bench/realloc: 300 of its 920 large moves, 6% fewer page faults).
+ * Resizing a large block in place (realloc) is resize.c's, through the
+ * locked primitives that mheap.h declares.
  *
  * Huge blocks (GM_HUGE_THRESHOLD, 32 MiB, and up) get a reservation of
  * whole slots of their own (huge.c); pageplace.c decides which pool a block
@@ -157,7 +152,7 @@ static void stamp_freed_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
 }
 
 /* Takes the free pages [first, first + n) of arena a. */
-static bool take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
+bool gm_mheap_take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n) {
     uintptr_t addr = a->base + first * PAGE;
     if (!commit_to_locked(a, addr + (uintptr_t)n * PAGE))
         return false;
@@ -209,7 +204,7 @@ static uintptr_t fit_alloc_locked(uint32_t n, gm_arena_t **out) {
     for (uint32_t length = n; length <= last && length <= GM_FIT_MAX_PAGES; length++) {
         gm_arena_t *a;
         long start = gm_place_fit_pop_locked(length, &a);
-        if (start >= 0 && take_pages_locked(a, (uintptr_t)start, n)) {
+        if (start >= 0 && gm_mheap_take_pages_locked(a, (uintptr_t)start, n)) {
             *out = a;
             return a->base + (uintptr_t)start * PAGE;
         }
@@ -219,7 +214,7 @@ static uintptr_t fit_alloc_locked(uint32_t n, gm_arena_t **out) {
 
 /* Takes the pages of placement w (n pages); their address, or 0. */
 static uintptr_t take_placement_locked(const struct gm_placement *w, uint32_t n, gm_arena_t **out) {
-    if (!w->arena || !take_pages_locked(w->arena, w->start, n))
+    if (!w->arena || !gm_mheap_take_pages_locked(w->arena, w->start, n))
         return 0;
     *out = w->arena;
     return w->arena->base + (uintptr_t)w->start * PAGE;
@@ -254,7 +249,7 @@ static uintptr_t alloc_pages_locked(uint32_t n, uint32_t align, gm_arena_t **out
                     a->max_run_hint = longest;
                 continue;
             }
-            if (!take_pages_locked(a, (uintptr_t)first, n))
+            if (!gm_mheap_take_pages_locked(a, (uintptr_t)first, n))
                 return 0;
             *out = a;
             return a->base + (uintptr_t)first * PAGE;
@@ -282,7 +277,7 @@ static void put_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     gm_heap_note_in_use_locked(-(int64_t)n * PAGE, false);
 }
 
-static void free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
+void gm_mheap_free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n) {
     put_pages_locked(a, addr, n);
     stamp_freed_locked(a, gm_page_index(addr), n);
 }
@@ -390,7 +385,7 @@ static gm_span_t *alloc_span_locked(uint32_t npages, uint8_t cls) {
         return NULL;
     gm_span_t *s = new_span_locked(a, addr, npages, cls);
     if (!s)
-        free_pages_locked(a, addr, npages);
+        gm_mheap_free_pages_locked(a, addr, npages);
     else
         gm_bits_set(a->dirty_bits, gm_page_index(addr), npages);
     return s;
@@ -420,7 +415,7 @@ uint32_t gm_mheap_alloc_spans(uint32_t npages, uint8_t cls, uint32_t n, gm_span_
 static gm_span_t *large_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t npages) {
     gm_span_t *s = new_span_locked(a, addr, npages, 0);
     if (!s) {
-        free_pages_locked(a, addr, npages);
+        gm_mheap_free_pages_locked(a, addr, npages);
         return NULL;
     }
     s->large_size = (size_t)npages * PAGE;
@@ -441,6 +436,13 @@ static gm_span_t *large_page_locked(void) {
     large_bytes += PAGE;
     large_count++;
     return s;
+}
+
+void gm_mheap_set_large_pages_locked(gm_span_t *s, uint32_t npages) {
+    large_bytes -= s->large_size;
+    s->npages = npages;
+    s->large_size = (size_t)npages * PAGE;
+    large_bytes += s->large_size;
 }
 
 /* A page run of at least size bytes whose start is aligned to align (a power
@@ -464,80 +466,6 @@ gm_span_t *gm_mheap_alloc_large(size_t size, size_t align) {
 }
 
 
-/* Takes the more pages right after large block s for it (not yet counted in
- * its size); false, changing nothing, when they are not all free pages of its
- * arena or cannot be committed. */
-static bool take_pages_after_locked(gm_span_t *s, uint32_t more) {
-    gm_arena_t *a = s->arena;
-    uintptr_t end = gm_page_index(s->base) + s->npages;
-    if (end + more > GM_ARENA_PAGES || s->base + ((uintptr_t)s->npages + more) * PAGE > a->hi ||
-        gm_bits_count(a->free_bits, end, more) != more || !take_pages_locked(a, end, more))
-        return false;
-    gm_bits_set(a->dirty_bits, end, more);
-    return true;
-}
-
-/* Records large block s as npages long (its pages already taken or given
- * back). */
-static void set_large_pages_locked(gm_span_t *s, uint32_t npages) {
-    large_bytes -= s->large_size;
-    s->npages = npages;
-    s->large_size = (size_t)npages * PAGE;
-    large_bytes += s->large_size;
-}
-
-/* Grows or shrinks large block s in place to npages: the pages after it must
- * be free pages of its arena; a shrink gives the tail back. */
-static bool resize_large_locked(gm_span_t *s, uint32_t npages) {
-    if (npages > s->npages) {
-        gm_mheap_flush_pages_locked();
-        if (!take_pages_after_locked(s, npages - s->npages))
-            return false;
-    } else if (npages < s->npages) {
-        free_pages_locked(s->arena, s->base + (uintptr_t)npages * PAGE, s->npages - npages);
-    }
-    set_large_pages_locked(s, npages);
-    return true;
-}
-
-uintptr_t gm_mheap_grow_large_down(gm_span_t *s, size_t size) {
-    uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
-    uintptr_t base = 0;
-    gm_lock(&gm_heap_lock);
-    gm_arena_t *a = s->arena;
-    uintptr_t first = gm_page_index(s->base), end = first + s->npages;
-    if (npages > s->npages) {
-        uint32_t need = npages - s->npages;
-        gm_mheap_flush_pages_locked();
-        uint32_t below = gm_bits_run_next_to(a->free_bits, GM_ARENA_PAGES, first, true, need);
-        uint32_t above = below < need ? gm_bits_run_next_to(a->free_bits, GM_ARENA_PAGES, end, false, need - below) : 0;
-        /* The pages above may need committing, which can fail: take them
-         * first; those below lie under a committed block. */
-        if (below > 0 && below + above == need &&
-            (above == 0 || take_pages_after_locked(s, above)) &&
-            take_pages_locked(a, first - below, below)) {
-            gm_bits_set(a->dirty_bits, first - below, below);
-            gm_pagemap_clear_span(a, s);
-            s->base -= (uintptr_t)below * PAGE;
-            set_large_pages_locked(s, npages);
-            gm_pagemap_set_span(a, s);
-            base = s->base;
-        }
-    }
-    gm_mheap_unlock();
-    return base;
-}
-
-/* Resizes large block s in place to at least size bytes (size > 0); false,
- * changing nothing, when the pages after it are not free. */
-bool gm_mheap_resize_large(gm_span_t *s, size_t size) {
-    uint32_t npages = (uint32_t)((size + PAGE - 1) / PAGE);
-    gm_lock(&gm_heap_lock);
-    bool ok = resize_large_locked(s, npages);
-    gm_mheap_unlock();
-    return ok;
-}
-
 static void free_span_locked(gm_span_t *s) {
     if (s->state == GM_SPAN_LARGE) {
         large_bytes -= s->large_size;
@@ -547,7 +475,7 @@ static void free_span_locked(gm_span_t *s) {
         return;
     s->state = GM_SPAN_FREE;
     gm_pagemap_clear_span(s->arena, s);
-    free_pages_locked(s->arena, s->base, s->npages);
+    gm_mheap_free_pages_locked(s->arena, s->base, s->npages);
     s->next = spare_spans;
     spare_spans = s;
 }

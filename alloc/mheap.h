@@ -4,7 +4,8 @@
  * pageplace.c chooses them; release.c gives them back to the OS; heapcheck.c
  * checks the arenas against the counts (GM_CHECKS builds).  The calls the
  * other layers make into the page heap are in internal.h ("mheap.c",
- * "release.c").  Only those four files include this header.
+ * "release.c").  resize.c resizes large blocks in place with the primitives
+ * below.  Only those five files include this header.
  *
  * The primitives mheap.c exports for release.c keep every count in mheap.c:
  * release.c decides what goes back and calls the OS, as pageplace.c decides
@@ -66,7 +67,15 @@ void gm_heapcheck_locked(const gm_arena_t *arenas, uint64_t pages_in_use,
                          uint64_t pages_free_backed, uint32_t page_stack_len, uint32_t in_flight);
 #endif
 
-/* ---- mheap.c: the primitives release.c works with ---------------------- */
+/* ---- mheap.c: the primitives release.c and resize.c work with ---------- */
+/* Takes n free pages of a from page first (committing them if needed);
+ * false, nothing changed, when the commit fails. */
+bool gm_mheap_take_pages_locked(gm_arena_t *a, uintptr_t first, uint32_t n);
+/* Gives n pages of a from addr back to the free set. */
+void gm_mheap_free_pages_locked(gm_arena_t *a, uintptr_t addr, uint32_t n);
+/* Records large block s as npages long (its pages already taken or given
+ * back), and the heap's large-block bytes with it. */
+void gm_mheap_set_large_pages_locked(gm_span_t *s, uint32_t npages);
 /* The head of the list of heap arenas (address order, linked through next),
  * to walk, and to unlink from through gm_mheap_unmap_arena_locked. */
 gm_arena_t **gm_mheap_arenas_locked(void);
