@@ -21,62 +21,17 @@
  * thread on another core than the one that last touched it; measured on the
  * cross-thread benchmarks (bench/).
  *
- * Bounds: a list's length is capped by max[cls] (tcmalloc's max_length).  It
- * starts at 1, and a refill takes min(max, batch) objects, so a thread that
- * uses a class a little holds a little of it.  Below the batch size max
- * grows by one on every refill or overflow (slow start).  From there, as in
- * tcmalloc, every refill grows it by a batch and a run of overflows with no
- * refill between them takes a batch off, never below the batch size, with
- * two changes: a refill grows the list only if it has overflowed since the
- * last trim (the thread frees as well as allocates the class), and the run
- * must be longer than max / batch + MAX_OVERAGES (a burst of frees longer
- * than the list should make it grow, not shrink).  So a thread that only
- * allocates a class holds at most a batch of it, and so does a thread that
- * only frees it (the consumer of a producer/consumer pair), instead of a
- * whole cache's worth; one that does both in bursts grows the list until a
- * burst fits.  Growth also stops at bin_cap (an eighth of the thread's
- * bound: 256 KiB of a class by default) and where the sum over classes of
- * max * size would pass the thread's bound: at first
- * GOMALLOC_THREAD_CACHE_KIB (2 MiB by default), lowered so that all threads
- * together stay near 64 MiB, never below 256 KiB (and one object per class
- * whatever the bound), then raised as it earns (below).  So a thread never
- * caches more than its bound plus one batch.  The bound does not follow the heap's size: a thread that
- * recycles a few MiB of small blocks (bench/rptest, bench/shuffle) needs its
- * whole bound whatever the heap holds.  Until 2026-12 a thread could cache
- * only a thirty-second of the heap (at least 1 MiB) while the heap was under
- * 64 MiB, which sent rptest-2's frees to the mcentrals every loop (0.34 s
- * CPU against 0.18 s at `bench/run.py --scale 0.5`); the reason for that
- * brake, consumer threads whose free-only lists grew to what the program
- * held live (larson 2 peaked at 8.5 MiB), went away with the overflow rule
- * above (larson-2 peaks at 10.5 MiB with the brake and 10.1 MiB without).
- *
- * Earned bound: a thread whose growth the bound keeps refusing while the
- * heap stays flat may raise its bound by EARN_STEP at a time, up to
- * EARN_FACTOR times where it started, out of a budget of EARN_BUDGET for all
- * threads (tcmalloc's threads steal cache budget from each other in the
- * same spirit).  Flat: gm_heap_committed (the arenas; huge blocks have
- * mappings of their own) unchanged for EARN_FLAT_MS since the heap last
- * grew or the thread last earned, looked at every EARN_REFUSALS refusals,
- * so a step costs a clock read per 16 refusals and comes at most every
- * 20 ms.  Memory a program recycles at a steady
- * heap is memory it already has, so holding more of it in a cache costs no
- * RSS; once the heap grows after a thread earned, what it holds may be what
- * another thread or class needed, and it earns no more (it keeps what it
- * has until it exits).  The per-class cap follows the bound (an eighth of
- * it).  What a thread earned goes back to the budget when it exits.
- * Measured: shuffle (frees 5 MiB of mixed classes, allocates it again)
- * 521 -> 459 M instructions at scale 0.3 (callgrind), peak RSS unchanged
- * (7.9 MiB); rptest-2 (two threads trading blocks) 224 -> 218 M, RSS 24.9
- * -> 25.4 MiB: it earns a step, its heap then grows, it stops.  Earning
- * several steps at once with no freeze took rptest-2 to 189 M but its RSS
- * to 26-30 MiB: the memory a thread holds there is what the other needs.
+ * Bounds: how long each list may grow, and how much the thread may cache in
+ * all, is cachebound.c's (tcmalloc's max_length with slow start, a bound
+ * per thread that it may earn more of while the heap stays flat); this file
+ * calls it at each refill and overflow.
  *
  * Surplus: about once a second (gm_scavenger_epoch, which advances while
  * the scavenger thread runs, i.e. once the heap has held 32 MiB) a thread's
  * next slow path gives back half of every list it did not have to refill
- * since the last time, and takes a batch off the max of each such list.  A thread that
- * stops calling malloc and free keeps its cache, within its bound, until it
- * exits or calls malloc_trim.
+ * since the last time, and takes a batch off the max of each such list.  A
+ * thread that stops calling malloc and free keeps its cache, within its
+ * bound, until it exits or calls malloc_trim.
  *
  * Thread exit: a pthread key destructor gives the page cache back to the
  * heap and parks the cache, lists and bounds as they are, on a stack of at
@@ -135,12 +90,6 @@ static uint64_t registry_count;        /* registry lock */
 static gm_fixalloc_t cache_fa = {.size = sizeof(gm_mcache_t)};
 static pthread_key_t exit_key;
 #define GLOBAL_CACHE_BYTES ((size_t)64 << 20)
-#define EARN_FACTOR 2
-#define EARN_STEP ((size_t)256 << 10)
-#define EARN_BUDGET ((size_t)32 << 20)
-#define EARN_REFUSALS 16
-#define EARN_FLAT_MS 20
-static size_t earned_total;            /* atomic: what all threads earned */
 #define MIN_CACHE_BYTES ((size_t)256 << 10)
 static int exit_key_state;             /* atomic: 0 none, 1 creating, 2 ready, 3 failed */
 static __thread bool tls_creating_key __attribute__((tls_model("initial-exec")));
@@ -190,125 +139,6 @@ static void bury_counts(gm_mcache_t *c) {
         fold(c, cls);
         __atomic_fetch_add(&dead_mallocs[cls], c->st_mallocs[cls], __ATOMIC_RELAXED);
         __atomic_fetch_add(&dead_frees[cls], c->st_frees[cls], __ATOMIC_RELAXED);
-    }
-}
-
-/* Most objects one class's list may hold: an eighth of the thread's bound
- * (256 KiB at the default 2 MiB). */
-static uint32_t bin_cap(const gm_mcache_t *c, uint8_t cls) {
-    uint32_t by_bytes = (uint32_t)((c->bound >> 3) / gm_class_size[cls]);
-    uint32_t batch = gm_transfer_count(cls);
-    if (by_bytes < 2 * batch)
-        by_bytes = 2 * batch;
-    return by_bytes > 8192 ? 8192 : by_bytes;
-}
-
-/* A list shrinks by a batch after this many overflows with no refill, on
- * top of one per batch it holds (see adjust_on_overflow). */
-#define MAX_OVERAGES 3
-
-/* Sets list cls's bound; room follows, so the length stays what it is. */
-static void set_max(gm_mcache_t *c, uint8_t cls, uint32_t max) {
-    c->max_bytes -= (size_t)c->max[cls] * gm_class_size[cls];
-    c->max_bytes += (size_t)max * gm_class_size[cls];
-    c->room[cls] += (int64_t)max - c->max[cls];
-    c->max[cls] = max;
-}
-
-/* The bound refused a growth: true if it rose by a step (see "Earned
- * bound" above). */
-static bool earn(gm_mcache_t *c) {
-    if (c->earn_frozen || c->bound >= EARN_FACTOR * c->base ||
-        ++c->flat_refusals < EARN_REFUSALS)
-        return false;
-    c->flat_refusals = 0;
-    size_t committed = __atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED);
-    uint32_t now = gm_os_clock_ms();
-    if (committed != c->flat_committed) {
-        if (c->bound > c->base) {   /* the heap grew after this thread earned */
-            c->earn_frozen = true;
-            return false;
-        }
-        c->flat_committed = committed;
-        c->flat_since_ms = now;
-        return false;
-    }
-    if ((uint32_t)(now - c->flat_since_ms) < EARN_FLAT_MS)
-        return false;
-    size_t total = __atomic_load_n(&earned_total, __ATOMIC_RELAXED);
-    do {
-        if (total + EARN_STEP > EARN_BUDGET)
-            return false;
-    } while (!__atomic_compare_exchange_n(&earned_total, &total, total + EARN_STEP, true,
-                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-    c->bound += EARN_STEP;
-    c->flat_since_ms = now;   /* the next step waits to see the heap stay flat */
-    return true;
-}
-
-size_t gm_mcache_earned_total(void) { return __atomic_load_n(&earned_total, __ATOMIC_RELAXED); }
-
-/* Gives what c earned back to the budget. */
-static void give_back_earned(gm_mcache_t *c) {
-    if (c->bound > c->base)
-        __atomic_fetch_sub(&earned_total, c->bound - c->base, __ATOMIC_RELAXED);
-    c->bound = c->base;
-}
-
-/* Lets a list hold step more objects, within the class's and thread's caps. */
-static void grow_max(gm_mcache_t *c, uint8_t cls, uint32_t step) {
-    uint32_t max = c->max[cls];
-    size_t bytes = (size_t)step * gm_class_size[cls];
-    if (max + step > bin_cap(c, cls))
-        return;
-    if (c->max_bytes + bytes > c->bound && !earn(c))
-        return;
-    set_max(c, cls, max + step);
-}
-
-/* A batch off a list's bound, not below one batch.  The caller brings a list
- * longer than the new bound back within it. */
-static void shrink_max(gm_mcache_t *c, uint8_t cls) {
-    uint32_t max = c->max[cls], batch = gm_transfer_count(cls);
-    if (max > batch)
-        set_max(c, cls, max - batch > batch ? max - batch : batch);
-}
-
-static bool class_bit(const uint64_t bits[2], uint8_t cls) {
-    return (bits[cls / 64] >> (cls % 64)) & 1;
-}
-
-static void set_class_bit(uint64_t bits[2], uint8_t cls) {
-    bits[cls / 64] |= (uint64_t)1 << (cls % 64);
-}
-
-/* The list ran dry.  Past slow start it grows by a batch only if it has
- * overflowed since the last trim: the thread frees as well as allocates
- * this class.  A thread that only allocates it would gain nothing from a
- * longer list and would use up the thread's bound. */
-static void grow_on_refill(gm_mcache_t *c, uint8_t cls) {
-    uint32_t batch = gm_transfer_count(cls);
-    if (c->max[cls] < batch)
-        grow_max(c, cls, 1);
-    else if (class_bit(c->overflowed, cls))
-        grow_max(c, cls, batch);
-    c->overages[cls] = 0;
-}
-
-/* The list overflowed: grow in slow start, else shrink if it keeps doing so
- * with no refill between (the thread frees more than it allocates).  A
- * burst of frees overflows a list of max objects about burst / batch - max /
- * batch times, so only overflows past max / batch + MAX_OVERAGES count: a
- * list that bursts of frees overflow a few times keeps growing on the
- * refills between them until a burst fits. */
-static void adjust_on_overflow(gm_mcache_t *c, uint8_t cls) {
-    uint32_t batch = gm_transfer_count(cls);
-    set_class_bit(c->overflowed, cls);
-    if (c->max[cls] < batch) {
-        grow_max(c, cls, 1);
-    } else if (++c->overages[cls] > c->max[cls] / batch + MAX_OVERAGES) {
-        shrink_max(c, cls);
-        c->overages[cls] = 0;
     }
 }
 
@@ -412,7 +242,7 @@ static void thread_exit(void *arg) {
     gm_mcache_t *c = arg;
     tls_exiting = true;
     gm_tls_cache = (gm_mcache_t *)&gm_mcache_empty;
-    give_back_earned(c);
+    gm_cachebound_give_back(c);
     gm_pagecache_flush(&c->pages, false);
     if (park(c))
         return;
@@ -486,9 +316,7 @@ static gm_mcache_t *create_cache(void) {
     if (!c)
         c = new_cache();
     if (c) {
-        c->base = c->bound = thread_limit_locked();
-        c->flat_refusals = 0;
-        c->earn_frozen = false;
+        gm_cachebound_start(c, thread_limit_locked());
         registry_push_locked(c);
     }
     gm_mcache_registry_unlock();
@@ -520,11 +348,11 @@ static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n);
 /* Gives back half of every list the thread did not need to refill lately. */
 static void trim_unused(gm_mcache_t *c) {
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
-        bool refilled = class_bit(c->refilled, cls);
+        bool refilled = gm_class_bit(c->refilled, cls);
         uint32_t surplus = refilled ? 0 : gm_mcache_length(c, cls) / 2;
         uint32_t batch = gm_transfer_count(cls);
         if (!refilled)
-            shrink_max(c, cls);
+            gm_cachebound_shrink(c, cls);
         while (surplus > 0) {
             uint32_t n = surplus < batch ? surplus : batch;
             release_objects(c, cls, n);
@@ -570,8 +398,8 @@ void *gm_mcache_alloc_slow(size_t size) {
         count_moved(&c->st_in[cls], got);
         if (GM_UNLIKELY(gm_options.profile_rate))
             gm_profile_refilled(cls, got);
-        grow_on_refill(c, cls);
-        set_class_bit(c->refilled, cls);
+        gm_cachebound_refilled(c, cls);
+        gm_set_class_bit(c->refilled, cls);
         maybe_trim(c);
     }
     void *p = c->head[cls];
@@ -594,7 +422,7 @@ void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
     fold(c, cls);
     uint32_t batch = gm_transfer_count(cls), length = gm_mcache_length(c, cls);
     release_objects(c, cls, length < batch ? length : batch);
-    adjust_on_overflow(c, cls);
+    gm_cachebound_overflowed(c, cls);
     /* The overflow took a batch off the bound and left the list one object
      * over it: one more batch goes (the list holds at least a batch, since
      * the bound never drops below one). */
@@ -717,7 +545,7 @@ void gm_mcache_after_fork_child(void) {
             registry_count = 1;
         } else {
             bury_counts(c);   /* as of the fork; its list may be torn */
-            give_back_earned(c);
+            gm_cachebound_give_back(c);
             gm_fixalloc_free(&cache_fa, c);
         }
         c = next;

@@ -20,9 +20,9 @@ void gm_os_fail_after(unsigned long calls);
  * the next free. */
 void gm_place_forget_fits(void);
 
-/* mcache.c: the cache budget all live threads have earned (bytes). */
+/* cachebound.c: the cache budget all live threads have earned (bytes). */
 #include <stddef.h>
-size_t gm_mcache_earned_total(void);
+size_t gm_cachebound_earned_total(void);
 
 /* scavenger.c: whether the background thread was started (or tried). */
 bool gm_scavenger_running(void);

@@ -413,7 +413,7 @@ static void *earn_body(void *arg)
              (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 5000);
     assert_true(c->bound > base);
     assert_true(c->max_bytes <= c->bound);
-    assert_true(gm_mcache_earned_total() >= c->bound - base);
+    assert_true(gm_cachebound_earned_total() >= c->bound - base);
 
     /* The heap (its arenas: large blocks, not huge ones) grows after the
      * thread earned: it earns no more, whatever it recycles. */
@@ -437,10 +437,10 @@ static void *earn_body(void *arg)
 static void test_mcache_bound_earned_on_flat_heap(void **state)
 {
     (void)state;
-    size_t before = gm_mcache_earned_total(), earned = 0;
+    size_t before = gm_cachebound_earned_total(), earned = 0;
     run_in_thread(earn_body, &earned);
     assert_true(earned > 0);
-    assert_int_equal(gm_mcache_earned_total(), before);   /* given back at exit */
+    assert_int_equal(gm_cachebound_earned_total(), before);   /* given back at exit */
 }
 
 static void test_mcache_thread_bound_after_heavy_use(void **state)

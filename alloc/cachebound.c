@@ -1,0 +1,185 @@
+/*
+ * cachebound.c — how much a thread cache may hold: each list's bound and the
+ * thread's, and how they grow and shrink (called by mcache.c at each refill,
+ * overflow and trim).
+ *
+ * A list's length is capped by max[cls] (tcmalloc's max_length).  It starts
+ * at 1, and a refill takes min(max, batch) objects, so a thread that uses a
+ * class a little holds a little of it.  Below the batch size max grows by
+ * one on every refill or overflow (slow start).  From there, as in tcmalloc,
+ * every refill grows it by a batch and a run of overflows with no refill
+ * between them takes a batch off, never below the batch size, with two
+ * changes: a refill grows the list only if it has overflowed since the last
+ * trim (the thread frees as well as allocates the class), and the run must
+ * be longer than max / batch + MAX_OVERAGES (a burst of frees longer than
+ * the list should make it grow, not shrink).  So a thread that only
+ * allocates a class holds at most a batch of it, and so does a thread that
+ * only frees it (the consumer of a producer/consumer pair), instead of a
+ * whole cache's worth; one that does both in bursts grows the list until a
+ * burst fits.  Growth also stops at bin_cap (an eighth of the thread's
+ * bound: 256 KiB of a class by default) and where the sum over classes of
+ * max * size would pass the thread's bound: at first
+ * GOMALLOC_THREAD_CACHE_KIB (2 MiB by default), lowered so that all threads
+ * together stay near 64 MiB, never below 256 KiB (and one object per class
+ * whatever the bound), then raised as it earns (below).  So a thread never
+ * caches more than its bound plus one batch.  The bound does not follow the
+ * heap's size: a thread that recycles a few MiB of small blocks
+ * (bench/rptest, bench/shuffle) needs its whole bound whatever the heap
+ * holds.  Until 2026-12 a thread could cache only a thirty-second of the
+ * heap (at least 1 MiB) while the heap was under 64 MiB, which sent
+ * rptest-2's frees to the mcentrals every loop (0.34 s CPU against 0.18 s at
+ * `bench/run.py --scale 0.5`); the reason for that brake, consumer threads
+ * whose free-only lists grew to what the program held live (larson 2 peaked
+ * at 8.5 MiB), went away with the overflow rule above (larson-2 peaks at
+ * 10.5 MiB with the brake and 10.1 MiB without).
+ *
+ * Earned bound: a thread whose growth the bound keeps refusing while the
+ * heap stays flat may raise its bound by EARN_STEP at a time, up to
+ * EARN_FACTOR times where it started, out of a budget of EARN_BUDGET for all
+ * threads (tcmalloc's threads steal cache budget from each other in the same
+ * spirit).  Flat: gm_heap_committed (the arenas; huge blocks have mappings
+ * of their own) unchanged for EARN_FLAT_MS since the heap last grew or the
+ * thread last earned, looked at every EARN_REFUSALS refusals, so a step
+ * costs a clock read per 16 refusals and comes at most every 20 ms.  Memory
+ * a program recycles at a steady heap is memory it already has, so holding
+ * more of it in a cache costs no RSS; once the heap grows after a thread
+ * earned, what it holds may be what another thread or class needed, and it
+ * earns no more (it keeps what it has until it exits).  The per-class cap
+ * follows the bound (an eighth of it).  What a thread earned goes back to
+ * the budget when it exits.  Measured: shuffle (frees 5 MiB of mixed
+ * classes, allocates it again) 521 -> 459 M instructions at scale 0.3
+ * (callgrind), peak RSS unchanged (7.9 MiB); rptest-2 (two threads trading
+ * blocks) 224 -> 218 M, RSS 24.9 -> 25.4 MiB: it earns a step, its heap then
+ * grows, it stops.  Earning several steps at once with no freeze took
+ * rptest-2 to 189 M but its RSS to 26-30 MiB: the memory a thread holds
+ * there is what the other needs.
+ *
+ * Invariants: max_bytes is the sum over classes of max[cls] * size, and no
+ * growth takes it past bound; base <= bound <= EARN_FACTOR * base; the
+ * budget holds the sum over live caches of bound - base.
+ *
+ * Locking: a cache's fields are its owner thread's (a parked cache's, under
+ * the registry lock, mcache.c); the budget is one atomic counter.
+ */
+#include "internal.h"
+
+#define EARN_FACTOR 2
+#define EARN_STEP ((size_t)256 << 10)
+#define EARN_BUDGET ((size_t)32 << 20)
+#define EARN_REFUSALS 16
+#define EARN_FLAT_MS 20
+static size_t earned_total;            /* atomic: what all live threads earned */
+
+void gm_cachebound_start(gm_mcache_t *c, size_t bound) {
+    c->base = c->bound = bound;
+    c->flat_refusals = 0;
+    c->earn_frozen = false;
+}
+
+/* Most objects one class's list may hold: an eighth of the thread's bound
+ * (256 KiB at the default 2 MiB). */
+static uint32_t bin_cap(const gm_mcache_t *c, uint8_t cls) {
+    uint32_t by_bytes = (uint32_t)((c->bound >> 3) / gm_class_size[cls]);
+    uint32_t batch = gm_transfer_count(cls);
+    if (by_bytes < 2 * batch)
+        by_bytes = 2 * batch;
+    return by_bytes > 8192 ? 8192 : by_bytes;
+}
+
+/* A list shrinks by a batch after this many overflows with no refill, on
+ * top of one per batch it holds (see gm_cachebound_overflowed). */
+#define MAX_OVERAGES 3
+
+/* Sets list cls's bound; room follows, so the length stays what it is. */
+static void set_max(gm_mcache_t *c, uint8_t cls, uint32_t max) {
+    c->max_bytes -= (size_t)c->max[cls] * gm_class_size[cls];
+    c->max_bytes += (size_t)max * gm_class_size[cls];
+    c->room[cls] += (int64_t)max - c->max[cls];
+    c->max[cls] = max;
+}
+
+/* The bound refused a growth: true if it rose by a step (see "Earned
+ * bound" above). */
+static bool earn(gm_mcache_t *c) {
+    if (c->earn_frozen || c->bound >= EARN_FACTOR * c->base ||
+        ++c->flat_refusals < EARN_REFUSALS)
+        return false;
+    c->flat_refusals = 0;
+    size_t committed = __atomic_load_n(&gm_heap_committed, __ATOMIC_RELAXED);
+    uint32_t now = gm_os_clock_ms();
+    if (committed != c->flat_committed) {
+        if (c->bound > c->base) {   /* the heap grew after this thread earned */
+            c->earn_frozen = true;
+            return false;
+        }
+        c->flat_committed = committed;
+        c->flat_since_ms = now;
+        return false;
+    }
+    if ((uint32_t)(now - c->flat_since_ms) < EARN_FLAT_MS)
+        return false;
+    size_t total = __atomic_load_n(&earned_total, __ATOMIC_RELAXED);
+    do {
+        if (total + EARN_STEP > EARN_BUDGET)
+            return false;
+    } while (!__atomic_compare_exchange_n(&earned_total, &total, total + EARN_STEP, true,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    c->bound += EARN_STEP;
+    c->flat_since_ms = now;   /* the next step waits to see the heap stay flat */
+    return true;
+}
+
+size_t gm_cachebound_earned_total(void) { return __atomic_load_n(&earned_total, __ATOMIC_RELAXED); }
+
+void gm_cachebound_give_back(gm_mcache_t *c) {
+    if (c->bound > c->base)
+        __atomic_fetch_sub(&earned_total, c->bound - c->base, __ATOMIC_RELAXED);
+    c->bound = c->base;
+}
+
+/* Lets a list hold step more objects, within the class's and thread's caps. */
+static void grow_max(gm_mcache_t *c, uint8_t cls, uint32_t step) {
+    uint32_t max = c->max[cls];
+    size_t bytes = (size_t)step * gm_class_size[cls];
+    if (max + step > bin_cap(c, cls))
+        return;
+    if (c->max_bytes + bytes > c->bound && !earn(c))
+        return;
+    set_max(c, cls, max + step);
+}
+
+void gm_cachebound_shrink(gm_mcache_t *c, uint8_t cls) {
+    uint32_t max = c->max[cls], batch = gm_transfer_count(cls);
+    if (max > batch)
+        set_max(c, cls, max - batch > batch ? max - batch : batch);
+}
+
+/* Past slow start a list grows by a batch only if it has overflowed since
+ * the last trim: the thread frees as well as allocates this class.  A thread
+ * that only allocates it would gain nothing from a longer list and would
+ * use up the thread's bound. */
+void gm_cachebound_refilled(gm_mcache_t *c, uint8_t cls) {
+    uint32_t batch = gm_transfer_count(cls);
+    if (c->max[cls] < batch)
+        grow_max(c, cls, 1);
+    else if (gm_class_bit(c->overflowed, cls))
+        grow_max(c, cls, batch);
+    c->overages[cls] = 0;
+}
+
+/* Grow in slow start, else shrink if the list keeps overflowing with no
+ * refill between (the thread frees more than it allocates).  A
+ * burst of frees overflows a list of max objects about burst / batch - max /
+ * batch times, so only overflows past max / batch + MAX_OVERAGES count: a
+ * list that bursts of frees overflow a few times keeps growing on the
+ * refills between them until a burst fits. */
+void gm_cachebound_overflowed(gm_mcache_t *c, uint8_t cls) {
+    uint32_t batch = gm_transfer_count(cls);
+    gm_set_class_bit(c->overflowed, cls);
+    if (c->max[cls] < batch) {
+        grow_max(c, cls, 1);
+    } else if (++c->overages[cls] > c->max[cls] / batch + MAX_OVERAGES) {
+        gm_cachebound_shrink(c, cls);
+        c->overages[cls] = 0;
+    }
+}
