@@ -1,6 +1,7 @@
 /*
  * heapmap.c — gm_heapmap_write(path) and GOMALLOC_HEAPMAP: feeds gomalloc's
- * real heap to the SVG writer (heapmap_svg.h) as regions (heap arenas and
+ * real heap to the SVG writer (gm_heapmap_write_svg, here: a model built by
+ * heapmap_model.c, drawn by heapmap_svg.c) as regions (heap arenas and
  * huge blocks' reservations) and spans (small spans with their class and
  * occupancy, large blocks, free and released page runs, huge blocks).
  *
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "gomalloc.h"
+#include "heapmap_model.h"
 #include "heapmap_svg.h"
 #include "internal.h"
 #include "report_io.h"
@@ -199,6 +201,24 @@ static int next_span(void *ctx, struct gm_map_span *out) {
         return 1;
     }
     return 0;
+}
+
+/* The picture of any heap, fed through callbacks: the model built
+ * (heapmap_model.c), then drawn (heapmap_svg.c). */
+int gm_heapmap_write_svg_ex(int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
+                            void *ctx, const struct gm_heapmap_opts *opts) {
+    struct hm *h = gm_hm_new(fd, opts);
+    if (!h)
+        return -1;
+    int rc = gm_hm_build(h, regions, spans, ctx);
+    if (rc == 0)
+        gm_hm_render(h);
+    return gm_hm_free(h, rc);
+}
+
+int gm_heapmap_write_svg(int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
+                         void *ctx) {
+    return gm_heapmap_write_svg_ex(fd, regions, spans, ctx, NULL);
 }
 
 /* ---- entry points -------------------------------------------------------------- */

@@ -3,8 +3,8 @@
  * regions gomalloc reserved merged into blocks and laid out as a grid of
  * at most MAX_GRID_ROWS x GRID_W cells, every span added into the cells it
  * covers, and /proc/self/maps folded into at most MAX_OV_ROWS overview
- * rows.  heapmap_svg.c creates it (gm_hm_new), has it built (gm_hm_build),
- * draws it and frees it (gm_hm_free).
+ * rows.  gm_heapmap_write_svg (heapmap.c) creates it (gm_hm_new), has it
+ * built (gm_hm_build), drawn (heapmap_svg.c) and freed (gm_hm_free).
  *
  * Invariants: all memory is mmap'd scratch of fixed size, taken before
  * /proc/self/maps is read, so the picture leaves out exactly those ranges;

@@ -21,8 +21,8 @@
  * the paths hold; fills are CSS classes, so the size of the file follows
  * the grid's cells, not the heap's spans.
  *
- * May call: heapmap_model.c (the model it draws), report_io.c (output),
- * getpid, memcpy, strlen.  Never malloc or
+ * May call: report_io.c (output), getpid, memcpy, strlen; it reads the model
+ * (heapmap_model.h) that heapmap.c has built.  Never malloc or
  * stdio: this runs inside malloc.
  */
 #define _GNU_SOURCE
@@ -687,7 +687,7 @@ static void draw_legend(struct hm *h, int64_t y) {
 
 /* ---- the whole picture ------------------------------------------------- */
 
-static void render(struct hm *h) {
+void gm_hm_render(struct hm *h) {
     int64_t top = 76;
     int64_t grid_top = top + ov_height(h) + 10;
     int64_t legend_top = grid_top + grid_height(h) + 10;
@@ -697,20 +697,4 @@ static void render(struct hm *h) {
     draw_grid(h, grid_top);
     draw_legend(h, legend_top);
     put(h, "</svg>\n");
-}
-
-int gm_heapmap_write_svg_ex(int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
-                            void *ctx, const struct gm_heapmap_opts *opts) {
-    struct hm *h = gm_hm_new(fd, opts);
-    if (!h)
-        return -1;
-    int rc = gm_hm_build(h, regions, spans, ctx);
-    if (rc == 0)
-        render(h);
-    return gm_hm_free(h, rc);
-}
-
-int gm_heapmap_write_svg(int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
-                         void *ctx) {
-    return gm_heapmap_write_svg_ex(fd, regions, spans, ctx, NULL);
 }

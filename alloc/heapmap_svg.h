@@ -65,4 +65,8 @@ int gm_heapmap_write_svg(int fd, gm_map_next_region_fn regions, gm_map_next_fn s
 int gm_heapmap_write_svg_ex(int fd, gm_map_next_region_fn regions, gm_map_next_fn spans,
                             void *ctx, const struct gm_heapmap_opts *opts);
 
+/* Draws a built model (heapmap_model.h) to its output (heapmap_svg.c). */
+struct hm;
+void gm_hm_render(struct hm *h);
+
 #endif

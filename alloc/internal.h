@@ -11,7 +11,7 @@
  *   cxx_catch   LD_PRELOAD/cxx_catch.cc: C++ new-handler calls, weakly linked
  *   stats_report the statistics as text, JSON and malloc_info XML; reports at exit
  *   heapmap     GOMALLOC_HEAPMAP: the heap map of this process, fed from the heap
- *   heapmap_svg the map drawn as SVG, from the model it has built
+ *   heapmap_svg the map's model drawn as SVG
  *   heapmap_model the map's picture: mappings, arenas and spans laid out
  *   stats       gm_get_memstats: totals and a row per size class
  *   malloc      the gm_* entry points, realloc policy, init, fork
