@@ -61,7 +61,7 @@
  * Locking: a cache's fields are its owner thread's (a parked cache's, under
  * the registry lock, mcache.c); the budget is one atomic counter.
  */
-#include "internal.h"
+#include "cachebound.h"
 
 #define EARN_FACTOR 2
 #define EARN_STEP ((size_t)256 << 10)

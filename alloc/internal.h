@@ -49,7 +49,8 @@
  * what the page heap's own files (mheap.c, release.c, resize.c,
  * pageplace.c, heapcheck.c) call in one another: no other file includes it.
  * scavenger.h holds the scavenger's interface for the layers above it
- * (mcache.h brings it to them), so that the page heap does not see it.
+ * (mcache.h brings it to them), so that the page heap does not see it;
+ * cachebound.h, cachebound.c's for mcache.c.
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
@@ -579,27 +580,6 @@ struct gm_mcache {
     uint64_t st_mallocs[GM_NUM_CLASSES], st_frees[GM_NUM_CLASSES];
     int64_t st_net[GM_NUM_CLASSES];
 } __attribute__((aligned(GM_CACHELINE)));   /* two threads' caches share no line */
-
-/* ---- cachebound.c: the bounds of a cache's lists --------------------- */
-/* A new (or adopted) cache's bound: bound bytes, nothing earned. */
-void gm_cachebound_start(gm_mcache_t *c, size_t bound);
-/* List cls ran dry and was refilled: it may grow (slow start, or a batch if
- * it also overflowed since the last trim). */
-void gm_cachebound_refilled(gm_mcache_t *c, uint8_t cls);
-/* List cls overflowed and gave a batch back: grow in slow start, or shrink
- * after a run of overflows with no refill. */
-void gm_cachebound_overflowed(gm_mcache_t *c, uint8_t cls);
-/* A batch off list cls's bound, not below one batch; the caller brings a
- * longer list back within it. */
-void gm_cachebound_shrink(gm_mcache_t *c, uint8_t cls);
-/* Gives what c earned back to the budget (the thread exits). */
-void gm_cachebound_give_back(gm_mcache_t *c);
-static inline bool gm_class_bit(const uint64_t bits[2], uint8_t cls) {
-    return (bits[cls / 64] >> (cls % 64)) & 1;
-}
-static inline void gm_set_class_bit(uint64_t bits[2], uint8_t cls) {
-    bits[cls / 64] |= (uint64_t)1 << (cls % 64);
-}
 
 /* What gm_tls_cache points to while a thread has no cache: no objects, no
  * room, object-start limits of zero. */

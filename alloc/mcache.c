@@ -76,6 +76,7 @@
  */
 #include <sched.h>
 
+#include "cachebound.h"
 #include "guard.h"
 #include "mcache.h"
 
