@@ -27,6 +27,7 @@
 #   make bench               allocator comparison, ~15 min (bench/bench.mk); QUICK=1: ~3 min
 #   make bench-insn          instructions per malloc+free pair under callgrind, against bench/insn-baseline.csv
 #   make bench-insn-baseline the same, rewriting bench/insn-baseline.csv
+#   make bench-fork          fork() time beside a 230 MiB heap, idle and with busy threads, ~1 min
 #   make bench-clean         remove the built workloads and generated inputs
 #   make deps                install the Debian packages the tests need (as root)
 #   make clean               remove build/ and lib/

@@ -3,7 +3,7 @@
 beside busy threads, interleaved, as a table.
 
 Usage: python3 bench/forkcmp.py [--quick] [--allocs glibc,gomalloc,...]
-                                [--runs N] [--forks N] [--mib N]
+                                [--runs N] [--forks N] [--mib N] [--busy 0,1,4]
 
 Each run builds a heap of about MIB MiB of small blocks (16 B to 2 KiB, every
 byte written), starts 0, 1 or 4 threads that allocate and free small blocks
@@ -67,6 +67,8 @@ def main():
     p.add_argument("--runs", type=int, default=0)
     p.add_argument("--forks", type=int, default=100)
     p.add_argument("--mib", type=int, default=230)
+    p.add_argument("--busy", type=lambda s: [int(x) for x in s.split(",") if x],
+                   default=BUSY, help="busy-thread counts, e.g. 0,1,4")
     args = p.parse_args()
     runs = args.runs or (3 if args.quick else 5)
     # glibc always: the ratios are to it.
@@ -76,7 +78,7 @@ def main():
     exe = build()
     res = {}
     t0 = time.time()
-    for busy in BUSY:
+    for busy in args.busy:
         for k in range(runs):
             for n in names:
                 r = run_one(exe, LIBS[n], busy, args.mib, args.forks)
@@ -100,7 +102,7 @@ def main():
              "there; *spread*: max/min of the run medians (ms)." % (
                  " --quick" if args.quick else "", args.mib, args.forks, runs), ""]
     rows = []
-    for busy in BUSY:
+    for busy in args.busy:
         lines += ["## %d busy thread%s" % (busy, "" if busy == 1 else "s"), "",
                   "| allocator | ms | ×glibc | cpu ms | ×glibc | faults | spread |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
