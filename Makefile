@@ -24,7 +24,7 @@
 #   make test-fuzz           a one-minute libFuzzer run over the gm_ API
 #   make fuzz                the same for ten minutes
 #   make soak                the stress tests in a loop for SOAK_SECONDS (600)
-#   make bench               allocator comparison, ~15 min (bench/bench.mk); QUICK=1: ~3 min
+#   make bench               allocator comparison, ~20 min (bench/bench.mk); QUICK=1: ~3 min
 #   make bench-insn          instructions per malloc+free pair under callgrind, against bench/insn-baseline.csv
 #   make bench-insn-baseline the same, rewriting bench/insn-baseline.csv
 #   make bench-fork          fork() time beside a 230 MiB heap, idle and with busy threads, ~1 min

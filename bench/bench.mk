@@ -1,6 +1,6 @@
 # bench/bench.mk — benchmark targets, included by the top-level Makefile.
 #
-#   make bench                 full run (~15 min on 2 cores): every workload
+#   make bench                 full run (~20 min on 2 cores): every workload
 #                              under glibc, gomalloc, jemalloc, mimalloc and
 #                              tcmalloc, 5 interleaved runs; writes
 #                              bench/results/latest.{md,png} latest-*.csv
