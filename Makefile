@@ -267,7 +267,8 @@ SAN_FLAGS_vgclient := -DGM_VALGRIND=1
 # stress_fork is left out: gcc 12's ASan runtime does not lock its own allocator
 # around fork(), so a child can deadlock inside ASan's malloc (seen with gdb:
 # SizeClassAllocator64::GetFromAllocator waiting on a mutex a parent thread held).
-# test_heapmap_svg, test_profile_pb and test_unwind count malloc calls by defining malloc itself,
+# test_heapmap_svg, test_profile_pb and test_unwind count malloc calls by defining malloc itself
+# (tests/count_malloc.h),
 # which ASan's own malloc forbids.
 ASAN_TESTS := $(filter-out test_sizeclass test_detect test_guard test_heapmap_svg test_profile_pb test_unwind,$(UNIT_NAMES)) \
               stress_threads stress_thread_churn

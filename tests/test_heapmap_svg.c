@@ -23,41 +23,8 @@
 
 #include "heapmap_svg.h"
 #include "sizeclasses.h"
+#include "count_malloc.h"   /* the writer must not call them */
 #include "testutil.h"
-
-/* ---- malloc wrappers: count what the writer might ask for -------------- */
-
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void __libc_free(void *);
-
-static volatile int counting;
-static volatile long malloc_calls;
-
-void *malloc(size_t n) {
-    if (counting)
-        malloc_calls++;
-    return __libc_malloc(n);
-}
-
-void *calloc(size_t a, size_t b) {
-    if (counting)
-        malloc_calls++;
-    return __libc_calloc(a, b);
-}
-
-void *realloc(void *p, size_t n) {
-    if (counting)
-        malloc_calls++;
-    return __libc_realloc(p, n);
-}
-
-void free(void *p) {
-    if (counting)
-        malloc_calls++;
-    __libc_free(p);
-}
 
 /* ---- a fabricated heap ------------------------------------------------- */
 

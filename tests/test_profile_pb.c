@@ -7,7 +7,7 @@
  * checks the message field by field (types, values, location dedup,
  * mappings); `go tool pprof` (Debian's golang-go), when installed, checks
  * that the real reader agrees and symbolises the sites from this binary.
- * The malloc wrappers below count calls, to prove the writer never
+ * The malloc wrappers (count_malloc.h) count calls, to prove the writer never
  * allocates: it runs inside the allocator.
  */
 #define _GNU_SOURCE
@@ -17,41 +17,8 @@
 #include <unistd.h>
 
 #include "profile_pb.h"
+#include "count_malloc.h"   /* the writer must not call them */
 #include "testutil.h"
-
-/* ---- malloc wrappers: count what the writer might ask for -------------- */
-
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void __libc_free(void *);
-
-static volatile int counting;
-static volatile long malloc_calls;
-
-void *malloc(size_t n) {
-    if (counting)
-        malloc_calls++;
-    return __libc_malloc(n);
-}
-
-void *calloc(size_t a, size_t b) {
-    if (counting)
-        malloc_calls++;
-    return __libc_calloc(a, b);
-}
-
-void *realloc(void *p, size_t n) {
-    if (counting)
-        malloc_calls++;
-    return __libc_realloc(p, n);
-}
-
-void free(void *p) {
-    if (counting)
-        malloc_calls++;
-    __libc_free(p);
-}
 
 /* ---- two allocation sites with known totals ---------------------------- */
 
