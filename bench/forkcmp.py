@@ -19,39 +19,16 @@ what fork itself cost.  Writes bench/results/fork.md and fork.csv.
 """
 import argparse, csv, os, re, statistics, subprocess, sys, time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-RESULTS = os.path.join(HERE, "results")
-BIN = os.path.join(HERE, "work", "bin")
-LIBS = {
-    "glibc": None,
-    "gomalloc": os.path.join(ROOT, "lib", "libgomalloc.so"),
-    "jemalloc": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
-    "mimalloc": "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2",
-    "tcmalloc": "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (the allocators, their libraries, the build step)
+
 BUSY = [0, 1, 4]
 LINE = re.compile(r"^fork ([\d.]+) ([\d.]+) ([\d.]+) faults ([\d.]+) "
                   r"cpu_ms ([\d.]+)$", re.M)
 
 
-def build():
-    os.makedirs(BIN, exist_ok=True)
-    src, exe = os.path.join(HERE, "forkbench.c"), os.path.join(BIN, "forkbench")
-    hdr = os.path.join(HERE, "common.h")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < max(
-            os.path.getmtime(src), os.path.getmtime(hdr)):
-        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-pthread", "-Wall",
-                        "-o", exe, src, "-lm"], check=True)
-    return exe
-
-
 def run_one(exe, lib, busy, mib, forks):
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    if lib:
-        env["LD_PRELOAD"] = lib
-    p = subprocess.run([exe, str(busy), str(mib), str(forks)], env=env,
+    p = subprocess.run([exe, str(busy), str(mib), str(forks)], env=run.alloc_env(lib),
                        capture_output=True, text=True, timeout=600)
     m = LINE.search(p.stdout)
     if p.returncode != 0 or not m:
@@ -72,16 +49,18 @@ def main():
     args = p.parse_args()
     runs = args.runs or (3 if args.quick else 5)
     # glibc always: the ratios are to it.
-    names = [n for n in LIBS if (n == "glibc" or not args.allocs or
+    libs = {name: lib for name, lib, _ in run.ALLOCATORS}
+    names = [n for n in libs if (n == "glibc" or not args.allocs or
                                  n in args.allocs) and
-             (LIBS[n] is None or os.path.exists(LIBS[n]))]
-    exe = build()
+             (libs[n] is None or os.path.exists(libs[n]))]
+    run.build()
+    exe = os.path.join(run.BIN, "forkbench")
     res = {}
     t0 = time.time()
     for busy in args.busy:
         for k in range(runs):
             for n in names:
-                r = run_one(exe, LIBS[n], busy, args.mib, args.forks)
+                r = run_one(exe, libs[n], busy, args.mib, args.forks)
                 res.setdefault((busy, n), []).append(r)
         print("forkcmp: %d busy threads done (%.0f s)" % (busy, time.time() - t0),
               file=sys.stderr, flush=True)
@@ -116,10 +95,10 @@ def main():
         lines.append("")
     md = "\n".join(lines)
     print(md)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "fork.md"), "w") as f:
+    os.makedirs(run.RESULTS, exist_ok=True)
+    with open(os.path.join(run.RESULTS, "fork.md"), "w") as f:
         f.write(md)
-    with open(os.path.join(RESULTS, "fork.csv"), "w", newline="") as f:
+    with open(os.path.join(run.RESULTS, "fork.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["busy_threads", "allocator", "median_ms", "ms_vs_glibc",
                     "median_cpu_ms", "cpu_vs_glibc", "median_faults", "spread"])

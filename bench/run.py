@@ -73,7 +73,8 @@ C_WORKLOADS = ["fastpath", "churn", "realloc", "larson", "prodcons",
                "falseshare", "threadchurn", "large", "bufgrow",
                "largechurn", "threadscale", "xmalloc", "nbody", "rptest",
                "alloctest", "cachethrash", "cfrac", "espresso", "liveset",
-               "strappend", "shuffle"]
+               "strappend", "shuffle",
+               "forkbench"]
 COLORS = {"gomalloc": "#d62728", "jemalloc": "#9467bd",
           "mimalloc": "#2ca02c", "tcmalloc": "#1f77b4"}
 INSN_SIZES = [16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 32768, 262144]
@@ -183,7 +184,8 @@ def gen_input(kind, n):
 
 
 def build():
-    """Compiles each bench/<workload>.c into bench/work/bin when out of date."""
+    """Compiles each bench/<workload>.c into bench/work/bin when out of date
+    (forkbench too, for forkcmp.py)."""
     os.makedirs(BIN, exist_ok=True)
     cc = os.environ.get("CC", "cc")
     hdr = os.path.join(BENCH, "common.h")
