@@ -95,21 +95,6 @@ size_t gm_rio_fmt_bytes(char *buf, uint64_t v) {
 
 /* ---- output ------------------------------------------------------------ */
 
-int gm_rio_open(struct gm_rio_out *o, int fd, size_t cap) {
-    o->fd = fd;
-    o->mem = 0;
-    o->failed = 0;
-    o->len = 0;
-    o->cap = cap;
-    o->mapped = 1;
-    o->buf = gm_rio_map(cap);
-    if (!o->buf) {
-        o->failed = 1;
-        return -1;
-    }
-    return 0;
-}
-
 void gm_rio_open_buf(struct gm_rio_out *o, int fd, char *buf, size_t cap) {
     o->fd = fd;
     o->mem = 0;
@@ -118,6 +103,16 @@ void gm_rio_open_buf(struct gm_rio_out *o, int fd, char *buf, size_t cap) {
     o->buf = buf;
     o->len = 0;
     o->cap = cap;
+}
+
+int gm_rio_open(struct gm_rio_out *o, int fd, size_t cap) {
+    gm_rio_open_buf(o, fd, gm_rio_map(cap), cap);
+    o->mapped = 1;
+    if (!o->buf) {
+        o->failed = 1;
+        return -1;
+    }
+    return 0;
 }
 
 int gm_rio_open_mem(struct gm_rio_out *o, size_t cap) {

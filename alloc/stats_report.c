@@ -35,24 +35,25 @@ static void put_col(struct gm_rio_out *o, uint64_t v, size_t width) {
     gm_rio_put(o, digits, n);
 }
 
-/* A label padded to 34 columns, the bytes, and the same for people. */
-static void put_total(struct gm_rio_out *o, const char *label, uint64_t bytes) {
+/* A label padded to 34 columns, then v in 16. */
+static void put_labelled(struct gm_rio_out *o, const char *label, uint64_t v) {
     size_t n = strlen(label);
     put(o, label);
     while (n++ < 34)
         gm_rio_put(o, " ", 1);
-    put_col(o, bytes, 16);
+    put_col(o, v, 16);
+}
+
+/* The bytes, and the same for people. */
+static void put_total(struct gm_rio_out *o, const char *label, uint64_t bytes) {
+    put_labelled(o, label, bytes);
     put(o, " bytes  (");
     gm_rio_bytes(o, bytes);
     put(o, ")\n");
 }
 
 static void put_count(struct gm_rio_out *o, const char *label, uint64_t v) {
-    size_t n = strlen(label);
-    put(o, label);
-    while (n++ < 34)
-        gm_rio_put(o, " ", 1);
-    put_col(o, v, 16);
+    put_labelled(o, label, v);
     put(o, "\n");
 }
 
