@@ -557,8 +557,9 @@ static void child_free(size_t n)
         gm_free(child_blocks[i]);
 }
 
-static void rlimit_child(void)
+static void rlimit_child(int unused)
 {
+    (void)unused;
     max_blocks = (vm_size() + 128 * MiB) / 1000;
     child_blocks = mmap(NULL, max_blocks * sizeof(void *), PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -601,9 +602,12 @@ static void rlimit_child(void)
     _exit(0);
 }
 
-static void test_oom_rlimit_as(void **state)
+/* Runs child(arg), which sets RLIMIT_AS and exits with the number of the
+ * check that failed (0: none), in a forked child, and fails the test as the
+ * child did.  Skipped under ASan and valgrind, which reserve address space
+ * of their own. */
+static void in_rlimit_child(void (*child)(int), int arg)
 {
-    (void)state;
     if (UNDER_ASAN || RUNNING_ON_VALGRIND) {
         skip();
         return;
@@ -612,7 +616,7 @@ static void test_oom_rlimit_as(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0)
-        rlimit_child();
+        child(arg);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     if (WIFSIGNALED(status))
@@ -620,6 +624,12 @@ static void test_oom_rlimit_as(void **state)
     assert_true(WIFEXITED(status));
     if (WEXITSTATUS(status) != 0)
         fail_msg("RLIMIT_AS child failed check %d", WEXITSTATUS(status));
+}
+
+static void test_oom_rlimit_as(void **state)
+{
+    (void)state;
+    in_rlimit_child(rlimit_child, 0);
 }
 
 /* ---- RLIMIT_AS: every free byte serves every request ---------------------------- */
@@ -741,36 +751,16 @@ static void every_size_child(int threads)
     _exit(0);
 }
 
-static void run_every_size(int threads)
-{
-    if (UNDER_ASAN || RUNNING_ON_VALGRIND) {
-        skip();
-        return;
-    }
-    unfill_heap();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        every_size_child(threads);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (WIFSIGNALED(status))
-        fail_msg("RLIMIT_AS child died with signal %d", WTERMSIG(status));
-    assert_true(WIFEXITED(status));
-    if (WEXITSTATUS(status) != 0)
-        fail_msg("RLIMIT_AS child failed check %d", WEXITSTATUS(status));
-}
-
 static void test_oom_rlimit_every_size_again(void **state)
 {
     (void)state;
-    run_every_size(1);
+    in_rlimit_child(every_size_child, 1);
 }
 
 static void test_oom_rlimit_every_size_again_threads(void **state)
 {
     (void)state;
-    run_every_size(4);
+    in_rlimit_child(every_size_child, 4);
 }
 
 int main(void)
