@@ -70,8 +70,12 @@
 #define EARN_FLAT_MS 20
 static size_t earned_total;            /* atomic: what all live threads earned */
 
+/* An adopted parked cache starts afresh too: the heap readings its last
+ * thread took say nothing about how long the heap has been flat now. */
 void gm_cachebound_start(gm_mcache_t *c, size_t bound) {
     c->base = c->bound = bound;
+    c->flat_committed = SIZE_MAX;   /* the first look records the heap */
+    c->flat_since_ms = 0;
     c->flat_refusals = 0;
     c->earn_frozen = false;
 }
