@@ -100,15 +100,14 @@ static inline bool gm_block_is_free(const void *block) {
 static inline void gm_block_handout(void *block) { ((uintptr_t *)block)[1] = 0; }
 
 /* Cuts the first n (>= 1) blocks off the list at head (linked through word
- * 0): ends them at the last of them, which it returns, and the rest of the
- * list to *rest. */
-static inline void *gm_list_cut(void *head, uint32_t n, void **rest) {
-    void *last = head;
+ * 0): lists them in order in objs[], ends them at the last of them, and
+ * leaves the rest of the list in *rest. */
+static inline void gm_list_cut_into(void *head, uint32_t n, void **rest, void **objs) {
+    objs[0] = head;
     for (uint32_t i = 1; i < n; i++)
-        last = gm_link_get(last);
-    *rest = gm_link_get(last);
-    gm_link_set(last, NULL);
-    return last;
+        objs[i] = gm_link_get(objs[i - 1]);
+    *rest = gm_link_get(objs[n - 1]);
+    gm_link_set(objs[n - 1], NULL);
 }
 
 #pragma GCC visibility pop

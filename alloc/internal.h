@@ -504,15 +504,22 @@ void gm_mheap_after_fork_child(void);
  * to tcmalloc's, caps the biggest classes). */
 #define GM_TRANSFER_BYTES ((uint32_t)8 << 10)
 #define GM_TRANSFER_MIN_OBJECTS 8u
+/* The table's largest batch (tools/mksizeclasses.c, BATCH_MAX): a batch's
+ * addresses fit in an array of this many on the stack. */
+#define GM_TRANSFER_MAX_OBJECTS 32u
 static inline uint32_t gm_transfer_count(uint8_t cls) {
     uint32_t by_bytes = GM_TRANSFER_BYTES / gm_class_size[cls];
     uint32_t batch = gm_class_batch[cls];
     by_bytes = by_bytes < GM_TRANSFER_MIN_OBJECTS ? GM_TRANSFER_MIN_OBJECTS : by_bytes;
+    batch = batch < GM_TRANSFER_MAX_OBJECTS ? batch : GM_TRANSFER_MAX_OBJECTS;
     return by_bytes < batch ? by_bytes : batch;
 }
 /* Moves up to n objects of class cls into a list; returns how many (0 on
  * out-of-memory). */
 uint32_t gm_mcentral_take(uint8_t shard, uint8_t cls, uint32_t n, void **head, void **tail);
+/* Gives back n (1 to GM_TRANSFER_MAX_OBJECTS) objects of class cls, listed
+ * in objs[] and linked through word 0 in the same order, the last link NULL. */
+void gm_mcentral_give_batch(uint8_t shard, uint8_t cls, void *const *objs, uint32_t n);
 /* Gives back a list of n objects of class cls (linked through word 0). */
 void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32_t n);
 /* Returns every batch the class holds to its spans and empty spans to the heap. */

@@ -18,8 +18,9 @@
  * and no owner lookup, and a producer/consumer pair trades memory through the
  * mcentral's parked batches: the consumer's frees fill whole batches that the
  * producer's refills take whole.  The cost is that a block may be reused by a
- * thread on another core than the one that last touched it; measured on the
- * cross-thread benchmarks (bench/).
+ * thread on another core than the one that last touched it: the refill
+ * starts fetching every line of the batch at once (mcentral.c), so the
+ * pops do not wait for them one at a time (bench/xmalloc).
  *
  * Bounds: how long each list may grow, and how much the thread may cache in
  * all, is cachebound.c's (tcmalloc's max_length with slow start, a bound
@@ -412,11 +413,11 @@ void *gm_mcache_alloc_slow(size_t size) {
 
 /* Gives the first n objects of list cls back to the mcentral. */
 static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n) {
-    void *head = c->head[cls];
-    void *tail = gm_list_cut(head, n, &c->head[cls]);
+    void *objs[GM_TRANSFER_MAX_OBJECTS];
+    gm_list_cut_into(c->head[cls], n, &c->head[cls], objs);
     c->room[cls] += n;
     count_moved(&c->st_out[cls], n);
-    gm_mcentral_give(c->shard, cls, head, tail, n);
+    gm_mcentral_give_batch(c->shard, cls, objs, n);
 }
 
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
@@ -440,7 +441,7 @@ void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
     gm_mcache_t *c = current_cache();
     if (!c) {
         gm_block_free_link(ptr, NULL);
-        gm_mcentral_give(nocache_shard(), cls, ptr, ptr, 1);
+        gm_mcentral_give_batch(nocache_shard(), cls, &ptr, 1);
         __atomic_fetch_add(&dead_frees[cls], 1, __ATOMIC_RELAXED);
         return;
     }
