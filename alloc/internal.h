@@ -228,6 +228,9 @@ uint64_t gm_fixalloc_mapped(void);
 gm_lock_t *gm_fixalloc_lockp(void);   /* for fork (malloc.c) */
 
 /* ---- span.c ---------------------------------------------------------- */
+/* Words of a small span's bitmap: its objects are at most a page of the
+ * smallest class (16 bytes), 512 (checked by tests/test_mcentral.c). */
+#define GM_SPAN_BITMAP_WORDS 8
 enum gm_span_state { GM_SPAN_FREE = 0, GM_SPAN_SMALL, GM_SPAN_LARGE };
 
 struct gm_span {
@@ -243,8 +246,9 @@ struct gm_span {
     /* Small spans, all under the class's mcentral lock: */
     uint32_t nalloc;          /* objects out of the span (caches or program) */
     uint32_t freeindex;       /* objects at or above it were never handed out */
-    void *free_list;          /* objects returned to the span */
     gm_span_t *next, *prev;   /* mcentral partial list */
+    /* Objects returned to the span, a bit each (by index): span.c. */
+    uint64_t free_bits[GM_SPAN_BITMAP_WORDS];
     /* Large blocks: */
     size_t large_size;        /* mheap lock: bytes usable (npages * page) */
     gm_arena_t *arena;        /* immutable while in use */

@@ -117,6 +117,14 @@ static int child(const char *name) {
         pthread_create(&t, NULL, free_in_thread, p);
         pthread_join(t, NULL);
         gm_free(p);   /* now on the other thread's (parked) cache */
+    } else if (!strcmp(name, "span_double_free")) {
+        char *keep = gm_malloc(20);   /* keeps p's span alive */
+        gm_free(p);
+        gm_release();                 /* p is back in its span */
+        ((uintptr_t *)p)[1] = 0;      /* a write after free erases its mark */
+        gm_free(p);                   /* so the thread's cache takes it */
+        gm_release();                 /* and gives it back to the span */
+        gm_free(keep);
     } else if (!strcmp(name, "stale_marks")) {
         return stale_marks();
     } else if (!strcmp(name, "large_usable_freed")) {
@@ -242,6 +250,14 @@ static void test_detect_cross_thread_double_free(void **state) {
                  " (size class 2, 32 bytes)");
 }
 
+/* A double free whose mark a write after free erased in between: the span
+ * that already holds the block back finds its bit set. */
+static void test_detect_double_free_back_in_span(void **state) {
+    (void)state;
+    expect_abort("span_double_free", false, "free()", "double free of",
+                 " (size class 2, 32 bytes)");
+}
+
 /* Stale marks copied by valid code are not a double free. */
 static void test_detect_copied_marks_are_not_double_frees(void **state) {
     (void)state;
@@ -347,6 +363,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detect_double_free),
         cmocka_unit_test(test_detect_cross_thread_double_free),
+        cmocka_unit_test(test_detect_double_free_back_in_span),
         cmocka_unit_test(test_detect_copied_marks_are_not_double_frees),
         cmocka_unit_test(test_detect_large_double_free),
         cmocka_unit_test(test_detect_large_double_free_after_flush),

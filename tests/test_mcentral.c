@@ -213,6 +213,63 @@ static void test_mcentral_partial_batch_not_parked(void **state)
     }
 }
 
+/* Every small span's objects have a bit each in its descriptor. */
+static void test_span_objects_fit_its_bitmap(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++)
+        assert_true(gm_class_objects[cls] <= 64u * GM_SPAN_BITMAP_WORDS);
+}
+
+/* Objects given back to their span in random order come out of it again in
+ * address order, and only those. */
+static void test_mcentral_span_hands_out_in_address_order(void **state)
+{
+    (void)state;
+    for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
+        uint32_t n = gm_class_objects[cls];
+        if (n < 3)
+            continue;
+        void *h, *t;
+        assert_int_equal(gm_mcentral_take(0, cls, n, &h, &t), n);   /* one whole span */
+        void **objs = malloc(n * sizeof *objs);
+        assert_non_null(objs);
+        void *obj = h;
+        for (uint32_t i = 0; i < n; i++, obj = gm_link_get(obj))
+            objs[i] = obj;
+        gm_span_t *s = gm_pagemap_span_of((uintptr_t)objs[0]);
+        /* All but objs[0] (which keeps the span alive) back, one at a
+         * time, in a shuffled order. */
+        unsigned seed = cls;
+        for (uint32_t i = n - 1; i > 1; i--) {
+            seed = seed * 1103515245u + 12345u;
+            uint32_t j = 1 + (seed >> 8) % i;
+            void *tmp = objs[i];
+            objs[i] = objs[j];
+            objs[j] = tmp;
+        }
+        for (uint32_t i = 1; i < n; i++) {
+            gm_link_set(objs[i], NULL);
+            gm_mcentral_give(0, cls, objs[i], objs[i], 1);
+        }
+        assert_int_equal(s->nalloc, 1);
+        void *h2, *t2;
+        assert_int_equal(gm_mcentral_take(0, cls, n - 1, &h2, &t2), n - 1);
+        uintptr_t prev = (uintptr_t)objs[0];
+        uint32_t size = gm_class_size[cls];
+        for (void *o = h2; o; o = gm_link_get(o)) {
+            assert_true((uintptr_t)o == prev + size);
+            prev = (uintptr_t)o;
+        }
+        assert_ptr_equal((void *)prev, t2);
+        assert_int_equal(s->nalloc, n);
+        gm_link_set(objs[0], h2);
+        gm_mcentral_give(0, cls, objs[0], t2, n);
+        free(objs);
+        gm_mcentral_drain(cls);
+    }
+}
+
 /* The stock of parked batches is bounded: giving back more whole batches
  * than it holds sends the rest to the spans. */
 static void test_mcentral_parked_batches_bounded(void **state)
@@ -398,6 +455,8 @@ int main(void)
         cmocka_unit_test_teardown(test_mcentral_batch_parked_and_returned_whole, drain_all),
         cmocka_unit_test_teardown(test_mcentral_small_take_splits_parked_batch, drain_all),
         cmocka_unit_test_teardown(test_mcentral_partial_batch_not_parked, drain_all),
+        cmocka_unit_test(test_span_objects_fit_its_bitmap),
+        cmocka_unit_test_teardown(test_mcentral_span_hands_out_in_address_order, drain_all),
         cmocka_unit_test_teardown(test_mcentral_parked_batches_bounded, drain_all),
         cmocka_unit_test_teardown(test_mcentral_parked_bound_grows_with_round_trips, drain_all),
         cmocka_unit_test_teardown(test_mcentral_empty_span_returns_to_heap, drain_all),

@@ -511,7 +511,8 @@ static void test_mheap_single_page_reused(void **state)
     assert_ptr_equal(r->arena, a);
     assert_int_equal(r->nalloc, 0);
     assert_int_equal(r->freeindex, 0);
-    assert_null(r->free_list);
+    for (int w = 0; w < GM_SPAN_BITMAP_WORDS; w++)
+        assert_true(r->free_bits[w] == 0);
     assert_int_equal(gm_page_info_class(a->page_info[gm_page_index(at)]), SPAN_CLS + 1);
     assert_ptr_equal(a->spans[gm_page_index(at)], r);
     assert_ptr_equal(gm_pagemap_span_of(at), r);
@@ -566,7 +567,8 @@ static void test_mheap_span_batches(void **state)
             assert_int_equal(s->state, GM_SPAN_SMALL);
             assert_int_equal(s->nalloc, 0);
             assert_int_equal(s->freeindex, 0);
-            assert_null(s->free_list);
+            for (int w = 0; w < GM_SPAN_BITMAP_WORDS; w++)
+                assert_true(s->free_bits[w] == 0);
             assert_true(gm_test_aligned(s->base, PAGE));
             assert_ptr_equal(gm_pagemap_span_of(s->base), s);
             gm_arena_t *a = gm_pagemap_arena(s->base);
