@@ -518,12 +518,28 @@ static inline uint32_t gm_transfer_count(uint8_t cls) {
     batch = batch < GM_TRANSFER_MAX_OBJECTS ? batch : GM_TRANSFER_MAX_OBJECTS;
     return by_bytes < batch ? by_bytes : batch;
 }
+/* A batch's addresses, obj[first] to obj[first + count - 1], in the order of
+ * their links (word 0, the last one NULL): the buffers that thread caches and
+ * the mcentrals' parked stocks trade (mcentral.c).  Cache-line aligned: two
+ * buffers in different threads' hands share no line. */
+typedef struct gm_batch {
+    uint32_t first, count;
+    void *obj[GM_TRANSFER_MAX_OBJECTS];
+} __attribute__((aligned(GM_CACHELINE))) gm_batch_t;
+gm_batch_t *gm_mcentral_batch_new(void);   /* NULL when the OS refuses memory */
+void gm_mcentral_batch_free(gm_batch_t *b);   /* b may be NULL */
 /* Moves up to n objects of class cls into a list; returns how many (0 on
  * out-of-memory). */
 uint32_t gm_mcentral_take(uint8_t shard, uint8_t cls, uint32_t n, void **head, void **tail);
-/* Gives back n (1 to GM_TRANSFER_MAX_OBJECTS) objects of class cls, listed
- * in objs[] and linked through word 0 in the same order, the last link NULL. */
-void gm_mcentral_give_batch(uint8_t shard, uint8_t cls, void *const *objs, uint32_t n);
+/* The same, for a caller with a spare buffer *spare (or NULL): a whole
+ * parked batch is handed over by swapping buffers, *spare then the batch's
+ * own (its contents no longer needed). */
+uint32_t gm_mcentral_take_batch(uint8_t shard, uint8_t cls, uint32_t n, void **head,
+                                void **tail, gm_batch_t **spare);
+/* Gives back the objects the buffer *bp lists (first 0).  When they are
+ * parked, *bp becomes an empty buffer of the stock's (NULL if it had none);
+ * else they go to their spans and *bp stays the caller's. */
+void gm_mcentral_give_batch(uint8_t shard, uint8_t cls, gm_batch_t **bp);
 /* Gives back a list of n objects of class cls (linked through word 0). */
 void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32_t n);
 /* Returns every batch the class holds to its spans and empty spans to the heap. */
@@ -568,6 +584,7 @@ struct gm_mcache {
     int64_t room[GM_NUM_CLASSES];            /* owner: pushes left before a flush */
     uint32_t max[GM_NUM_CLASSES];            /* owner: bound on the list's length */
     gm_pagecache_t pages;           /* owner: freed large blocks (pagecache.c) */
+    gm_batch_t *spare;              /* owner: a buffer to give or take a batch in */
     uint8_t shard;                  /* immutable while the cache lives: its mcentral shard */
     size_t max_bytes;               /* owner: sum over classes of max * size */
     size_t bound;                   /* owner: the limit on max_bytes, base + earned */

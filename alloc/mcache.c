@@ -191,6 +191,13 @@ static bool park(gm_mcache_t *c) {
     return ok;
 }
 
+/* Gives a cache that no thread will use again, and its spare buffer, back
+ * to their fixallocs. */
+static void free_cache(gm_mcache_t *c) {
+    gm_mcentral_batch_free(c->spare);
+    gm_fixalloc_free(&cache_fa, c);
+}
+
 /* Takes the most recently parked cache, NULL if none. */
 static gm_mcache_t *unpark_locked(void) {
     gm_mcache_t *c = parked;
@@ -221,7 +228,7 @@ static void release_parked(bool all) {
         parked_bytes -= c->parked_bytes;
         gm_mcache_flush_all(c);
         bury_counts(c);
-        gm_fixalloc_free(&cache_fa, c);
+        free_cache(c);
     }
     gm_mcache_registry_unlock();
 }
@@ -253,7 +260,7 @@ static void thread_exit(void *arg) {
     registry_unlink_locked(c);
     bury_counts(c);
     gm_mcache_registry_unlock();
-    gm_fixalloc_free(&cache_fa, c);
+    free_cache(c);
 }
 
 /* Idempotent: the first call creates the key; a call from another thread
@@ -392,7 +399,7 @@ void *gm_mcache_alloc_slow(size_t size) {
         uint32_t want = gm_guard_budget(c->max[cls] < batch ? c->max[cls] : batch);
         if (GM_UNLIKELY(gm_options.profile_rate))   /* run dry where the next sample falls */
             want = gm_profile_trim(cls, want);
-        uint32_t got = gm_mcentral_take(c->shard, cls, want, &head, &tail);
+        uint32_t got = gm_mcentral_take_batch(c->shard, cls, want, &head, &tail, &c->spare);
         if (!got)
             return NULL;
         c->head[cls] = head;
@@ -413,11 +420,20 @@ void *gm_mcache_alloc_slow(size_t size) {
 
 /* Gives the first n objects of list cls back to the mcentral. */
 static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n) {
-    void *objs[GM_TRANSFER_MAX_OBJECTS];
-    gm_list_cut_into(c->head[cls], n, &c->head[cls], objs);
     c->room[cls] += n;
     count_moved(&c->st_out[cls], n);
-    gm_mcentral_give_batch(c->shard, cls, objs, n);
+    if (!c->spare)
+        c->spare = gm_mcentral_batch_new();
+    if (GM_LIKELY(c->spare)) {
+        c->spare->first = 0;
+        c->spare->count = n;
+        gm_list_cut_into(c->head[cls], n, &c->head[cls], c->spare->obj);
+        gm_mcentral_give_batch(c->shard, cls, &c->spare);
+        return;
+    }
+    void *objs[GM_TRANSFER_MAX_OBJECTS];   /* no memory for a buffer */
+    gm_list_cut_into(c->head[cls], n, &c->head[cls], objs);
+    gm_mcentral_give(c->shard, cls, objs[0], objs[n - 1], n);
 }
 
 void gm_mcache_flush_slow(gm_mcache_t *c, uint8_t cls) {
@@ -441,7 +457,7 @@ void gm_mcache_free_nocache(void *ptr, uint8_t cls) {
     gm_mcache_t *c = current_cache();
     if (!c) {
         gm_block_free_link(ptr, NULL);
-        gm_mcentral_give_batch(nocache_shard(), cls, &ptr, 1);
+        gm_mcentral_give(nocache_shard(), cls, ptr, ptr, 1);
         __atomic_fetch_add(&dead_frees[cls], 1, __ATOMIC_RELAXED);
         return;
     }
@@ -548,7 +564,7 @@ void gm_mcache_after_fork_child(void) {
         } else {
             bury_counts(c);   /* as of the fork; its list may be torn */
             gm_cachebound_give_back(c);
-            gm_fixalloc_free(&cache_fa, c);
+            free_cache(c);
         }
         c = next;
     }

@@ -9,7 +9,7 @@
  * consumer thread trade memory with one lock round-trip per batch and no
  * pagemap walk.  A parked batch keeps its objects' addresses as well as
  * their links, so the taker fetches all their lines at once instead of one
- * per pop (struct parked).  A cache that asks for fewer (a list still in
+ * per pop (gm_batch_t).  A cache that asks for fewer (a list still in
  * slow start) gets the first objects of the top batch and the rest stays
  * parked, so parked memory is used before any span is carved.  Only when
  * the stock is full (or empty) do objects go back to (or come out of) their
@@ -76,22 +76,28 @@
 #define PARKED_MIN_BYTES ((size_t)64 << 10)
 #define PARKED_MAX_BYTES ((size_t)256 << 10)
 
-#define PARKED_OBJECTS GM_TRANSFER_MAX_OBJECTS
-
-/* A parked batch: its objects' addresses, obj[first] to obj[first + count -
- * 1], which are also linked in that order through word 0 (the last one's
- * link is NULL), so a take hands out a list without walking it.  The
- * addresses are what a take needs to fetch the batch's lines all at once:
- * the batch was most often freed by a thread on another core, whose cache
- * holds those lines, and a list popped one link at a time waits for each
- * line in turn.  xmalloc-1 (a consumer thread frees what a producer
- * allocates) spent 93% of the producer's time in malloc on that one load,
- * 0.27 s in all; with the lines fetched at the take, 0.14 s (mimalloc 0.13,
- * which collects a page's remote frees at once, in address order). */
-struct parked {
-    uint32_t first, count;
-    void *obj[PARKED_OBJECTS];
-};
+/* A parked batch is a gm_batch_t (internal.h): its objects' addresses,
+ * obj[first] to obj[first + count - 1], which are also linked in that order
+ * through word 0 (the last one's link is NULL), so a take hands out a list
+ * without walking it.  The addresses are what a take needs to fetch the
+ * batch's lines all at once: the batch was most often freed by a thread on
+ * another core, whose cache holds those lines, and a list popped one link at
+ * a time waits for each line in turn.  xmalloc-1 (a consumer thread frees
+ * what a producer allocates) spent 93% of the producer's time in malloc on
+ * that one load, 0.27 s in all; with the lines fetched at the take, 0.14 s
+ * (mimalloc 0.13, which collects a page's remote frees at once, in address
+ * order).
+ *
+ * Buffers change hands instead of being copied: a thread cache fills a
+ * spare buffer of its own with the batch it gives back, and parking swaps
+ * it for the stock's next empty buffer; a take of a whole batch swaps the
+ * taker's spare for the batch's buffer.  Inside the lock, a give or take
+ * then touches the header's line and one line of the stock's pointers, not
+ * the buffer's five, which the other thread wrote or read last (copying
+ * them under the lock made the other side wait for it: on xmalloc with 1 KiB
+ * objects, a quarter of the freeing thread's time).  Only the top batch may
+ * have been partly taken (top_partial), so a take knows a whole batch's
+ * length without reading its buffer. */
 
 /* An mcentral's header: the lock and every field a take or a give reads,
  * in one cache line: a producer and a consumer trading batches move that
@@ -111,19 +117,23 @@ struct gm_mcentral {
                                        last take found it empty */
     gm_span_t *partial;             /* spans with free objects */
     uint64_t out_objects;           /* objects out of this class's spans */
-    struct parked *stock;           /* MAX_BATCHES slots, from stock_fa at the
-                                       first park; NULL before */
+    bool top_partial;               /* the top batch was partly taken */
+    gm_batch_t **stock;             /* MAX_BATCHES buffers: [0, nbatches)
+                                       parked batches, then empty buffers or
+                                       NULL; from stock_fa at the first park */
 } __attribute__((aligned(GM_CACHELINE)));
 
 static gm_mcentral_t centrals[GM_SHARDS_MAX][GM_NUM_CLASSES];   /* locks start free (0) */
-/* The parked stocks (17 KiB each), for the mcentrals that park a batch: a
- * program touches a few classes, and a slot's memory is touched only when a
- * batch is parked in it. */
-static gm_fixalloc_t stock_fa = {.size = MAX_BATCHES * sizeof(struct parked)};
+/* The stocks' pointer arrays, for the mcentrals that park a batch, and the
+ * buffers (see gm_batch_t), which stocks and thread caches trade. */
+static gm_fixalloc_t stock_fa = {.size = MAX_BATCHES * sizeof(gm_batch_t *)};
+static gm_fixalloc_t batch_fa = {.size = sizeof(gm_batch_t)};
 uint32_t gm_shards = 1;   /* immutable after init */
 
-static struct parked *stock_of(const gm_mcentral_t *c) {
-    return c->stock;
+gm_batch_t *gm_mcentral_batch_new(void) { return gm_fixalloc_alloc(&batch_fa); }
+void gm_mcentral_batch_free(gm_batch_t *b) {
+    if (b)
+        gm_fixalloc_free(&batch_fa, b);
 }
 
 static uint8_t shard_of(const gm_mcentral_t *c) {
@@ -147,14 +157,18 @@ static void check_locked(const gm_mcentral_t *c, uint8_t cls) {
     GM_CHECK_THAT(c->nbatches <= bound && bound <= batches_in(cls, PARKED_MAX_BYTES),
                   "mcentral: more batches parked than the bound allows");
     for (uint32_t i = 0; i < c->nbatches; i++) {
-        const struct parked *b = &stock_of(c)[i];
-        GM_CHECK_THAT(b->count >= 1 && b->count <= gm_transfer_count(cls) &&
-                          b->first + b->count <= PARKED_OBJECTS,
-                      "mcentral: a parked batch is empty or too long");
+        const gm_batch_t *b = c->stock[i];
+        GM_CHECK_THAT(b && b->count >= 1 && b->count <= gm_transfer_count(cls) &&
+                          b->first + b->count <= GM_TRANSFER_MAX_OBJECTS,
+                      "mcentral: a parked batch is missing, empty or too long");
+        GM_CHECK_THAT((i + 1 == c->nbatches && c->top_partial) ||
+                          (b->first == 0 && b->count == gm_transfer_count(cls)),
+                      "mcentral: a parked batch below the top, or not marked, is not whole");
         for (uint32_t k = b->first; k < b->first + b->count; k++)
             GM_CHECK_THAT(gm_link_get(b->obj[k]) == (k + 1 < b->first + b->count ? b->obj[k + 1] : NULL),
                           "mcentral: a parked batch's links and addresses differ");
     }
+    GM_CHECK_THAT(c->nbatches > 0 || !c->top_partial, "mcentral: an empty stock's top is partial");
     const gm_span_t *prev = NULL;
     for (const gm_span_t *s = c->partial; s; prev = s, s = s->next) {
         GM_CHECK_THAT(s->in_partial && s->prev == prev, "mcentral: partial list links");
@@ -271,11 +285,12 @@ static uint32_t take_from_spans_locked(gm_mcentral_t *c, uint8_t cls, uint32_t n
     return got;
 }
 
-/* Takes up to n objects off the top parked batch, their addresses into
- * fetch[]; the rest stays parked. */
-static uint32_t take_parked_locked(gm_mcentral_t *c, uint32_t n, void **head, void **tail,
+/* Takes up to n objects off the top parked batch by copying their
+ * addresses into fetch[]; the rest stays parked, an emptied buffer stays in
+ * the stock. */
+static uint32_t copy_parked_locked(gm_mcentral_t *c, uint32_t n, void **head, void **tail,
                                    void **fetch) {
-    struct parked *b = &stock_of(c)[c->nbatches - 1];
+    gm_batch_t *b = c->stock[c->nbatches - 1];
     uint32_t k = b->count < n ? b->count : n;
     void **obj = &b->obj[b->first];
     memcpy(fetch, obj, k * sizeof(void *));
@@ -283,21 +298,31 @@ static uint32_t take_parked_locked(gm_mcentral_t *c, uint32_t n, void **head, vo
     *tail = obj[k - 1];
     if (k == b->count) {
         c->nbatches--;
+        c->top_partial = false;   /* the batches below the top are whole */
     } else {
         gm_link_set(obj[k - 1], NULL);
         b->first += k;
         b->count -= k;
+        c->top_partial = true;
     }
     return k;
 }
 
-uint32_t gm_mcentral_take(uint8_t shard, uint8_t cls, uint32_t n, void **head, void **tail) {
+uint32_t gm_mcentral_take_batch(uint8_t shard, uint8_t cls, uint32_t n, void **head,
+                                void **tail, gm_batch_t **spare) {
     gm_mcentral_t *c = &centrals[shard][cls];
-    void *fetch[PARKED_OBJECTS];
-    uint32_t got, parked = 0;
+    void *copied[GM_TRANSFER_MAX_OBJECTS];
+    void **fetch = copied;
+    gm_batch_t *swapped = NULL;
+    uint32_t got, nfetch = 0;
     gm_lock(&c->lock);
-    if (c->nbatches > 0) {
-        got = parked = take_parked_locked(c, n, head, tail, fetch);
+    if (c->nbatches > 0 && spare && !c->top_partial && n >= gm_transfer_count(cls)) {
+        swapped = c->stock[--c->nbatches];
+        c->stock[c->nbatches] = *spare;
+        *spare = swapped;
+        got = 0;   /* read from the buffer below, out of the lock */
+    } else if (c->nbatches > 0) {
+        got = nfetch = copy_parked_locked(c, n, head, tail, copied);
     } else {
         /* Batches went to the spans and come back from them: room for one
          * more would have saved both trips. */
@@ -307,12 +332,23 @@ uint32_t gm_mcentral_take(uint8_t shard, uint8_t cls, uint32_t n, void **head, v
         got = take_from_spans_locked(c, cls, n, head, tail);
     }
     unlock_central(c, cls);
-    /* Every line the caller's pops will read, fetched at once (see struct
-     * parked), after the unlock: a prefetch waits when the core has too
-     * many misses in flight, and the giving thread waited for the lock. */
-    for (uint32_t i = 0; i < parked; i++)
+    if (swapped) {
+        got = nfetch = swapped->count;
+        fetch = swapped->obj;   /* first is 0: a whole batch */
+        *head = fetch[0];
+        *tail = fetch[got - 1];
+    }
+    /* Every line the caller's pops will read, fetched at once (see
+     * gm_batch_t above), after the unlock: a prefetch waits when the core
+     * has too many misses in flight, and the giving thread waited for the
+     * lock. */
+    for (uint32_t i = 0; i < nfetch; i++)
         __builtin_prefetch(fetch[i], 1, 3);
     return got;
+}
+
+uint32_t gm_mcentral_take(uint8_t shard, uint8_t cls, uint32_t n, void **head, void **tail) {
+    return gm_mcentral_take_batch(shard, cls, n, head, tail, NULL);
 }
 
 /* Returns n objects (a list from head) to their spans of c's shard; spans
@@ -373,55 +409,81 @@ static void give_foreign(uint8_t cls, void *list) {
     }
 }
 
-/* The stock's slot for one more batch, NULL when the stock is full or its
- * memory cannot be had. */
-static struct parked *stock_slot(gm_mcentral_t *c, uint8_t cls) {
+/* Whether the stock has room for one more batch (its pointer array made if
+ * need be). */
+static bool stock_has_room(gm_mcentral_t *c, uint8_t cls) {
     if (c->nbatches >= stock_bound(c, cls))
-        return NULL;
+        return false;
     if (!c->stock)
         c->stock = gm_fixalloc_alloc(&stock_fa);
-    return c->stock ? &c->stock[c->nbatches] : NULL;
+    return c->stock != NULL;
 }
 
-/* Gives back n objects of class cls, a list from head: parked when they are
- * a whole batch whose addresses objs lists and the stock has room, else to
- * their spans. */
-static void give(uint8_t cls, void *head, void *const *objs, uint32_t n) {
-    /* A batch goes to the shard that carved its (first) object: what a
-     * consumer thread frees is parked where its producer refills. */
-    gm_mcentral_t *c = &centrals[span_of_object(head)->shard][cls];
-    void *foreign = NULL;
-    bool whole = objs && n == gm_transfer_count(cls);
-    gm_lock(&c->lock);
-    struct parked *b = whole ? stock_slot(c, cls) : NULL;
-    if (b) {
-        b->first = 0;
-        b->count = n;
-        memcpy(b->obj, objs, n * sizeof(void *));
-        c->nbatches++;
-    } else {
-        c->missed_full |= whole;
-        give_to_spans_locked(c, head, n, &foreign);
+/* Puts b, a whole batch, on the stock (which has room), under a partly
+ * taken top so that only the top is ever partial. */
+static void park_locked(gm_mcentral_t *c, gm_batch_t *b) {
+    uint32_t i = c->nbatches++;
+    if (c->top_partial) {
+        gm_batch_t *top = c->stock[i - 1];
+        c->stock[i - 1] = b;
+        b = top;
     }
+    c->stock[i] = b;
+}
+
+/* The mcentral that takes back objects whose first is head: that of the
+ * shard that carved its span, so that what a consumer thread frees is
+ * parked where its producer refills. */
+static gm_mcentral_t *central_of(void *head, uint8_t cls) {
+    return &centrals[span_of_object(head)->shard][cls];
+}
+
+/* Gives n objects, a list from head, back to their spans. */
+static void give_to_spans(gm_mcentral_t *c, uint8_t cls, void *head, uint32_t n, bool whole) {
+    void *foreign = NULL;
+    c->missed_full |= whole;
+    give_to_spans_locked(c, head, n, &foreign);
     unlock_central(c, cls);
     give_foreign(cls, foreign);
 }
 
-void gm_mcentral_give_batch(uint8_t shard, uint8_t cls, void *const *objs, uint32_t n) {
+void gm_mcentral_give_batch(uint8_t shard, uint8_t cls, gm_batch_t **bp) {
     (void)shard;
-    give(cls, objs[0], objs, n);
+    gm_batch_t *b = *bp;
+    void *head = b->obj[b->first];
+    gm_mcentral_t *c = central_of(head, cls);
+    bool whole = b->first == 0 && b->count == gm_transfer_count(cls);
+    gm_lock(&c->lock);
+    if (whole && stock_has_room(c, cls)) {
+        *bp = c->stock[c->nbatches];   /* an empty buffer, or NULL */
+        park_locked(c, b);
+        unlock_central(c, cls);
+        return;
+    }
+    give_to_spans(c, cls, head, b->count, whole);
 }
 
 void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32_t n) {
     (void)shard;
     (void)tail;
-    void *objs[GM_TRANSFER_MAX_OBJECTS], *rest;
-    if (n != gm_transfer_count(cls)) {
-        give(cls, head, NULL, n);
-        return;
+    gm_mcentral_t *c = central_of(head, cls);
+    bool whole = n == gm_transfer_count(cls);
+    gm_lock(&c->lock);
+    if (whole && stock_has_room(c, cls)) {
+        gm_batch_t *b = c->stock[c->nbatches];
+        if (!b)
+            b = c->stock[c->nbatches] = gm_fixalloc_alloc(&batch_fa);
+        if (b) {
+            void *rest;
+            b->first = 0;
+            b->count = n;
+            gm_list_cut_into(head, n, &rest, b->obj);
+            park_locked(c, b);
+            unlock_central(c, cls);
+            return;
+        }
     }
-    gm_list_cut_into(head, n, &rest, objs);
-    give(cls, head, objs, n);
+    give_to_spans(c, cls, head, n, whole);
 }
 
 void gm_mcentral_drain(uint8_t cls) {
@@ -430,10 +492,10 @@ void gm_mcentral_drain(uint8_t cls) {
         void *foreign = NULL;
         gm_lock(&c->lock);
         while (c->nbatches > 0) {
-            c->nbatches--;
-            struct parked *b = &stock_of(c)[c->nbatches];
+            gm_batch_t *b = c->stock[--c->nbatches];
             give_to_spans_locked(c, b->obj[b->first], b->count, &foreign);
         }
+        c->top_partial = false;
         c->bound = 0;
         c->missed_full = false;
         unlock_central(c, cls);
@@ -449,7 +511,7 @@ void gm_mcentral_stats(struct gm_central_stats *out) {
             gm_lock(&c->lock);
             out->out_bytes += c->out_objects * gm_class_size[cls];
             for (uint32_t i = 0; i < c->nbatches; i++)
-                out->batch_bytes += (uint64_t)stock_of(c)[i].count * gm_class_size[cls];
+                out->batch_bytes += (uint64_t)c->stock[i]->count * gm_class_size[cls];
             gm_unlock(&c->lock);
         }
     }
