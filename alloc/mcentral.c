@@ -93,9 +93,10 @@
  * it for the stock's next empty buffer; a take of a whole batch swaps the
  * taker's spare for the batch's buffer.  Inside the lock, a give or take
  * then touches the header's line and one line of the stock's pointers, not
- * the buffer's five, which the other thread wrote or read last (copying
- * them under the lock made the other side wait for it: on xmalloc with 1 KiB
- * objects, a quarter of the freeing thread's time).  Only the top batch may
+ * the buffer's five, which the other thread wrote or read last (on xmalloc
+ * with 1 KiB objects, more than half of the freeing thread's samples were
+ * in its give or waiting for the lock, most at the lock's atomics; the
+ * whole program's time then moved by 10% or less).  Only the top batch may
  * have been partly taken (top_partial), so a take knows a whole batch's
  * length without reading its buffer. */
 
