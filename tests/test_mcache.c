@@ -85,7 +85,7 @@ static size_t sum_max_bytes(const gm_mcache_t *c)
 /* bin_cap() of mcache.c: the most objects one bin may be allowed. */
 static uint32_t bin_cap(uint8_t cls)
 {
-    uint32_t by_bytes = (uint32_t)((256u << 10) / gm_class_size[cls]);
+    uint32_t by_bytes = (uint32_t)((512u << 10) / gm_class_size[cls]);
     if (by_bytes < 2u * gm_transfer_count(cls))
         by_bytes = 2u * gm_transfer_count(cls);
     return by_bytes > 8192 ? 8192 : by_bytes;
