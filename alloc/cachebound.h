@@ -7,6 +7,7 @@
 #define GM_CACHEBOUND_H
 
 #include "internal.h"
+#include "mcentral.h"
 
 #pragma GCC visibility push(hidden)
 

@@ -50,7 +50,8 @@
  * pageplace.c, heapcheck.c) call in one another: no other file includes it.
  * scavenger.h holds the scavenger's interface for the layers above it
  * (mcache.h brings it to them), so that the page heap does not see it;
- * cachebound.h, cachebound.c's for mcache.c.
+ * cachebound.h, cachebound.c's for mcache.c; mcentral.h, mcentral.c's for
+ * the layers above it (mcache.h brings it too).
  *
  * Lock order (a thread holding a lock may only take locks further right):
  *   scavenge -> cache registry -> mcentral[shard 0][1] -> ... -> mcentral[shard 0][N-1]
@@ -87,6 +88,7 @@ typedef struct gm_arena gm_arena_t;
 typedef struct gm_huge gm_huge_t;
 typedef struct gm_mcentral gm_mcentral_t;
 typedef struct gm_mcache gm_mcache_t;
+typedef struct gm_batch gm_batch_t;   /* mcentral.h */
 
 /* ---- os_linux.c ------------------------------------------------------ */
 void *gm_os_reserve(size_t size, size_t align);   /* PROT_NONE; NULL on failure */
@@ -493,64 +495,6 @@ size_t gm_mheap_unmap_unused(uint32_t idle_ms);
  * the fork came (the scavenger thread that held them does not exist here)
  * go back to it, as free and backed. */
 void gm_mheap_after_fork_child(void);
-
-/* ---- mcentral.c ------------------------------------------------------ */
-/* Objects moved between a thread cache and the mcentral at a time: the size
- * table's batch, cut to GM_TRANSFER_BYTES but never below
- * GM_TRANSFER_MIN_OBJECTS (nor above the table's batch).  A thread cache and
- * the mcentral each hold about one such batch of every class in use, so for
- * the small classes its bytes, not its object count, set their memory.  The
- * floor is for the classes above 1 KiB, where 8 KiB is one to seven objects
- * and every transfer pays a mcentral lock round trip (and, for the classes
- * with one object per span, a heap lock round trip per object): with a
- * floor of 2, bench/fastpath 8192 ran 549M instructions (callgrind), with 8
- * 435M.  Their transfers are then at most 64 KiB (the table's batch, close
- * to tcmalloc's, caps the biggest classes). */
-#define GM_TRANSFER_BYTES ((uint32_t)8 << 10)
-#define GM_TRANSFER_MIN_OBJECTS 8u
-/* The table's largest batch (tools/mksizeclasses.c, BATCH_MAX): a batch's
- * addresses fit in an array of this many on the stack. */
-#define GM_TRANSFER_MAX_OBJECTS 32u
-static inline uint32_t gm_transfer_count(uint8_t cls) {
-    uint32_t by_bytes = GM_TRANSFER_BYTES / gm_class_size[cls];
-    uint32_t batch = gm_class_batch[cls];
-    by_bytes = by_bytes < GM_TRANSFER_MIN_OBJECTS ? GM_TRANSFER_MIN_OBJECTS : by_bytes;
-    batch = batch < GM_TRANSFER_MAX_OBJECTS ? batch : GM_TRANSFER_MAX_OBJECTS;
-    return by_bytes < batch ? by_bytes : batch;
-}
-/* A batch's addresses, obj[first] to obj[first + count - 1], in the order of
- * their links (word 0, the last one NULL): the buffers that thread caches and
- * the mcentrals' parked stocks trade (mcentral.c).  Cache-line aligned: two
- * buffers in different threads' hands share no line. */
-typedef struct gm_batch {
-    uint32_t first, count;
-    void *obj[GM_TRANSFER_MAX_OBJECTS];
-} __attribute__((aligned(GM_CACHELINE))) gm_batch_t;
-gm_batch_t *gm_mcentral_batch_new(void);   /* NULL when the OS refuses memory */
-void gm_mcentral_batch_free(gm_batch_t *b);   /* b may be NULL */
-/* Moves up to n objects of class cls into a list; returns how many (0 on
- * out-of-memory). */
-uint32_t gm_mcentral_take(uint8_t shard, uint8_t cls, uint32_t n, void **head, void **tail);
-/* The same, for a caller with a spare buffer *spare (or NULL): a whole
- * parked batch is handed over by swapping buffers, *spare then the batch's
- * own (its contents no longer needed). */
-uint32_t gm_mcentral_take_batch(uint8_t shard, uint8_t cls, uint32_t n, void **head,
-                                void **tail, gm_batch_t **spare);
-/* Gives back the objects the buffer *bp lists (first 0).  When they are
- * parked, *bp becomes an empty buffer of the stock's (NULL if it had none);
- * else they go to their spans and *bp stays the caller's. */
-void gm_mcentral_give_batch(uint8_t shard, uint8_t cls, gm_batch_t **bp);
-/* Gives back a list of n objects of class cls (linked through word 0). */
-void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32_t n);
-/* Returns every batch the class holds to its spans and empty spans to the heap. */
-void gm_mcentral_drain(uint8_t cls);
-gm_lock_t *gm_mcentral_lockp(uint8_t shard, uint8_t cls);   /* for fork (malloc.c) */
-/* Shards in use (a power of two, at most GM_SHARDS_MAX): set once by
- * gm_mcentral_init, before the program's threads. */
-extern uint32_t gm_shards;
-void gm_mcentral_init(void);
-struct gm_central_stats { uint64_t out_bytes, batch_bytes; };
-void gm_mcentral_stats(struct gm_central_stats *out);
 
 /* ---- pagecache.c ----------------------------------------------------- */
 /* A thread's freed large blocks by page count, kept in its cache

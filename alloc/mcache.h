@@ -20,6 +20,7 @@
 
 #include "hardening.h"
 #include "internal.h"
+#include "mcentral.h"
 #include "scavenger.h"
 
 extern __thread gm_mcache_t *gm_tls_cache __attribute__((tls_model("initial-exec")));

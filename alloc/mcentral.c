@@ -68,6 +68,7 @@
 
 #include "hardening.h"
 #include "internal.h"
+#include "mcentral.h"
 
 #define MAX_BATCHES 64
 /* Bounds of the parked stock per class.  A fixed 256 KiB held memory that

@@ -25,6 +25,7 @@
 
 #include "gomalloc.h"
 #include "internal.h"
+#include "mcentral.h"
 
 
 /* ---- spans per class: a walk of the heap arenas ------------------------- */

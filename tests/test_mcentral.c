@@ -9,6 +9,7 @@
  */
 #include "hardening.h"
 #include "internal.h"
+#include "mcentral.h"
 #include "testutil.h"
 
 #define PAGE ((uint64_t)GM_PAGE_SIZE)

@@ -20,6 +20,7 @@
 
 #include "gomalloc.h"
 #include "internal.h"
+#include "mcentral.h"
 #include "testutil.h"
 
 static struct gm_memstats snap(void) {
