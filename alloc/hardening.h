@@ -1,7 +1,8 @@
 /*
  * hardening.h — how a free list links its blocks and marks them free: the
- * inline helpers every free list uses (thread caches, parked batches, span
- * free lists), over the secret and the key report.c draws at start-up.
+ * inline helpers every free list uses (thread caches, parked batches, and
+ * the lists spans hand out), over the secret and the key report.c draws at
+ * start-up.
  *
  * Links: a free block's first word holds the link to the next block, stored
  * XORed with a per-process secret: a use-after-free write cannot aim the

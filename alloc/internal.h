@@ -260,10 +260,11 @@ struct gm_span {
 uint32_t gm_span_take_locked(gm_span_t *s, uint32_t n, void **head, void **tail);
 /* Appends every object of new span s (none taken yet) to the list
  * *first..*last (both NULL: empty); returns how many.  What
- * gm_span_take_locked does for a new span, without its free-list walk and
+ * gm_span_take_locked does for a new span, without its bit scan and
  * bounds: the classes with one or two objects per span call it per object. */
 uint32_t gm_span_take_all_new_locked(gm_span_t *s, void **first, void **last);
-/* Returns one object to its span. */
+/* Returns one object to its span; reports a double free if it is back
+ * already or was never handed out. */
 void gm_span_put_locked(gm_span_t *s, void *obj);
 bool gm_span_has_free(const gm_span_t *s);
 #if GM_CHECKS

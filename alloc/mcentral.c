@@ -77,7 +77,7 @@
 #define PARKED_MIN_BYTES ((size_t)64 << 10)
 #define PARKED_MAX_BYTES ((size_t)256 << 10)
 
-/* A parked batch is a gm_batch_t (internal.h): its objects' addresses,
+/* A parked batch is a gm_batch_t (mcentral.h): its objects' addresses,
  * obj[first] to obj[first + count - 1], which are also linked in that order
  * through word 0 (the last one's link is NULL), so a take hands out a list
  * without walking it.  The addresses are what a take needs to fetch the
