@@ -22,6 +22,9 @@ void gm_cachebound_overflowed(gm_mcache_t *c, uint8_t cls);
 /* A batch off list cls's bound, not below one batch; the caller brings a
  * longer list back within it. */
 void gm_cachebound_shrink(gm_mcache_t *c, uint8_t cls);
+/* List cls was refilled with a batch the thread itself had parked: the
+ * bound may rise by a batch. */
+void gm_cachebound_took_own(gm_mcache_t *c, uint8_t cls);
 /* Gives what c earned back to the budget (the thread exits). */
 void gm_cachebound_give_back(gm_mcache_t *c);
 static inline bool gm_class_bit(const uint64_t bits[2], uint8_t cls) {

@@ -534,10 +534,6 @@ struct gm_mcache {
     size_t max_bytes;               /* owner: sum over classes of max * size */
     size_t bound;                   /* owner: the limit on max_bytes, base + earned */
     size_t base;                    /* immutable: the bound it starts with */
-    size_t flat_committed;          /* owner: gm_heap_committed at the last look */
-    uint32_t flat_refusals;         /* owner: refusals since the last look at the heap */
-    uint32_t flat_since_ms;         /* owner: gm_os_clock_ms() when flat_committed was first seen */
-    bool earn_frozen;               /* owner: the heap grew after it earned; it earns no more */
     uint64_t refilled[2];           /* owner: classes refilled this epoch */
     uint64_t overflowed[2];         /* owner: classes whose list overflowed this epoch */
     uint16_t overages[GM_NUM_CLASSES]; /* owner: overflows since the last refill */

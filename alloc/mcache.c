@@ -24,8 +24,8 @@
  *
  * Bounds: how long each list may grow, and how much the thread may cache in
  * all, is cachebound.c's (tcmalloc's max_length with slow start, a bound
- * per thread that it may earn more of while the heap stays flat); this file
- * calls it at each refill and overflow.
+ * per thread that it earns more of by round trips of its own batches through
+ * the central lists); this file calls it at each refill and overflow.
  *
  * Surplus: about once a second (gm_scavenger_epoch, which advances while
  * the scavenger thread runs, i.e. once the heap has held 32 MiB) a thread's
@@ -399,9 +399,15 @@ void *gm_mcache_alloc_slow(size_t size) {
         uint32_t want = gm_guard_budget(c->max[cls] < batch ? c->max[cls] : batch);
         if (GM_UNLIKELY(gm_options.profile_rate))   /* run dry where the next sample falls */
             want = gm_profile_trim(cls, want);
+        /* A whole parked batch comes in exchange for the spare, which then
+         * holds the batch's giver: this thread's own, if it gave it. */
+        if (c->spare)
+            c->spare->giver = NULL;
         uint32_t got = gm_mcentral_take_batch(c->shard, cls, want, &head, &tail, &c->spare);
         if (!got)
             return NULL;
+        if (c->spare && c->spare->giver == c)
+            gm_cachebound_took_own(c, cls);
         c->head[cls] = head;
         c->room[cls] = (int64_t)c->max[cls] - got;
         count_moved(&c->st_in[cls], got);
@@ -427,6 +433,7 @@ static void release_objects(gm_mcache_t *c, uint8_t cls, uint32_t n) {
     if (GM_LIKELY(c->spare)) {
         c->spare->first = 0;
         c->spare->count = n;
+        c->spare->giver = c;   /* a round trip back to this thread earns (cachebound.c) */
         gm_list_cut_into(c->head[cls], n, &c->head[cls], c->spare->obj);
         gm_mcentral_give_batch(c->shard, cls, &c->spare);
         return;

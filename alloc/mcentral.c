@@ -479,6 +479,7 @@ void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32
             void *rest;
             b->first = 0;
             b->count = n;
+            b->giver = NULL;
             gm_list_cut_into(head, n, &rest, b->obj);
             park_locked(c, b);
             unlock_central(c, cls);

@@ -43,6 +43,7 @@ static inline uint32_t gm_transfer_count(uint8_t cls) {
  * buffers in different threads' hands share no line. */
 struct gm_batch {
     uint32_t first, count;
+    const void *giver;   /* the thread cache that parked it, or NULL */
     void *obj[GM_TRANSFER_MAX_OBJECTS];
 } __attribute__((aligned(GM_CACHELINE)));
 gm_batch_t *gm_mcentral_batch_new(void);   /* NULL when the OS refuses memory */
