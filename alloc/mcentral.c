@@ -15,14 +15,20 @@
  * the stock is full (or empty) do objects go back to (or come out of) their
  * spans.
  *
- * The stock's bound adapts, as tcmalloc's transfer caches do: it starts at
- * 64 KiB of a class and grows by a batch, up to 256 KiB, each time a take
- * finds the stock empty after a give found it full (batches went to their
- * spans and are carved out again: one more parked batch would have saved
- * both trips).  Parked memory is out of reach of every other class and
- * keeps its spans from going back to the heap, so a class whose traffic
- * does not cycle through the stock keeps the small bound; malloc_trim
- * (gm_mcentral_drain) resets it.
+ * The stock holds at most 64 KiB of a class (PARKED_BYTES).  Parked memory
+ * is out of reach of every other class and keeps its spans from going back
+ * to the heap, and under a producer/consumer load every stock fills: the
+ * objects in flight are what the program's queue holds plus what the
+ * stocks hold.  Until 2026-12 the bound grew by a batch, up to 256 KiB,
+ * each time a take found the stock empty after a give had found it full
+ * (as tcmalloc's transfer caches grow); the two sides of a producer and
+ * consumer race, so it reached 256 KiB in nearly every class: measured
+ * (`bench/run.py` workloads at scale 1, 3 interleaved runs) prodcons-2 peaked
+ * at 13.4 MiB with it and 6.5 MiB without, prodcons-4 16.0 and 12.4 MiB,
+ * rptest-2 27.4 and 23.0 MiB; over all 41 workloads at scale 0.5 the fixed
+ * bound took 0.991 of the CPU time and 0.988 of the peak RSS.  Taking a
+ * batch from the spans costs a bit scan under the same lock, not new
+ * memory.
  *
  * Shards: the mcentrals come in gm_shards sets (one per CPU the process may
  * run on, rounded up to a power of two, at most GM_SHARDS_MAX), and each
@@ -55,8 +61,8 @@
  *   3. Every parked batch holds between 1 and gm_transfer_count(cls)
  *      objects, linked through word 0 in the order of its address array;
  *      only full batches are parked, a take may leave the rest of the top
- *      one.  nbatches <= bound <= batches_in(cls, PARKED_MAX_BYTES), at most
- *      64 batches.
+ *      one.  nbatches <= batches_in(cls, PARKED_BYTES), at most 64
+ *      batches.
  *
  * Locking: one lock per shard and class guards everything in its
  * gm_mcentral_t and the mutable fields of the spans it carved.  A thread
@@ -71,11 +77,10 @@
 #include "mcentral.h"
 
 #define MAX_BATCHES 64
-/* Bounds of the parked stock per class.  A fixed 256 KiB held memory that
- * bursts left behind (bench/realloc peaked 10 MiB higher); a fixed 64 KiB
- * sent fastpath-512's bursts of 1000 blocks through the spans (30% slower). */
-#define PARKED_MIN_BYTES ((size_t)64 << 10)
-#define PARKED_MAX_BYTES ((size_t)256 << 10)
+/* Most parked bytes per class (see above).  With 64 KiB, fastpath-512's
+ * bursts of 1000 blocks once went through the spans (30% slower); the
+ * thread cache holds such a burst now (cachebound.c). */
+#define PARKED_BYTES ((size_t)64 << 10)
 
 /* A parked batch is a gm_batch_t (mcentral.h): its objects' addresses,
  * obj[first] to obj[first + count - 1], which are also linked in that order
@@ -114,9 +119,7 @@
 struct gm_mcentral {
     gm_lock_t lock;
     uint32_t nbatches;
-    uint32_t bound;                 /* most batches parked now; 0 = minimum */
-    bool missed_full;               /* a give found the stock full since the
-                                       last take found it empty */
+    uint32_t bound;                 /* most batches parked; 0 = not yet computed */
     gm_span_t *partial;             /* spans with free objects */
     uint64_t out_objects;           /* objects out of this class's spans */
     bool top_partial;               /* the top batch was partly taken */
@@ -155,8 +158,7 @@ static uint32_t batches_in(uint8_t cls, size_t bytes) {
  * (gm_span_check_locked); every parked batch holds 1 to a transfer's objects
  * and ends its list; the stock is within its bounds. */
 static void check_locked(const gm_mcentral_t *c, uint8_t cls) {
-    uint32_t bound = c->bound ? c->bound : batches_in(cls, PARKED_MIN_BYTES);
-    GM_CHECK_THAT(c->nbatches <= bound && bound <= batches_in(cls, PARKED_MAX_BYTES),
+    GM_CHECK_THAT(c->nbatches <= batches_in(cls, PARKED_BYTES),
                   "mcentral: more batches parked than the bound allows");
     for (uint32_t i = 0; i < c->nbatches; i++) {
         const gm_batch_t *b = c->stock[i];
@@ -199,7 +201,7 @@ static void unlock_central(gm_mcentral_t *c, uint8_t cls) {
 
 static uint32_t stock_bound(gm_mcentral_t *c, uint8_t cls) {
     if (!c->bound)
-        c->bound = batches_in(cls, PARKED_MIN_BYTES);
+        c->bound = batches_in(cls, PARKED_BYTES);
     return c->bound;
 }
 
@@ -326,11 +328,6 @@ uint32_t gm_mcentral_take_batch(uint8_t shard, uint8_t cls, uint32_t n, void **h
     } else if (c->nbatches > 0) {
         got = nfetch = copy_parked_locked(c, n, head, tail, copied);
     } else {
-        /* Batches went to the spans and come back from them: room for one
-         * more would have saved both trips. */
-        if (c->missed_full && stock_bound(c, cls) < batches_in(cls, PARKED_MAX_BYTES))
-            c->bound++;
-        c->missed_full = false;
         got = take_from_spans_locked(c, cls, n, head, tail);
     }
     unlock_central(c, cls);
@@ -441,9 +438,8 @@ static gm_mcentral_t *central_of(void *head, uint8_t cls) {
 }
 
 /* Gives n objects, a list from head, back to their spans. */
-static void give_to_spans(gm_mcentral_t *c, uint8_t cls, void *head, uint32_t n, bool whole) {
+static void give_to_spans(gm_mcentral_t *c, uint8_t cls, void *head, uint32_t n) {
     void *foreign = NULL;
-    c->missed_full |= whole;
     give_to_spans_locked(c, head, n, &foreign);
     unlock_central(c, cls);
     give_foreign(cls, foreign);
@@ -462,7 +458,7 @@ void gm_mcentral_give_batch(uint8_t shard, uint8_t cls, gm_batch_t **bp) {
         unlock_central(c, cls);
         return;
     }
-    give_to_spans(c, cls, head, b->count, whole);
+    give_to_spans(c, cls, head, b->count);
 }
 
 void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32_t n) {
@@ -486,7 +482,7 @@ void gm_mcentral_give(uint8_t shard, uint8_t cls, void *head, void *tail, uint32
             return;
         }
     }
-    give_to_spans(c, cls, head, n, whole);
+    give_to_spans(c, cls, head, n);
 }
 
 void gm_mcentral_drain(uint8_t cls) {
@@ -499,8 +495,6 @@ void gm_mcentral_drain(uint8_t cls) {
             give_to_spans_locked(c, b->obj[b->first], b->count, &foreign);
         }
         c->top_partial = false;
-        c->bound = 0;
-        c->missed_full = false;
         unlock_central(c, cls);
         give_foreign(cls, foreign);
     }

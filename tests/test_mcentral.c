@@ -13,8 +13,7 @@
 #include "testutil.h"
 
 #define PAGE ((uint64_t)GM_PAGE_SIZE)
-#define PARKED_LIMIT ((uint64_t)64 << 10)       /* mcentral.c: parked bytes per class, */
-#define PARKED_MAX_LIMIT ((uint64_t)256 << 10)  /* growing to this with use */
+#define PARKED_LIMIT ((uint64_t)64 << 10)       /* mcentral.c: parked bytes per class */
 
 static uint64_t heap_in_use(void)
 {
@@ -296,41 +295,38 @@ static void test_mcentral_parked_batches_bounded(void **state)
     }
 }
 
-/* A stock that batches overflow and that then runs dry grows by a batch per
- * round, up to its largest bound; a drain takes it back to the smallest. */
-static void test_mcentral_parked_bound_grows_with_round_trips(void **state)
+/* A stock that batches overflow and that then runs dry keeps its bound,
+ * round after round: the extra batches go back to their spans, so what a
+ * class parks never passes 64 KiB however the two sides of a trade race. */
+static void test_mcentral_parked_bound_fixed_through_round_trips(void **state)
 {
     (void)state;
     enum { MAXB = 64 };
     uint8_t cls = gm_size_class(512);
     uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
     uint64_t per_batch = (uint64_t)n * size;
-    uint32_t low = (uint32_t)(PARKED_LIMIT / per_batch);
-    uint32_t high = (uint32_t)(PARKED_MAX_LIMIT / per_batch);
-    assert_true(low < high && high + 2 <= MAXB);
+    uint32_t bound = (uint32_t)(PARKED_LIMIT / per_batch);
+    assert_true(bound + 8 <= MAXB);
     void *h[MAXB], *t[MAXB];
     gm_mcentral_drain(cls);
-    uint64_t parked = parked_bytes();
-    for (uint32_t round = 0; round < high - low + 4; round++) {
+    uint64_t parked = parked_bytes(), in_use = 0;
+    for (uint32_t round = 0; round < 12; round++) {
         /* More batches than the stock holds go back: the rest to the spans. */
-        uint32_t k = high + 2;
+        uint32_t k = bound + 8;
         for (uint32_t i = 0; i < k; i++)
             assert_int_equal(gm_mcentral_take(0, cls, n, &h[i], &t[i]), n);
+        if (round == 0)
+            in_use = heap_in_use();
         for (uint32_t i = 0; i < k; i++)
             gm_mcentral_give(0, cls, h[i], t[i], n);
         uint64_t now = parked_bytes() - parked;
-        uint32_t expect = low + round < high ? low + round : high;
-        if (now != expect * per_batch)
+        if (now != bound * per_batch)
             fail_msg("round %u: %lu bytes parked, expected %u batches of %lu", round,
-                     (unsigned long)now, expect, (unsigned long)per_batch);
+                     (unsigned long)now, bound, (unsigned long)per_batch);
+        assert_true(heap_in_use() <= in_use);   /* the same spans, round after round */
     }
     gm_mcentral_drain(cls);
-    for (uint32_t i = 0; i < high; i++)
-        assert_int_equal(gm_mcentral_take(0, cls, n, &h[i], &t[i]), n);
-    for (uint32_t i = 0; i < high; i++)
-        gm_mcentral_give(0, cls, h[i], t[i], n);
-    assert_true(parked_bytes() - parked == low * per_batch);   /* back to the minimum */
-    gm_mcentral_drain(cls);
+    assert_true(parked_bytes() == parked);
 }
 
 /* Taking every object of one fresh span and giving them all back (then
@@ -459,7 +455,7 @@ int main(void)
         cmocka_unit_test(test_span_objects_fit_its_bitmap),
         cmocka_unit_test_teardown(test_mcentral_span_hands_out_in_address_order, drain_all),
         cmocka_unit_test_teardown(test_mcentral_parked_batches_bounded, drain_all),
-        cmocka_unit_test_teardown(test_mcentral_parked_bound_grows_with_round_trips, drain_all),
+        cmocka_unit_test_teardown(test_mcentral_parked_bound_fixed_through_round_trips, drain_all),
         cmocka_unit_test_teardown(test_mcentral_empty_span_returns_to_heap, drain_all),
         cmocka_unit_test_teardown(test_mcentral_objects_back_one_by_one_free_spans, drain_all),
         cmocka_unit_test_teardown(test_mcentral_take_grows_needed_spans_only, drain_all),
