@@ -5,8 +5,8 @@
  *
  * A list's length is capped by max[cls] (tcmalloc's max_length).  It starts
  * at 1, and a refill takes min(max, batch) objects, so a thread that uses a
- * class a little holds a little of it.  Below the batch size max grows by
- * one on every refill or overflow (slow start).  From there, as in tcmalloc,
+ * class a little holds a little of it.  Below the batch size max doubles
+ * on every refill or overflow (slow start).  From there, as in tcmalloc,
  * every refill grows it by a batch and a run of overflows with no refill
  * between them takes a batch off, never below the batch size, with two
  * changes: a refill grows the list only if it has overflowed since the last
@@ -137,6 +137,16 @@ static void grow_max(gm_mcache_t *c, uint8_t cls, uint32_t step) {
     set_max(c, cls, max + step);
 }
 
+/* Slow start doubles max up to the batch: with batches of up to 128
+ * objects, growing by one took 128 refills and overflows to reach a batch,
+ * each moving a part of one, which cannot be parked, to or from the spans
+ * (bench/shuffle: 0.15 s with batches of 32 objects, 0.18 s with 128 and
+ * steps of one, 0.15 s with doubling; 5 interleaved runs). */
+static uint32_t slow_step(const gm_mcache_t *c, uint8_t cls, uint32_t batch) {
+    uint32_t max = c->max[cls];
+    return max < batch - max ? max : batch - max;
+}
+
 void gm_cachebound_shrink(gm_mcache_t *c, uint8_t cls) {
     uint32_t max = c->max[cls], batch = gm_transfer_count(cls);
     if (max > batch)
@@ -150,7 +160,7 @@ void gm_cachebound_shrink(gm_mcache_t *c, uint8_t cls) {
 void gm_cachebound_refilled(gm_mcache_t *c, uint8_t cls) {
     uint32_t batch = gm_transfer_count(cls);
     if (c->max[cls] < batch)
-        grow_max(c, cls, 1);
+        grow_max(c, cls, slow_step(c, cls, batch));
     else if (gm_class_bit(c->overflowed, cls))
         grow_max(c, cls, batch);
     c->overages[cls] = 0;
@@ -166,7 +176,7 @@ void gm_cachebound_overflowed(gm_mcache_t *c, uint8_t cls) {
     uint32_t batch = gm_transfer_count(cls);
     gm_set_class_bit(c->overflowed, cls);
     if (c->max[cls] < batch) {
-        grow_max(c, cls, 1);
+        grow_max(c, cls, slow_step(c, cls, batch));
     } else if (++c->overages[cls] > c->max[cls] / batch + MAX_OVERAGES) {
         gm_cachebound_shrink(c, cls);
         c->overages[cls] = 0;

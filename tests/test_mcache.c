@@ -5,7 +5,7 @@
  * Tests that need a thread without a cache run their body in a new thread
  * (run_in_thread); the main thread's cache persists from test to test.
  * Checked: the first malloc creates the cache and refills the bin with one
- * object (max starts at 1); max grows by one per refill (slow start) up to
+ * object (max starts at 1); max doubles per refill (slow start) up to
  * the batch size and no further while the thread only allocates or only
  * frees; bursts of mallocs and frees longer than the list grow it until a
  * burst fits, and a run of frees alone shrinks it back to a batch; a thread
@@ -126,12 +126,13 @@ static void *refill_body(void *arg)
         assert_int_equal(c->max[other], 1);
     }
     assert_true(c->max_bytes == sum_max_bytes(c));
-    /* The next refill brings two: one handed out, one left in the list. */
+    /* The next refill brings two: one handed out, one left in the list;
+     * max doubles. */
     void *q = gm_malloc(gm_class_size[cls]);
     assert_non_null(q);
     assert_int_equal(gm_mcache_length(c, cls), 1);
     assert_int_equal(bin_length(c, cls), 1);
-    assert_int_equal(c->max[cls], 3);
+    assert_int_equal(c->max[cls], 4);
     gm_free(q);
     gm_free(p);
     return NULL;
@@ -148,7 +149,7 @@ static void *slow_start_body(void *arg)
     (void)arg;
     uint8_t cls = 5;
     uint32_t size = gm_class_size[cls], batch = gm_transfer_count(cls);
-    uint32_t n = batch * batch;   /* refills of 1, 2, ... objects reach the batch */
+    uint32_t n = 4 * batch;   /* refills of 1, 2, 4, ... objects reach the batch */
     void **ps = malloc(n * sizeof *ps);
     assert_non_null(ps);
     ps[0] = gm_malloc(size);
@@ -612,8 +613,10 @@ struct cap_run {
     int next;
 };
 
-/* Classes of 4, 8 and 16 KiB: bursts of a quarter of the parked-byte cap
- * grow each list to hold one, three quarters of the cap in all. */
+/* Classes of 4, 8 and 16 KiB: bursts of a fifth of the parked-byte cap
+ * grow each list to hold one, three fifths of the cap in all, and what the
+ * last refill of each burst left in the list (less than a batch: up to a
+ * quarter of the cap more in all). */
 static void hold_much(void)
 {
     void **ps = malloc(256 * sizeof *ps);
@@ -623,7 +626,7 @@ static void hold_much(void)
         if (size != 4096 && size != 8192 && size != 16384)
             continue;
         for (int round = 0; round < 3; round++)
-            burst(cls, ps, (uint32_t)(GM_PARKED_CACHE_BYTES / 4 / size));
+            burst(cls, ps, (uint32_t)(GM_PARKED_CACHE_BYTES / 5 / size));
     }
     free(ps);
 }

@@ -133,7 +133,7 @@ static void test_mcentral_transfer_count_bounded(void **state)
     (void)state;
     for (uint8_t cls = 1; cls < GM_NUM_CLASSES; cls++) {
         uint32_t n = gm_transfer_count(cls), size = gm_class_size[cls];
-        assert_true(n <= gm_class_batch[cls]);
+        assert_true(n <= gm_class_batch[cls] && n <= GM_TRANSFER_MAX_OBJECTS);
         assert_true(n >= GM_TRANSFER_MIN_OBJECTS || n == gm_class_batch[cls]);
         assert_true((uint64_t)n * size <= GM_TRANSFER_BYTES || n <= GM_TRANSFER_MIN_OBJECTS);
         assert_true((uint64_t)n * size <= (64u << 10));

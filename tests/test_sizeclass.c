@@ -172,8 +172,8 @@ static void test_sizeclass_batch_is_in_range(void **state)
 	for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
 		uint32_t batch = gm_class_batch[c], size = gm_class_size[c];
 
-		if (batch < 2 || batch > 32)
-			fail_msg("class %u (%u): batch %u outside [2, 32]", c, size, batch);
+		if (batch < 2 || batch > 128)
+			fail_msg("class %u (%u): batch %u outside [2, 128]", c, size, batch);
 		if (batch > 2 && batch * size > 65536)
 			fail_msg("class %u (%u): batch %u moves over 64 KiB", c, size, batch);
 	}

@@ -25,8 +25,11 @@
  * reports the worst case.
  *
  * Batch size (objects moved at once between a thread cache and a central list) follows tcmalloc's
- * classic rule: 64 KiB worth of objects, clamped to [2, 32] — at least 2 so every trip to a shared
- * list is amortised, at most 32 to bound what one thread hoards of a small class.
+ * classic rule, 64 KiB worth of objects, clamped to [2, 128]: at least 2 so every trip to a shared
+ * list is amortised; tcmalloc stops at 32, but then a small class pays a trip to a shared list
+ * for every 32 objects, and where one thread frees what another allocates (a producer and a
+ * consumer) that trip, a lock whose line crosses between the cores, is the cost.  The allocator
+ * cuts batches to 8 KiB as well (alloc/mcentral.h), which is what bounds a small class's.
  *
  * Division magic: magic = UINT64_MAX / size + 1 = ceil(2^64 / size).  For every offset in a span,
  * offset / size == (magic * offset) >> 64 (128-bit product), and offset is a multiple of size iff
@@ -45,7 +48,7 @@
 #define GROW_ALIGN 128u   /* rule 4 rounds grown sizes down to this */
 #define BATCH_BYTES 65536u
 #define BATCH_MIN 2u
-#define BATCH_MAX 32u
+#define BATCH_MAX 128u
 #define LOOKUP_SHIFT 4    /* gm_size_to_class is indexed by (size + 15) >> 4 */
 #define LOOKUP_LEN ((MAX_SMALL_SIZE >> LOOKUP_SHIFT) + 1)
 #define MAX_CLASSES 256   /* class numbers must fit a uint8_t */
