@@ -170,9 +170,10 @@ static void test_api_realloc_same_class_keeps_pointer(void **state)
     gm_free(q);
 }
 
-/* A small block that outgrows its class by a little moves to a block a
- * quarter larger, so appending a byte at a time moves it only every quarter;
- * a large jump gets what it asks for. */
+/* A small block of 1 KiB or more that outgrows its class by a little moves
+ * to a block a quarter larger, so appending a byte at a time moves it only
+ * every quarter; a large jump gets what it asks for; a block under 1 KiB
+ * moves to the class that fits. */
 static void test_api_realloc_small_growth_has_headroom(void **state)
 {
     (void)state;
@@ -196,6 +197,24 @@ static void test_api_realloc_small_growth_has_headroom(void **state)
     assert_true(gm_usable_size(q) < roomy * 2 + roomy / 2);
     assert_true(check(q, usable, 4));
     gm_free(q);
+    for (size_t n = 16;; n += 16) {   /* every class under 1 KiB */
+        p = gm_malloc(n);
+        assert_non_null(p);
+        usable = gm_usable_size(p);
+        if (usable >= 1024) {
+            gm_free(p);
+            break;
+        }
+        fill(p, usable, 5);
+        q = gm_realloc(p, usable + 1);
+        assert_non_null(q);
+        void *fresh = gm_malloc(usable + 1);   /* the class that fits */
+        assert_non_null(fresh);
+        assert_true(gm_usable_size(q) == gm_usable_size(fresh));
+        gm_free(fresh);
+        assert_true(check(q, usable, 5));
+        gm_free(q);
+    }
 }
 
 static void test_api_realloc_preserves_contents(void **state)
