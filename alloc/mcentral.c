@@ -99,10 +99,10 @@
  * it for the stock's next empty buffer; a take of a whole batch swaps the
  * taker's spare for the batch's buffer.  Inside the lock, a give or take
  * then touches the header's line and one line of the stock's pointers, not
- * the buffer's five, which the other thread wrote or read last (on xmalloc
- * with 1 KiB objects, more than half of the freeing thread's samples were
- * in its give or waiting for the lock, most at the lock's atomics; the
- * whole program's time then moved by 10% or less).  Only the top batch may
+ * the buffer's own lines, which the other thread wrote or read last (on
+ * xmalloc with 1 KiB objects, more than half of the freeing thread's
+ * samples were in its give or waiting for the lock, most at the lock's
+ * atomics; the whole program's time then moved by 10% or less).  Only the top batch may
  * have been partly taken (top_partial), so a take knows a whole batch's
  * length without reading its buffer. */
 
@@ -119,7 +119,6 @@
 struct gm_mcentral {
     gm_lock_t lock;
     uint32_t nbatches;
-    uint32_t bound;                 /* most batches parked; 0 = not yet computed */
     gm_span_t *partial;             /* spans with free objects */
     uint64_t out_objects;           /* objects out of this class's spans */
     bool top_partial;               /* the top batch was partly taken */
@@ -197,12 +196,6 @@ static void unlock_central(gm_mcentral_t *c, uint8_t cls) {
     GM_CHECK(check_locked(c, cls));
     (void)cls;
     gm_unlock(&c->lock);
-}
-
-static uint32_t stock_bound(gm_mcentral_t *c, uint8_t cls) {
-    if (!c->bound)
-        c->bound = batches_in(cls, PARKED_BYTES);
-    return c->bound;
 }
 
 static void partial_push(gm_mcentral_t *c, gm_span_t *s) {
@@ -411,7 +404,7 @@ static void give_foreign(uint8_t cls, void *list) {
 /* Whether the stock has room for one more batch (its pointer array made if
  * need be). */
 static bool stock_has_room(gm_mcentral_t *c, uint8_t cls) {
-    if (c->nbatches >= stock_bound(c, cls))
+    if (c->nbatches >= batches_in(cls, PARKED_BYTES))
         return false;
     if (!c->stock)
         c->stock = gm_fixalloc_alloc(&stock_fa);
