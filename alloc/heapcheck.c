@@ -41,7 +41,7 @@ static void check_arena_locked(const gm_arena_t *a) {
 }
 
 void gm_heapcheck_locked(const gm_arena_t *arenas, uint64_t pages_in_use,
-                         uint64_t pages_free_backed, uint32_t page_stack_len, uint32_t in_flight) {
+                         uint64_t pages_free_backed, uint32_t stacked_pages, uint32_t in_flight) {
     uint64_t taken = 0, free_backed = 0;
     for (const gm_arena_t *a = arenas; a; a = a->next) {
         check_arena_locked(a);
@@ -49,9 +49,9 @@ void gm_heapcheck_locked(const gm_arena_t *arenas, uint64_t pages_in_use,
         taken += (a->hi - a->lo) / PAGE - a->free_pages;
         free_backed += a->free_pages - a->released_pages;
     }
-    GM_CHECK_THAT(taken == pages_in_use + page_stack_len + in_flight,
+    GM_CHECK_THAT(taken == pages_in_use + stacked_pages + in_flight,
                   "mheap: pages in use differ from the arenas' bits");
-    GM_CHECK_THAT(free_backed + page_stack_len == pages_free_backed,
+    GM_CHECK_THAT(free_backed + stacked_pages == pages_free_backed,
                   "mheap: free backed pages differ from the arenas' bits");
 }
 #endif

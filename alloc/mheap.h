@@ -64,7 +64,7 @@ uint32_t gm_place_release_chunk_locked(gm_arena_t *arenas, bool force, uint32_t 
  * pages in use, free and backed, on the single-page stack, in flight in a
  * release step. */
 void gm_heapcheck_locked(const gm_arena_t *arenas, uint64_t pages_in_use,
-                         uint64_t pages_free_backed, uint32_t page_stack_len, uint32_t in_flight);
+                         uint64_t pages_free_backed, uint32_t stacked_pages, uint32_t in_flight);
 #endif
 
 /* ---- mheap.c: the primitives release.c and resize.c work with ---------- */
@@ -79,9 +79,9 @@ void gm_mheap_set_large_pages_locked(gm_span_t *s, uint32_t npages);
 /* The head of the list of heap arenas (address order, linked through next),
  * to walk, and to unlink from through gm_mheap_unmap_arena_locked. */
 gm_arena_t **gm_mheap_arenas_locked(void);
-/* Puts the freed single pages waiting on page_stack back into their arenas'
- * bitmaps (mheap.c, "freed single pages"), so that the bitmaps show every
- * free page. */
+/* Puts the freed small spans waiting on the span stacks back into their
+ * arenas' bitmaps (mheap.c, "freed small spans"), so that the bitmaps show
+ * every free page. */
 void gm_mheap_flush_pages_locked(void);
 /* Drops the heap lock, which the caller holds; a GM_CHECKS build first
  * checks the heap (heapcheck.c). */

@@ -23,7 +23,7 @@
  * sample of any thread can take it, not to the freeing thread's page cache,
  * where it would wait for a sample of that thread (bench/prodcons-4: 4 MiB
  * in the consumers' caches); the next sampled block takes a page off the
- * heap's stack of freed single pages when there is one.  Large blocks are
+ * heap's stack of freed one-page spans when there is one.  Large blocks are
  * charged and sampled where they come from the page heap (alloc_large), not
  * when a thread's page cache hands one out again, as a small object taken
  * again from a thread's own list is not.  A sampled block's span (or huge

@@ -6,7 +6,7 @@
  * (gm_mheap_release_all), and a request the OS refused unmaps every unused
  * arena (raw.c, gm_raw_reclaim).
  *
- * A release step: first idle huge memory (huge.c); else, page_stack first
+ * A release step: first idle huge memory (huge.c); else, the span stacks first
  * put back into the bitmaps, the backed free pages of one 2 MiB chunk (the
  * highest with pages idle for the caller's time, in runs of at least its
  * min_run: pageplace.c) are withdrawn from the free set under the heap lock,
@@ -100,7 +100,7 @@ size_t gm_mheap_release_all(void) {
 /* ---- giving arenas back -------------------------------------------------- */
 
 /* Whether every page of arena a is free and, with idle_ms, given back and
- * freed at least idle_ms ago (page_stack flushed by the caller). */
+ * freed at least idle_ms ago (span stacks flushed by the caller). */
 static bool arena_unused_locked(const gm_arena_t *a, uint32_t idle_ms, uint32_t now) {
     uint32_t pages = (uint32_t)((a->hi - a->lo) / PAGE);
     if (a->free_pages != pages || (in_flight.n && in_flight.arena == a))

@@ -592,36 +592,82 @@ static void test_mheap_span_batches(void **state)
     }
 }
 
-/* Waiting single pages do not keep a longer run from forming: first fit for
- * two pages finds the pair that two of them make. */
-static void test_mheap_single_pages_coalesce_for_longer_runs(void **state)
+/* Waiting spans do not keep a longer run from forming: first fit for twice
+ * their length finds the run two neighbours make once both are freed (one
+ * page each, as the 8 KiB class's spans are, and three, as a 24 KiB class's
+ * are). */
+static void test_mheap_stacked_spans_coalesce_for_longer_runs(void **state)
 {
     (void)state;
     enum { MAX = 4096 };
     gm_span_t **held = malloc(MAX * sizeof *held);
     assert_non_null(held);
-    size_t n = 0;
-    gm_mheap_release_all();   /* single pages come lowest first from here on */
-    gm_span_t *a = span(1), *b;
-    for (;;) {
-        assert_true(n + 1 < MAX);
-        b = span(1);
-        if (b->base == a->base + PAGE)
-            break;
-        held[n++] = a;
-        a = b;
+    const uint32_t lengths[] = {1, 3};
+    for (size_t k = 0; k < 2; k++) {
+        uint32_t npages = lengths[k];
+        size_t n = 0;
+        gm_mheap_release_all();   /* spans come lowest first from here on */
+        gm_span_t *a = span(npages), *b;
+        for (;;) {
+            assert_true(n + 1 < MAX);
+            b = span(npages);
+            if (b->base == a->base + npages * PAGE)
+                break;
+            held[n++] = a;
+            a = b;
+        }
+        uintptr_t at = a->base;
+        struct gm_heap_stats st0 = stats();
+        gm_mheap_free_span(b);
+        gm_mheap_free_span(a);
+        assert_true(stats().free == st0.free + 2 * npages * PAGE);
+        gm_place_forget_fits();   /* 6 pages: first fit, not a recorded run */
+        gm_span_t *two = span(2 * npages);
+        assert_true(two->base == at);
+        assert_true(stats().in_use == st0.in_use);
+        gm_mheap_free_span(two);
+        free_all(held, n);
     }
-    uintptr_t at = a->base;
-    struct gm_heap_stats st0 = stats();
-    gm_mheap_free_span(b);
-    gm_mheap_free_span(a);
-    assert_true(stats().free == st0.free + 2 * PAGE);
-    gm_span_t *two = span(2);
-    assert_true(two->base == at);
-    assert_true(stats().in_use == st0.in_use);
-    gm_mheap_free_span(two);
-    free_all(held, n);
     free(held);
+}
+
+/* A freed small span of up to 16 pages waits for the next request of its
+ * length, which gets it back (the last freed first) as a new span of the
+ * class asked for, its pagemap entries set again; while it waits its pages
+ * count as free and its pagemap entries are clear, as any freed span's. */
+static void test_mheap_small_spans_reused_by_length(void **state)
+{
+    (void)state;
+    const uint32_t lengths[] = {1, 2, 5, 10, 16};
+    for (size_t k = 0; k < sizeof lengths / sizeof lengths[0]; k++) {
+        uint32_t npages = lengths[k];
+        gm_span_t *first = span(npages), *second = span(npages);
+        uintptr_t at1 = first->base, at2 = second->base;
+        struct gm_heap_stats st0 = stats();
+        gm_mheap_free_span(first);
+        gm_mheap_free_span(second);
+        assert_true(stats().free == st0.free + 2 * npages * PAGE);
+        assert_true(stats().in_use == st0.in_use - 2 * npages * PAGE);
+        assert_null(gm_pagemap_span_of(at1));
+        assert_null(gm_pagemap_span_of(at2 + (npages - 1) * PAGE));
+        gm_span_t *again = gm_mheap_alloc_span(npages, SPAN_CLS + 1);
+        assert_non_null(again);
+        assert_true(again->base == at2);
+        assert_int_equal(again->npages, npages);
+        assert_int_equal(again->cls, SPAN_CLS + 1);
+        assert_int_equal(again->state, GM_SPAN_SMALL);
+        assert_int_equal(again->nalloc, 0);
+        gm_arena_t *a = gm_pagemap_arena(at2);
+        for (uint32_t p = 0; p < npages; p++) {
+            assert_ptr_equal(gm_pagemap_span_of(at2 + p * PAGE), again);
+            assert_int_equal(gm_page_info_class(a->page_info[gm_page_index(at2) + p]), SPAN_CLS + 1);
+        }
+        gm_span_t *next = span(npages);
+        assert_true(next->base == at1);
+        assert_true(stats().in_use == st0.in_use);
+        gm_mheap_free_span(next);
+        gm_mheap_free_span(again);
+    }
 }
 
 /* A block no arena can hold while the OS refuses the next mapping: NULL, the
@@ -772,6 +818,11 @@ static void test_mheap_oom_huge_reuse_commit(void **state)
 static void test_mheap_large_resize_in_place(void **state)
 {
     (void)state;
+    /* Spans earlier tests left stacked go back to the bitmaps at a request
+     * of another length, which records them as close fits: forget those, so
+     * the 6 pages below come by first fit. */
+    gm_mheap_free_span(gm_mheap_alloc_large(4 * PAGE, PAGE));
+    gm_place_forget_fits();
     gm_span_t *s = gm_mheap_alloc_large(6 * PAGE, PAGE);
     assert_non_null(s);
     uintptr_t at = s->base;
@@ -844,7 +895,8 @@ int main(void)
         cmocka_unit_test_teardown(test_mheap_huge_free_unregisters_only_itself, reset_faults),
         cmocka_unit_test_teardown(test_mheap_stats_track_alloc_free_release, reset_faults),
         cmocka_unit_test_teardown(test_mheap_single_page_reused, reset_faults),
-        cmocka_unit_test_teardown(test_mheap_single_pages_coalesce_for_longer_runs, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_stacked_spans_coalesce_for_longer_runs, reset_faults),
+        cmocka_unit_test_teardown(test_mheap_small_spans_reused_by_length, reset_faults),
         cmocka_unit_test_teardown(test_mheap_span_batches, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_reused_for_other_sizes, reset_faults),
         cmocka_unit_test_teardown(test_mheap_huge_reuse_best_fit, reset_faults),
