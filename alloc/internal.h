@@ -530,7 +530,7 @@ struct gm_mcache {
     uint32_t max[GM_NUM_CLASSES];            /* owner: bound on the list's length */
     gm_pagecache_t pages;           /* owner: freed large blocks (pagecache.c) */
     gm_batch_t *spare;              /* owner: a buffer to give or take a batch in */
-    uint8_t shard;                  /* immutable while the cache lives: its mcentral shard */
+    uint8_t shard;                  /* its mcentral shard, set when a thread takes the cache */
     size_t max_bytes;               /* owner: sum over classes of max * size */
     size_t bound;                   /* owner: the limit on max_bytes, base + earned */
     size_t base;                    /* immutable: the bound it starts with */

@@ -32,7 +32,8 @@
  *
  * Shards: the mcentrals come in gm_shards sets (one per CPU the process may
  * run on, rounded up to a power of two, at most GM_SHARDS_MAX), and each
- * thread cache trades with one of them, dealt round-robin.  With one set,
+ * thread cache trades with one of them, the one fewest live caches use
+ * (mcache.c).  With one set,
  * the batches a thread parks are taken by another thread, and its spans'
  * objects are handed to both: two threads that share nothing end up with
  * their objects interleaved in the same cache lines, each thread's writes

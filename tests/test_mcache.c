@@ -602,6 +602,64 @@ static void test_mcache_new_thread_adopts_parked_cache(void **state)
     gm_mcache_release_parked();
 }
 
+/* Each new cache trades with the shard fewest live caches use: a thread
+ * that starts after another ended takes the shard that one used (so threads
+ * that run one after another carve spans in one shard, not in every shard in
+ * turn), and threads alive together spread over the shards. */
+struct shard_probe {
+    pthread_barrier_t *together;   /* NULL: run alone */
+    uint8_t shard;
+};
+
+static void *shard_body(void *arg)
+{
+    struct shard_probe *x = arg;
+    gm_free(gm_malloc(64));
+    x->shard = gm_mcache_current()->shard;
+    if (x->together)
+        pthread_barrier_wait(x->together);   /* every cache made before any exits */
+    return NULL;
+}
+
+static void test_mcache_new_cache_takes_least_used_shard(void **state)
+{
+    (void)state;
+    uint32_t saved = gm_shards;
+    gm_shards = 2;
+    gm_free(gm_malloc(64));
+    uint8_t mine = gm_mcache_current()->shard;
+    struct shard_probe first = {0}, second = {0};
+    run_in_thread(shard_body, &first);
+    run_in_thread_adopting(shard_body, &second, true);   /* adopts first's cache */
+    assert_int_equal(first.shard, 1 - mine);
+    assert_int_equal(second.shard, first.shard);
+    gm_mcache_release_parked();
+    run_in_thread(shard_body, &first);   /* a new cache, not an adopted one */
+    assert_int_equal(first.shard, 1 - mine);
+
+    enum { N = 3 };
+    pthread_barrier_t together;
+    pthread_barrier_init(&together, NULL, N);
+    struct shard_probe x[N];
+    pthread_t t[N];
+    gm_mcache_release_parked();
+    for (int i = 0; i < N; i++) {
+        x[i] = (struct shard_probe){&together, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, shard_body, &x[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&together);
+    int on[2] = {0, 0};
+    on[mine]++;
+    for (int i = 0; i < N; i++)
+        on[x[i].shard]++;
+    assert_int_equal(on[0], 2);   /* four live caches, two a shard */
+    assert_int_equal(on[1], 2);
+    gm_mcache_release_parked();
+    gm_shards = saved;
+}
+
 /* Threads that exit together park no more than the caps allow; the rest
  * flush as before. */
 enum { CAP_THREADS = GM_PARKED_CACHES_MAX + 4 };
@@ -923,6 +981,7 @@ int main(void)
         cmocka_unit_test(test_mcache_flush_current_empties_bins),
         cmocka_unit_test(test_mcache_thread_exit_parks_cache),
         cmocka_unit_test(test_mcache_new_thread_adopts_parked_cache),
+        cmocka_unit_test(test_mcache_new_cache_takes_least_used_shard),
         cmocka_unit_test(test_mcache_parked_caches_capped),
         cmocka_unit_test(test_mcache_new_epoch_releases_parked),
         cmocka_unit_test(test_mcache_fork_child_keeps_parked_caches),
