@@ -16,9 +16,10 @@
  * The bitmap operations and the run search are pure functions over words
  * (pagebits.h, Go's mpallocbits.go).  Freed small spans of up to 16 pages
  * wait on a stack for their page count ("freed small spans" below) for the
- * next request of that length, bits untouched.  A request of 5 to 128 pages first tries a recently
- * freed run of its length or up to 2 + n/8 pages longer, one above 1 MiB the
- * free run that faults in the fewest pages (pageplace.c chooses both).
+ * next request of that length, bits untouched.  A request of 5 to 128 pages
+ * first tries a recently freed run of its length or up to 2 + n/8 pages
+ * longer, one above 1 MiB the free run that faults in the fewest pages
+ * (pageplace.c chooses both).
  *
  * gm_mheap_alloc_spans and gm_mheap_free_spans take and return several
  * spans of one size in one lock round trip: an mcentral whose spans hold one
@@ -319,24 +320,23 @@ static gm_span_t *new_span_locked(gm_arena_t *a, uintptr_t addr, uint32_t n, uin
  * size class has spans of 1 to 10 pages, and the classes from 8 KiB up one
  * to a few objects per span, so a burst of such blocks beyond the caches
  * sends a span through the heap for every block or few: a pop skips the
- * bitmap search and updates, the run merging and the span struct
- * recycling, which were half of the instructions of `fastpath 16384 N batch`
- * (bursts of 1000 16 KiB blocks; callgrind).  Until 2026-12 only 1-page
- * spans were stacked, at most 1024: CPU time of `fastpath SIZE 1000000
- * batch`, medians of 5 interleaved runs, went from 0.22 to 0.12 s at 16 KiB
- * and from 0.33 to 0.16 s at 32 KiB (4-page spans; with the old 1024-page
- * cap, 0.18 s: a burst of 32 MiB mostly missed the stack) at the same peak
- * RSS (mimalloc 0.14 and 0.10 s, tcmalloc 0.07 and 0.08 s at 14.8 MiB
- * against 9.5).  A stacked page stays clear in
- * free_bits (its arena's counts treat it as in use) but counts as free and
- * backed in pages_in_use / pages_free_backed, so the statistics and the
- * scavenger see it as free; its pagemap entries are cleared as for any
- * freed span, and its dirty bit stays set (reuse is not fresh).  Any other
- * page allocation (another length, or one whose stack is empty), in-place
- * growth and every release step first put all stacked pages back into the
- * bitmaps (gm_mheap_flush_pages_locked), so first fit, coalescing and
- * returning memory are as without the stacks; only runs of the lengths in
- * demand are reused last-freed first. */
+ * bitmap search and updates, the run merging and the span struct recycling,
+ * which were half of the instructions of `fastpath 16384 N batch` (bursts
+ * of 1000 16 KiB blocks; callgrind).  Until 2026-12 only 1-page spans were
+ * stacked, at most 1024: CPU time of `fastpath SIZE 1000000 batch`, medians
+ * of 5 interleaved runs, went from 0.22 to 0.12 s at 16 KiB and from 0.33
+ * to 0.16 s at 32 KiB (4-page spans; with the old 1024-page cap, 0.18 s: a
+ * burst of 32 MiB mostly missed the stack) at the same peak RSS (mimalloc
+ * 0.14 and 0.10 s, tcmalloc 0.07 and 0.08 s at 14.8 MiB against 9.5).  A
+ * stacked page stays clear in free_bits (its arena's counts treat it as in
+ * use) but counts as free and backed in pages_in_use / pages_free_backed,
+ * so the statistics and the scavenger see it as free; its pagemap entries
+ * are cleared as for any freed span, and its dirty bit stays set (reuse is
+ * not fresh).  Any other page allocation (another length, or one whose
+ * stack is empty), in-place growth and every release step first put all
+ * stacked pages back into the bitmaps (gm_mheap_flush_pages_locked), so
+ * first fit, coalescing and returning memory are as without the stacks;
+ * only runs of the lengths in demand are reused last-freed first. */
 #define STACK_MAX_PAGES 16
 #define STACKED_PAGES_MAX 4096   /* 32 MiB: a full flush costs what the frees would have */
 static gm_span_t *span_stack[STACK_MAX_PAGES + 1];   /* heap lock, linked by next */
