@@ -23,7 +23,7 @@ void gm_cachebound_overflowed(gm_mcache_t *c, uint8_t cls);
  * longer list back within it. */
 void gm_cachebound_shrink(gm_mcache_t *c, uint8_t cls);
 /* List cls was refilled with a batch the thread itself had parked: the
- * bound may rise by a batch. */
+ * bound may rise by the batch's bytes (at most GM_TRANSFER_BYTES). */
 void gm_cachebound_took_own(gm_mcache_t *c, uint8_t cls);
 /* Gives what c earned back to the budget (the thread exits). */
 void gm_cachebound_give_back(gm_mcache_t *c);

@@ -33,13 +33,13 @@
  * Shards: the mcentrals come in gm_shards sets (one per CPU the process may
  * run on, rounded up to a power of two, at most GM_SHARDS_MAX), and each
  * thread cache trades with one of them, the one fewest live caches use
- * (mcache.c).  With one set,
- * the batches a thread parks are taken by another thread, and its spans'
- * objects are handed to both: two threads that share nothing end up with
- * their objects interleaved in the same cache lines, each thread's writes
- * stealing lines from the other (bench/threadscale: two threads took 1.35
- * times the CPU time of one doing the same work, 1.00 with shards; tcmalloc,
- * with one set of central lists, 1.42; jemalloc, with an arena per CPU, 1.02).
+ * (mcache.c).  With one set, the batches a thread parks are taken by
+ * another thread, and its spans' objects are handed to both: two threads
+ * that share nothing end up with their objects interleaved in the same
+ * cache lines, each thread's writes stealing lines from the other
+ * (bench/threadscale: two threads took 1.35 times the CPU time of one doing
+ * the same work, 1.00 with shards; tcmalloc, with one set of central lists,
+ * 1.42; jemalloc, with an arena per CPU, 1.02).
  * A span belongs to the shard that carved it.  A batch a thread gives back
  * goes to the shard of its first object's span, so a consumer's frees of a
  * producer's objects are parked where the producer's refills take them,
@@ -103,9 +103,9 @@
  * the buffer's own lines, which the other thread wrote or read last (on
  * xmalloc with 1 KiB objects, more than half of the freeing thread's
  * samples were in its give or waiting for the lock, most at the lock's
- * atomics; the whole program's time then moved by 10% or less).  Only the top batch may
- * have been partly taken (top_partial), so a take knows a whole batch's
- * length without reading its buffer. */
+ * atomics; the whole program's time then moved by 10% or less).  Only the
+ * top batch may have been partly taken (top_partial), so a take knows a
+ * whole batch's length without reading its buffer. */
 
 /* An mcentral's header: the lock and every field a take or a give reads,
  * in one cache line: a producer and a consumer trading batches move that
